@@ -1,0 +1,72 @@
+"""Loss functions in the style of ``aidge_learning.loss``.
+
+Each function takes the prediction Tensor (logits), returns the loss as an
+Aidge Tensor and sets ``prediction.grad``, so it drops into a plain Aidge
+training loop::
+
+    scheduler.forward(data=[x])
+    loss = distillation(logits, teacher_logits, temperature=2.0, n_old=4)
+    scheduler.backward()
+    optimizer.update()
+"""
+from __future__ import annotations
+
+import aidge_core
+import aidge_learning
+import numpy as np
+
+from . import _core
+
+_FLOAT_TYPES = (aidge_core.dtype.float32, aidge_core.dtype.float64)
+
+
+def _check_logits(tensor, name: str) -> None:
+    if not isinstance(tensor, aidge_core.Tensor):
+        raise TypeError(f"{name} must be an aidge_core.Tensor, got {type(tensor).__name__}")
+    if tensor.dtype not in _FLOAT_TYPES:
+        raise TypeError(f"{name} logits must be float32 or float64, got {tensor.dtype}")
+
+
+def distillation(student, teacher, temperature: float = 2.0, n_old: int = 0,
+                 form: str = "kl", scaling: float = 1.0, accumulate: bool = False):
+    """Knowledge-distillation loss between student and teacher logits.
+
+    Only the first ``n_old`` logit columns are distilled (0: all of the
+    teacher's), as class-incremental methods distill the old classes only.
+
+    - ``form="kl"`` (Hinton et al. 2015, LwF):
+      ``T² · mean_b KL(softmax(t_b/T) ‖ softmax(s_b/T))``
+    - ``form="bce"`` (Rebuffi et al. 2017, iCaRL; T=1 is the original):
+      ``mean_b Σ_j BCE(sigmoid(s_bj/T), target=sigmoid(t_bj/T))``
+
+    Returns a Tensor holding ``scaling · loss`` and sets ``student.grad`` to
+    ``scaling · ∂loss/∂student`` (added to the existing gradient when
+    ``accumulate`` is true). The teacher's gradient is never touched.
+    """
+    _check_logits(student, "student")
+    _check_logits(teacher, "teacher")
+    return _core.loss.distillation(student, teacher, float(temperature), int(n_old), form,
+                                   float(scaling), bool(accumulate))
+
+
+def cross_entropy_with_distillation(prediction, target, teacher, lambda_: float = 1.0,
+                                    temperature: float = 2.0, n_old: int = 0,
+                                    form: str = "kl") -> float:
+    """The usual class-incremental objective ``CE(prediction, target) + λ · distillation``.
+
+    ``target`` is the one-hot label Tensor over all of the prediction's classes;
+    cross-entropy is ``aidge_learning.loss.CELoss`` (gradient ``(p − y)/B``);
+    the distillation term is :func:`distillation` on the first ``n_old``
+    columns. Sets ``prediction.grad`` to the gradient of the sum and returns
+    the sum as a float.
+    """
+    _check_logits(prediction, "prediction")
+    ce = aidge_learning.loss.CELoss(prediction, target)  # sets prediction.grad
+    kd = distillation(prediction, teacher, temperature=temperature, n_old=n_old, form=form,
+                      scaling=lambda_, accumulate=True)
+    return tensor_value(ce) + tensor_value(kd)
+
+
+def tensor_value(loss) -> float:
+    """The scalar held by a loss Tensor (shape {1} or {1, 1})."""
+    return float(np.asarray(loss).reshape(-1)[0])

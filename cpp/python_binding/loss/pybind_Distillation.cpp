@@ -1,0 +1,32 @@
+#include <memory>
+
+#include <pybind11/pybind11.h>
+
+#include "aidge/data/Tensor.hpp"
+#include "aidge/incremental/loss/Distillation.hpp"
+#include "../pybind_form.hpp"
+
+namespace py = pybind11;
+
+namespace Aidge {
+
+void init_LossDistillation(py::module &m)
+{
+    m.def(
+        "distillation",
+        [](std::shared_ptr<Tensor> &student, const std::shared_ptr<Tensor> &teacher,
+           float temperature, long long nbOld, const py::object &form, float scaling,
+           bool accumulate) {
+            return loss::distillation(student, teacher, temperature, nbOldFromPy(nbOld),
+                                      formFromPy(form), scaling, accumulate);
+        },
+        py::arg("student"), py::arg("teacher"), py::arg("temperature") = 2.0f,
+        py::arg("n_old") = 0, py::arg("form") = "kl", py::arg("scaling") = 1.0f,
+        py::arg("accumulate") = false,
+        R"doc(Distillation loss; returns scaling * loss and sets student.grad.
+
+Same definition as the Distillation operator. With ``accumulate=True`` the
+gradient is added to student.grad instead of replacing it.)doc");
+}
+
+} // namespace Aidge
