@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <vector>
 
 #include "aidge/incremental/operator/Distillation.hpp"
 
@@ -20,7 +21,7 @@ namespace Aidge {
 namespace distillation_detail {
 
 /// Rows this small are not worth waking the OpenMP team for.
-constexpr std::size_t kParallelMinElements = 16384;
+constexpr std::size_t kParallelMinElements = 4096;
 
 template <class T>
 inline std::size_t countNonFinite(const T *x, std::size_t n)
@@ -32,19 +33,14 @@ inline std::size_t countNonFinite(const T *x, std::size_t n)
     return bad;
 }
 
-/// log sum_j exp(x_j / T), stable for any magnitude of x.
 template <class T>
-inline double logSumExp(const T *x, std::size_t n, double invT)
+inline double scaledMax(const T *x, std::size_t n, double invT)
 {
     double m = -std::numeric_limits<double>::infinity();
     for (std::size_t j = 0; j < n; ++j) {
         m = std::max(m, static_cast<double>(x[j]) * invT);
     }
-    double acc = 0.0;
-    for (std::size_t j = 0; j < n; ++j) {
-        acc += std::exp(static_cast<double>(x[j]) * invT - m);
-    }
-    return m + std::log(acc);
+    return m;
 }
 
 inline double sigmoid(double x)
@@ -56,19 +52,23 @@ inline double sigmoid(double x)
     return e / (1.0 + e);
 }
 
-/// KL(softmax(t/T) || softmax(s/T)) for one row.
+/// KL(softmax(t/T) || softmax(s/T)) for one row, with one exp per logit:
+/// KL = sum_j p_t,j (z_t,j - z_s,j) - lse(z_t) + lse(z_s), since sum_j p_t,j = 1.
 template <class T>
 inline double klRow(const T *s, const T *t, std::size_t n, double invT)
 {
-    const double lseS = logSumExp(s, n, invT);
-    const double lseT = logSumExp(t, n, invT);
-    double kl = 0.0;
+    const double ms = scaledMax(s, n, invT);
+    const double mt = scaledMax(t, n, invT);
+    double sumS = 0.0, sumT = 0.0, weighted = 0.0;
     for (std::size_t j = 0; j < n; ++j) {
-        const double lt = static_cast<double>(t[j]) * invT - lseT;
-        const double ls = static_cast<double>(s[j]) * invT - lseS;
-        kl += std::exp(lt) * (lt - ls);
+        const double zs = static_cast<double>(s[j]) * invT;
+        const double zt = static_cast<double>(t[j]) * invT;
+        const double et = std::exp(zt - mt);
+        sumS += std::exp(zs - ms);
+        sumT += et;
+        weighted += et * (zt - zs);
     }
-    return kl;
+    return weighted / sumT - (mt + std::log(sumT)) + (ms + std::log(sumS));
 }
 
 /// sum_j BCE(sigmoid(s_j/T), target sigmoid(t_j/T)) for one row, computed
@@ -162,26 +162,42 @@ void DistillationImpl_cpu_backward_kernel(float temperature,
                             ? gradLoss * temp / static_cast<double>(batch)
                             : gradLoss / (temp * static_cast<double>(batch));
 #ifdef _OPENMP
-#pragma omp parallel for if (shape.batch * n >= kParallelMinElements)
+#pragma omp parallel if (shape.batch * n >= kParallelMinElements)
 #endif
-    for (long long b = 0; b < batch; ++b) {
-        const std::size_t row = static_cast<std::size_t>(b);
-        const T *s = student + row * shape.studentCols;
-        const T *t = teacher + row * shape.teacherCols;
-        T *g = gradStudent + row * shape.studentCols;
+    {
+        std::vector<double> es, et; // this thread's row buffers (KL only)
         if (form == DistillationForm::KL) {
-            const double lseS = logSumExp(s, n, invT);
-            const double lseT = logSumExp(t, n, invT);
-            for (std::size_t j = 0; j < n; ++j) {
-                const double ps = std::exp(static_cast<double>(s[j]) * invT - lseS);
-                const double pt = std::exp(static_cast<double>(t[j]) * invT - lseT);
-                g[j] += static_cast<T>(coef * (ps - pt));
-            }
-        } else {
-            for (std::size_t j = 0; j < n; ++j) {
-                const double d = sigmoid(static_cast<double>(s[j]) * invT) -
-                                 sigmoid(static_cast<double>(t[j]) * invT);
-                g[j] += static_cast<T>(coef * d);
+            es.resize(n);
+            et.resize(n);
+        }
+#ifdef _OPENMP
+#pragma omp for
+#endif
+        for (long long b = 0; b < batch; ++b) {
+            const std::size_t row = static_cast<std::size_t>(b);
+            const T *s = student + row * shape.studentCols;
+            const T *t = teacher + row * shape.teacherCols;
+            T *g = gradStudent + row * shape.studentCols;
+            if (form == DistillationForm::KL) {
+                const double ms = scaledMax(s, n, invT);
+                const double mt = scaledMax(t, n, invT);
+                double sumS = 0.0, sumT = 0.0;
+                for (std::size_t j = 0; j < n; ++j) {
+                    es[j] = std::exp(static_cast<double>(s[j]) * invT - ms);
+                    et[j] = std::exp(static_cast<double>(t[j]) * invT - mt);
+                    sumS += es[j];
+                    sumT += et[j];
+                }
+                const double cs = coef / sumS, ct = coef / sumT;
+                for (std::size_t j = 0; j < n; ++j) {
+                    g[j] += static_cast<T>(cs * es[j] - ct * et[j]);
+                }
+            } else {
+                for (std::size_t j = 0; j < n; ++j) {
+                    const double d = sigmoid(static_cast<double>(s[j]) * invT) -
+                                     sigmoid(static_cast<double>(t[j]) * invT);
+                    g[j] += static_cast<T>(coef * d);
+                }
             }
         }
     }

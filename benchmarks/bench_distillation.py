@@ -1,0 +1,136 @@
+"""Forward + backward time of the distillation loss, side by side in one run.
+
+Compared: our Distillation node run by Aidge's scheduler, our loss function,
+aidge_learning.loss.KD (upstream, a different and inconsistent definition; see
+README), a vectorised NumPy implementation, and PyTorch when installed.
+
+    python benchmarks/bench_distillation.py [--repeat 50]
+"""
+import argparse
+import os
+import platform
+import time
+
+import aidge_core
+import aidge_learning
+import numpy as np
+
+import aidge_incremental as ai
+from aidge_incremental.loss import distillation
+
+SIZES = [(128, 100), (256, 1000)]
+TEMPERATURE = 2.0
+
+
+def best_time(fn, repeat):
+    fn()  # warm-up
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def numpy_kd(s, t, temperature):
+    zs, zt = s / temperature, t / temperature
+    ls = zs - zs.max(1, keepdims=True)
+    ls -= np.log(np.exp(ls).sum(1, keepdims=True))
+    lt = zt - zt.max(1, keepdims=True)
+    lt -= np.log(np.exp(lt).sum(1, keepdims=True))
+    pt = np.exp(lt)
+    value = temperature ** 2 * np.mean(np.sum(pt * (lt - ls), 1))
+    grad = temperature / s.shape[0] * (np.exp(ls) - pt)
+    return value, grad
+
+
+def node_runner(s, t):
+    node = ai.Distillation(TEMPERATURE, 0, "kl")
+    student = aidge_core.Producer(aidge_core.Tensor(s), "student")
+    teacher = aidge_core.Producer(aidge_core.Tensor(t), "teacher")
+    student.add_child(node, 0, 0)
+    teacher.add_child(node, 0, 1)
+    graph = aidge_core.GraphView()
+    for n in (node, student, teacher):
+        graph.add(n)
+    graph.compile("cpu", aidge_core.dtype.float32)
+    scheduler = aidge_core.SequentialScheduler(graph)
+    loss = node.get_operator().get_output(0)
+
+    def run():
+        scheduler.forward()
+        loss.grad.ones()
+        scheduler.backward()
+    return run
+
+
+def op_only_runner(s, t):
+    """The node's own forward/backward, without the scheduler's bookkeeping."""
+    node = ai.Distillation(TEMPERATURE, 0, "kl")
+    op = node.get_operator()
+    S, T = aidge_core.Tensor(s), aidge_core.Tensor(t)
+    op.set_input(0, S)
+    op.set_input(1, T)
+    op.set_backend("cpu")
+    op.set_datatype(aidge_core.dtype.float32)
+    op.forward_dims()
+    op.get_output(0).grad.ones()
+    S.grad.zeros()
+
+    impl = op.get_impl()  # holds a reference to op: keep op alive with it
+
+    def run(op=op, impl=impl):
+        impl.forward()
+        impl.backward()
+    return run
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=50)
+    args = parser.parse_args()
+    try:
+        import torch
+        torch.set_num_threads(os.cpu_count() or 1)
+    except ImportError:
+        torch = None
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"median of {args.repeat} runs; float32 logits, T={TEMPERATURE}, n_old = all")
+    header = f"{'batch x classes':>16} | {'implementation':<28} | {'fwd+bwd ms':>10} | {'vs our node':>11}"
+    print(header)
+    print("-" * len(header))
+    rng = np.random.default_rng(0)
+    for batch, classes in SIZES:
+        s = rng.normal(0, 3, (batch, classes)).astype(np.float32)
+        t = rng.normal(0, 3, (batch, classes)).astype(np.float32)
+        S, Tt = aidge_core.Tensor(s), aidge_core.Tensor(t)
+        rows = [
+            ("aidge_incremental node (sched)", node_runner(s, t)),
+            ("aidge_incremental node (op)", op_only_runner(s, t)),
+            ("aidge_incremental.loss", lambda: distillation(S, Tt, TEMPERATURE)),
+            ("aidge_learning.loss.KD", lambda: aidge_learning.loss.KD(S, Tt, TEMPERATURE)),
+            ("numpy float32", lambda: numpy_kd(s, t, TEMPERATURE)),
+            ("numpy float64", lambda: numpy_kd(s.astype(np.float64), t.astype(np.float64), TEMPERATURE)),
+        ]
+        if torch is not None:
+            ts = torch.tensor(s, requires_grad=True)
+            tt = torch.tensor(t)
+
+            def torch_kd():
+                ts.grad = None
+                loss = torch.nn.functional.kl_div(
+                    torch.log_softmax(ts / TEMPERATURE, 1), torch.log_softmax(tt / TEMPERATURE, 1),
+                    reduction="batchmean", log_target=True) * TEMPERATURE ** 2
+                loss.backward()
+            rows.append((f"torch {torch.__version__}", torch_kd))
+        reference = None
+        for name, fn in rows:
+            ms = best_time(fn, args.repeat) * 1e3
+            reference = reference or ms
+            print(f"{f'{batch} x {classes}':>16} | {name:<28} | {ms:10.3f} | {ms / reference:10.2f}x")
+        print("-" * len(header))
+
+
+if __name__ == "__main__":
+    main()
