@@ -6,6 +6,9 @@ namespace py = pybind11;
 namespace Aidge {
 void init_Distillation(py::module &m);
 void init_LossDistillation(py::module &m);
+namespace incremental {
+void init_Memory(py::module &m);
+}
 } // namespace Aidge
 
 PYBIND11_MODULE(_core, m)
@@ -18,4 +21,5 @@ PYBIND11_MODULE(_core, m)
     Aidge::init_Distillation(m);
     py::module_ loss = m.def_submodule("loss", "Loss functions (aidge_learning.loss style).");
     Aidge::init_LossDistillation(loss);
+    Aidge::incremental::init_Memory(m);
 }

@@ -1,0 +1,123 @@
+/**
+ * Replay memories holding raw samples under a budget, for rehearsal-based
+ * class-incremental learning.
+ *
+ * - ExemplarMemory: class-balanced exemplar sets (iCaRL, PyCIL/FACIL style).
+ *   Each class's exemplars are kept in selection order, so reducing a class to
+ *   a smaller quota keeps a prefix ("reduce exemplar sets", iCaRL Algorithm 5).
+ * - ReservoirMemory: reservoir sampling (Vitter's Algorithm R) for streams
+ *   that arrive one batch at a time.
+ *
+ * Samples are stored as given (any shape, any fixed-size dtype), in one
+ * buffer per memory. The buffer is shared with the NumPy arrays handed to
+ * Python, so reading costs no copy and a view stays valid after the memory
+ * changes (ExemplarMemory swaps in a new buffer on each change).
+ */
+#ifndef AIDGE_INCREMENTAL_MEMORY_EXEMPLARMEMORY_H_
+#define AIDGE_INCREMENTAL_MEMORY_EXEMPLARMEMORY_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "aidge/incremental/memory/ExemplarSelection.hpp"
+#include "aidge/incremental/memory/MemoryFile.hpp"
+
+namespace Aidge {
+namespace incremental {
+
+/// Shape and element type of one stored sample.
+struct SampleLayout
+{
+    std::vector<std::size_t> shape; ///< of one sample, may be empty (scalar)
+    std::string dtype;              ///< NumPy dtype string, e.g. "|u1", "<f4"
+    std::size_t itemSize = 0;       ///< bytes per element
+
+    std::size_t bytesPerSample() const;
+    void check() const;
+};
+
+using SharedBytes = std::shared_ptr<const std::vector<std::uint8_t>>;
+
+class ExemplarMemory {
+  public:
+    enum class Policy { Total, PerClass };
+
+    struct ClassSet
+    {
+        std::int64_t label;
+        std::size_t count;
+    };
+
+    ExemplarMemory(Policy policy, std::size_t budget, SampleLayout layout);
+
+    /// Per-class quotas once nbClasses classes are held, in arrival order:
+    /// Total: budget / nbClasses each, the first budget % nbClasses classes
+    /// one more; PerClass: budget each. Throws if the budget cannot give
+    /// every class at least one exemplar.
+    std::vector<std::size_t> quotas(std::size_t nbClasses) const;
+
+    /// Trim the classes held to their quotas for nbClassesAfter classes,
+    /// keeping each set's prefix.
+    void reduce(std::size_t nbClassesAfter);
+
+    /// Append a new class's exemplars (count samples, in selection order).
+    /// count must not exceed the class's quota given the classes held.
+    void addClass(std::int64_t label, const std::uint8_t *samples, std::size_t count);
+
+    Policy policy() const { return mPolicy; }
+    std::size_t budget() const { return mBudget; }
+    const SampleLayout &layout() const { return mLayout; }
+    const std::vector<ClassSet> &classes() const { return mClasses; }
+    std::size_t size() const;
+    SharedBytes buffer() const { return mData; }
+    /// Exact bytes held: sample buffer + class table.
+    std::size_t nbytes() const;
+
+    void save(const std::string &path) const;
+    static ExemplarMemory load(const std::string &path);
+
+  private:
+    Policy mPolicy;
+    std::size_t mBudget;
+    SampleLayout mLayout;
+    std::vector<ClassSet> mClasses;
+    SharedBytes mData;
+};
+
+class ReservoirMemory {
+  public:
+    ReservoirMemory(std::size_t capacity, SampleLayout layout, std::uint64_t seed);
+
+    /// Offer count samples (with their labels) to the reservoir.
+    void addBatch(const std::uint8_t *samples, const std::int64_t *labels, std::size_t count);
+
+    std::size_t capacity() const { return mCapacity; }
+    std::size_t size() const { return mLabels.size(); }
+    std::uint64_t seen() const { return mSeen; }
+    const SampleLayout &layout() const { return mLayout; }
+    const std::vector<std::int64_t> &labels() const { return mLabels; }
+    /// Fixed-size buffer (capacity samples); the first size() are filled.
+    std::shared_ptr<std::vector<std::uint8_t>> buffer() const { return mData; }
+    /// Exact bytes held: sample buffer (capacity) + labels.
+    std::size_t nbytes() const;
+
+    void save(const std::string &path) const;
+    static ReservoirMemory load(const std::string &path);
+
+  private:
+    std::size_t mCapacity;
+    SampleLayout mLayout;
+    SplitMix64 mRng;
+    std::uint64_t mSeen = 0;
+    std::vector<std::int64_t> mLabels;
+    std::shared_ptr<std::vector<std::uint8_t>> mData;
+};
+
+} // namespace incremental
+} // namespace Aidge
+
+#endif // AIDGE_INCREMENTAL_MEMORY_EXEMPLARMEMORY_H_
