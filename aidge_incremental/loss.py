@@ -12,7 +12,6 @@ training loop::
 from __future__ import annotations
 
 import aidge_core
-import aidge_learning
 import numpy as np
 
 from . import _core
@@ -49,19 +48,33 @@ def distillation(student, teacher, temperature: float = 2.0, n_old: int = 0,
                                    float(scaling), bool(accumulate))
 
 
+def cross_entropy(prediction, target, scaling: float = 1.0, accumulate: bool = False):
+    """Softmax cross-entropy ``mean_b −Σ_j y_bj log softmax(s_b)_j``.
+
+    ``target`` holds probabilities ``[B, C]`` (one-hot labels or soft targets).
+    Same contract as ``aidge_learning.loss.CELoss`` (sets ``prediction.grad``
+    to ``(p − y)/B`` for one-hot targets) but computed with log-sum-exp, so
+    the value stays finite for any finite logits; upstream CELoss 0.10.1
+    returns NaN once a logit exceeds about 88.
+    """
+    _check_logits(prediction, "prediction")
+    _check_logits(target, "target")
+    return _core.loss.cross_entropy(prediction, target, float(scaling), bool(accumulate))
+
+
 def cross_entropy_with_distillation(prediction, target, teacher, lambda_: float = 1.0,
                                     temperature: float = 2.0, n_old: int = 0,
                                     form: str = "kl") -> float:
     """The usual class-incremental objective ``CE(prediction, target) + λ · distillation``.
 
     ``target`` is the one-hot label Tensor over all of the prediction's classes;
-    cross-entropy is ``aidge_learning.loss.CELoss`` (gradient ``(p − y)/B``);
+    cross-entropy is :func:`cross_entropy` (gradient ``(p − y)/B``);
     the distillation term is :func:`distillation` on the first ``n_old``
     columns. Sets ``prediction.grad`` to the gradient of the sum and returns
     the sum as a float.
     """
     _check_logits(prediction, "prediction")
-    ce = aidge_learning.loss.CELoss(prediction, target)  # sets prediction.grad
+    ce = cross_entropy(prediction, target)  # sets prediction.grad
     kd = distillation(prediction, teacher, temperature=temperature, n_old=n_old, form=form,
                       scaling=lambda_, accumulate=True)
     return tensor_value(ce) + tensor_value(kd)

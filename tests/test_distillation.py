@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import aidge_incremental as ai
-from aidge_incremental.loss import cross_entropy_with_distillation, distillation, tensor_value
+from aidge_incremental.loss import (cross_entropy, cross_entropy_with_distillation, distillation,
+                                    tensor_value)
 from distillation_reference import REFERENCE, central_difference, relative_error, log_softmax
 
 FORMS = ["kl", "bce"]
@@ -269,3 +270,43 @@ def test_node_rejects_bad_input_with_python_exceptions():
             graph.set_backend("cpu")
             graph.forward_dims()
             aidge_core.SequentialScheduler(graph).forward()
+
+
+# --- cross-entropy ---------------------------------------------------------------
+
+def test_cross_entropy_matches_reference_and_finite_differences(rng):
+    for batch, classes, scale in [(1, 1, 1.0), (5, 3, 2.0), (32, 10, 10.0), (7, 100, 80.0)]:
+        s = rng.normal(0, scale, (batch, classes)).astype(np.float32)
+        labels = rng.integers(0, classes, batch)
+        onehot = np.eye(classes, dtype=np.float32)[labels]
+
+        def reference(x):
+            return -np.mean(log_softmax(np.asarray(x, np.float64))[np.arange(batch), labels])
+
+        S = aidge_core.Tensor(s)
+        value = tensor_value(cross_entropy(S, aidge_core.Tensor(onehot)))
+        np.testing.assert_allclose(value, reference(s), rtol=1e-5, atol=1e-7)
+        fd = central_difference(reference, s)
+        if np.linalg.norm(fd) > 0:
+            assert relative_error(np.asarray(S.grad), fd) < 1e-3
+
+
+def test_cross_entropy_is_finite_where_upstream_celoss_is_not():
+    s = np.array([[200.0, 0.0, -200.0]], np.float32)
+    y = np.array([[0.0, 1.0, 0.0]], np.float32)
+    upstream = tensor_value(aidge_learning.loss.CELoss(aidge_core.Tensor(s), aidge_core.Tensor(y)))
+    assert np.isnan(upstream), "upstream CELoss is now stable: update the docs"
+    S = aidge_core.Tensor(s)
+    assert tensor_value(cross_entropy(S, aidge_core.Tensor(y))) == pytest.approx(200.0, rel=1e-6)
+    np.testing.assert_allclose(np.asarray(S.grad), [[1.0, -1.0, 0.0]], atol=1e-6)
+
+
+def test_cross_entropy_rejects_bad_input():
+    with pytest.raises(ValueError, match="shapes differ"):
+        cross_entropy(_t(np.zeros((2, 3), np.float32)), _t(np.zeros((2, 4), np.float32)))
+    with pytest.raises(ValueError, match="non-finite"):
+        cross_entropy(_t(np.full((2, 3), np.nan, np.float32)), _t(np.zeros((2, 3), np.float32)))
+    with pytest.raises(ValueError, match=">= 0"):
+        cross_entropy(_t(np.zeros((2, 3), np.float32)), _t(-np.ones((2, 3), np.float32)))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        cross_entropy(_t(np.zeros((2, 3), np.int32)), _t(np.zeros((2, 3), np.float32)))

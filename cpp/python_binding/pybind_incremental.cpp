@@ -5,7 +5,7 @@ namespace py = pybind11;
 
 namespace Aidge {
 void init_Distillation(py::module &m);
-void init_LossDistillation(py::module &m);
+void init_Loss(py::module &m);
 namespace incremental {
 void init_Memory(py::module &m);
 }
@@ -20,6 +20,6 @@ PYBIND11_MODULE(_core, m)
 
     Aidge::init_Distillation(m);
     py::module_ loss = m.def_submodule("loss", "Loss functions (aidge_learning.loss style).");
-    Aidge::init_LossDistillation(loss);
+    Aidge::init_Loss(loss);
     Aidge::incremental::init_Memory(m);
 }

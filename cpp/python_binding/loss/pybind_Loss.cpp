@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 
 #include "aidge/data/Tensor.hpp"
+#include "aidge/incremental/loss/CrossEntropy.hpp"
 #include "aidge/incremental/loss/Distillation.hpp"
 #include "../pybind_form.hpp"
 
@@ -10,7 +11,7 @@ namespace py = pybind11;
 
 namespace Aidge {
 
-void init_LossDistillation(py::module &m)
+void init_Loss(py::module &m)
 {
     m.def(
         "distillation",
@@ -27,6 +28,12 @@ void init_LossDistillation(py::module &m)
 
 Same definition as the Distillation operator. With ``accumulate=True`` the
 gradient is added to student.grad instead of replacing it.)doc");
+
+    m.def("cross_entropy", &loss::crossEntropy, py::arg("prediction"), py::arg("target"),
+          py::arg("scaling") = 1.0f, py::arg("accumulate") = false,
+          R"doc(Softmax cross-entropy (log-sum-exp: finite for any finite logits).
+
+Returns scaling * mean_b -sum_j y_bj log softmax(s_b)_j and sets prediction.grad.)doc");
 }
 
 } // namespace Aidge
