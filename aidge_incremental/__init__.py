@@ -6,9 +6,16 @@ from ._core import Distillation, DistillationForm, DistillationOp
 from . import loss, memory
 from ._core import CorruptFileError
 from .memory import ExemplarMemory, NearestMeanClassifier, ReservoirMemory
+from .datasets import Dataset, DatasetError, load_dataset
+from .scenario import ClassIncrementalScenario
+from .model import IncrementalModel
+from .methods import METHODS, Finetune, ICaRL, Joint, LwF
+from .experiment import ExperimentConfig, compare, run_experiment
 
 __version__ = "0.1.0"
 
-__all__ = ["CorruptFileError", "Distillation", "DistillationForm", "DistillationOp",
-           "ExemplarMemory", "NearestMeanClassifier", "ReservoirMemory", "loss", "memory",
+__all__ = ["METHODS", "ClassIncrementalScenario", "CorruptFileError", "Dataset", "DatasetError",
+           "Distillation", "DistillationForm", "DistillationOp", "ExemplarMemory", "ExperimentConfig",
+           "Finetune", "ICaRL", "IncrementalModel", "Joint", "LwF", "NearestMeanClassifier",
+           "ReservoirMemory", "compare", "load_dataset", "loss", "memory", "run_experiment",
            "__version__"]

@@ -88,6 +88,7 @@ def from_arrays(x_train, y_train, x_test=None, y_test=None, name="arrays", max_v
     ``max_value`` defaults to 255 for uint8 data and 1 otherwise.
     """
     x_train, y_train = np.asarray(x_train), np.asarray(y_train)
+    _check_arrays(f"{name} train", x_train, y_train)
     note = ""
     if x_test is None:
         tr, te = stratified_split(y_train, test_fraction, seed)

@@ -93,6 +93,7 @@ class RunResult:
     classifiers: Dict[str, ClassifierHistory]
     step_seconds: List[float] = field(default_factory=list)
     dataset_note: str = ""
+    classes_seen: List[int] = field(default_factory=list)  #: after each step
 
     @property
     def main(self) -> ClassifierHistory:
@@ -105,14 +106,19 @@ class RunResult:
     def to_dict(self) -> dict:
         return {"method": self.method, "config": self.config, "class_order": self.class_order,
                 "dataset_note": self.dataset_note, "step_seconds": self.step_seconds,
-                "classifiers": {k: {**asdict(v), "metrics": v.metrics()} for k, v in self.classifiers.items()}}
+                "classes_seen": self.classes_seen,
+                "classifiers": {k: {**asdict(v), "acc_old": [None if np.isnan(a) else a for a in v.acc_old],
+                                    "metrics": v.metrics()} for k, v in self.classifiers.items()}}
 
     @classmethod
     def from_dict(cls, data: dict) -> "RunResult":
-        classifiers = {k: ClassifierHistory(v["matrix"], v["acc_seen"], v["acc_old"], v["acc_new"])
+        classifiers = {k: ClassifierHistory(v["matrix"], v["acc_seen"],
+                                            [float("nan") if a is None else a for a in v["acc_old"]],
+                                            v["acc_new"])
                        for k, v in data["classifiers"].items()}
         return cls(data["method"], data["config"], data["class_order"], classifiers,
-                   data.get("step_seconds", []), data.get("dataset_note", ""))
+                   data.get("step_seconds", []), data.get("dataset_note", ""),
+                   data.get("classes_seen", []))
 
     def table(self) -> str:
         """Accuracy per step, one column per classifier, as text."""
@@ -123,7 +129,7 @@ class RunResult:
         for t in range(len(self.main.acc_seen)):
             cols = " ".join(f"{100 * h.acc_seen[t]:9.2f}% {_pct(h.acc_old[t]):>9} {100 * h.acc_new[t]:8.2f}%"
                             for h in self.classifiers.values())
-            lines.append(f"{t:>4} {len(self.main.matrix[t]):>8} {cols}")
+            lines.append(f"{t:>4} {self.classes_seen[t]:>8} {cols}")
         for name, m in self.metrics().items():
             lines.append(f"{self.method}/{name}: average incremental {100 * m['average_incremental_accuracy']:.2f}%, "
                          f"last {100 * m['last_accuracy']:.2f}%, forgetting {100 * m['average_forgetting']:.2f}%, "
@@ -134,11 +140,12 @@ class RunResult:
         """results.json and results.csv (one row per step and classifier), atomically."""
         directory = pathlib.Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        atomic_write(directory / "results.json", json.dumps(self.to_dict(), indent=2).encode())
-        rows = [["method", "classifier", "step", "acc_seen", "acc_old", "acc_new"]]
+        atomic_write(directory / "results.json", json.dumps(self.to_dict(), indent=2, allow_nan=False).encode())
+        rows = [["method", "classifier", "step", "classes_seen", "acc_seen", "acc_old", "acc_new"]]
         for name, h in self.classifiers.items():
             for t in range(len(h.acc_seen)):
-                rows.append([self.method, name, t, h.acc_seen[t], h.acc_old[t], h.acc_new[t]])
+                rows.append([self.method, name, t, self.classes_seen[t], h.acc_seen[t], h.acc_old[t],
+                             h.acc_new[t]])
         text = "\n".join(",".join(str(v) for v in row) for row in rows) + "\n"
         atomic_write(directory / "results.csv", text.encode())
 

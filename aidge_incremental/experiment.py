@@ -112,6 +112,7 @@ def run_experiment(config: ExperimentConfig, dataset: Optional[Dataset] = None,
         start = time.perf_counter()
         method.learn(step, dataset, progress=bar)
         result.step_seconds.append(time.perf_counter() - start)
+        result.classes_seen.append(step.n_seen)
         groups = [scenario.step_classes(j) for j in range(step.index + 1)]
         x_test = dataset.to_input(step.x_test)
         for name, history in histories.items():
@@ -146,7 +147,7 @@ def compare(methods: Sequence[str], config: ExperimentConfig, progress: bool = F
         curves = {}
         for name, r in results.items():
             for clf, h in r.classifiers.items():
-                curves[name if clf == "head" else f"{name} ({clf})"] = h.acc_seen
+                curves[name if len(r.classifiers) == 1 else f"{name} ({clf})"] = h.acc_seen
         plot_accuracy(curves, pathlib.Path(config.output_dir) / "comparison.png",
                       title=f"{dataset.name}, {scenario.n_steps} steps, seed {config.seed}",
                       classes_per_step=[len(scenario.step_classes(t)) for t in range(scenario.n_steps)])

@@ -1,0 +1,132 @@
+"""Command line: ``aidge-incremental run | compare``.
+
+    aidge-incremental run                      # iCaRL on digits, 5 steps of 2 classes, 200 exemplars
+    aidge-incremental run --method lwf --epochs 20
+    aidge-incremental compare --methods finetune lwf icarl joint --output-dir runs/cmp
+    aidge-incremental run --config experiment.yaml
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import pathlib
+import sys
+
+from .experiment import ExperimentConfig, compare, run_experiment
+from .methods import METHODS
+
+__all__ = ["main"]
+
+
+def _load_config_file(path: str) -> dict:
+    path = pathlib.Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise SystemExit(f"cannot read config file {path}: {e}")
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise SystemExit("YAML config files need PyYAML: pip install pyyaml (or use JSON)")
+        data = yaml.safe_load(text)
+    else:
+        data = json.loads(text)
+    if not isinstance(data, dict):
+        raise SystemExit(f"config file {path} must hold a mapping of option names to values")
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
+    d = ExperimentConfig()
+    g = parser.add_argument_group("scenario")
+    g.add_argument("--config", help="YAML or JSON file of options (command-line options win)")
+    g.add_argument("--dataset", choices=["digits", "mnist", "cifar10", "cifar100", "npz"],
+                   help=f"dataset (default {d.dataset}: embedded, no download)")
+    g.add_argument("--data-dir", help="directory (MNIST, CIFAR) or file (npz, CIFAR archive)")
+    g.add_argument("--initial", type=int, help=f"classes in the first step (default {d.initial})")
+    g.add_argument("--increment", type=int, help=f"classes per later step (default {d.increment})")
+    g.add_argument("--class-order", type=int, nargs="+", help="explicit class order (default: drawn from seed)")
+    g.add_argument("--seed", type=int, help=f"seed of class order, initialisation, shuffling (default {d.seed})")
+    g = parser.add_argument_group("model and training")
+    g.add_argument("--model", choices=["mlp", "lenet"], help=f"default {d.model}")
+    g.add_argument("--hidden", type=int, nargs="+", help=f"widths of the hidden layers (default {list(d.hidden)})")
+    g.add_argument("--epochs", type=int, help=f"epochs per step (default {d.epochs})")
+    g.add_argument("--lr", type=float, help=f"SGD learning rate (default {d.lr})")
+    g.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
+    g.add_argument("--momentum", type=float, help=f"default {d.momentum}")
+    g.add_argument("--weight-decay", type=float, help=f"default {d.weight_decay}")
+    g = parser.add_argument_group("method")
+    g.add_argument("--memory", type=int, help=f"exemplar budget (default {d.memory})")
+    g.add_argument("--memory-policy", choices=["total", "per_class"], help=f"default {d.memory_policy}")
+    g.add_argument("--selection", choices=["herding", "random", "closest"], help=f"default {d.selection}")
+    g.add_argument("--lambda", dest="lambda_", type=float, help="distillation weight (default: the method's)")
+    g.add_argument("--temperature", type=float, help="distillation temperature (default: the method's)")
+    g.add_argument("--l2-old", type=float, help="LwF: pull toward the old weights (default 0)")
+    parser.add_argument("--output-dir", help="where results.json/.csv and plots go (default runs/<name>)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _config(args, overrides: dict) -> ExperimentConfig:
+    values = _load_config_file(args.config) if args.config else {}
+    fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
+    for name in fields:
+        value = getattr(args, name, None)
+        if value is not None:
+            values[name] = value
+    values.update(overrides)
+    try:
+        return ExperimentConfig.from_dict(values)
+    except (TypeError, ValueError) as e:
+        raise SystemExit(f"invalid configuration: {e}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="aidge-incremental",
+                                     description="Class-incremental learning with Eclipse Aidge.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="run one method (default: iCaRL on digits)")
+    run_p.add_argument("--method", choices=sorted(METHODS), help="default icarl")
+    _add_experiment_options(run_p)
+    cmp_p = sub.add_parser("compare", help="several methods on the same scenario and seed")
+    cmp_p.add_argument("--methods", nargs="+", choices=sorted(METHODS),
+                       default=["finetune", "lwf", "icarl", "joint"])
+    _add_experiment_options(cmp_p)
+    args = parser.parse_args(argv)
+
+    progress = not args.no_progress and sys.stderr.isatty()
+    try:
+        if args.command == "run":
+            config = _config(args, {"method": args.method} if args.method else {})
+            if config.output_dir is None:
+                config.output_dir = f"runs/{config.method}-{config.dataset}-seed{config.seed}"
+            result = run_experiment(config, progress=progress, log=print)
+            print(result.table())
+            print(f"results written to {config.output_dir}/ (results.json, results.csv, accuracy.png)")
+        else:
+            config = _config(args, {})
+            if config.output_dir is None:
+                config.output_dir = f"runs/compare-{config.dataset}-seed{config.seed}"
+            results = compare(args.methods, config, progress=progress)
+            print(_comparison_table(results))
+            print(f"results written to {config.output_dir}/ (one folder per method, comparison.png)")
+    except (ValueError, OSError) as e:
+        print(f"aidge-incremental: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _comparison_table(results) -> str:
+    lines = [f"{'method':<16} {'avg incremental':>16} {'last step':>10} {'forgetting':>11} {'BWT':>8}"]
+    for name, result in results.items():
+        for clf, m in result.metrics().items():
+            label = name if len(result.classifiers) == 1 else f"{name} ({clf})"
+            lines.append(f"{label:<16} {100 * m['average_incremental_accuracy']:15.2f}% "
+                         f"{100 * m['last_accuracy']:9.2f}% {100 * m['average_forgetting']:10.2f}% "
+                         f"{100 * m['backward_transfer']:+7.2f}%")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
