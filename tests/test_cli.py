@@ -40,7 +40,7 @@ def test_bad_options_exit_with_a_message(tmp_path, capsys):
     assert "MNIST directory" in capsys.readouterr().err
 
 
-def test_module_entry_point():
+def test_module_entry_point(tmp_path):
     out = subprocess.run([sys.executable, "-m", "aidge_incremental.cli", "--help"], capture_output=True,
-                         text=True, check=True).stdout
+                         text=True, check=True, cwd=tmp_path).stdout
     assert "run" in out and "compare" in out

@@ -277,7 +277,8 @@ except RuntimeError as e:
     print("refused:", e)
 """
     import subprocess, sys
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         cwd=tmp_path)  # import the installed package, not the source tree
     assert "refused: cannot write" in out.stdout, out.stdout + out.stderr
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bigger.aim", "memory.aim"]
