@@ -123,16 +123,28 @@ class IncrementalModel:
         self._params = params
         self._graph = None
 
-    def build_graph(self) -> aidge_core.GraphView:
-        """A fresh Aidge graph of the model (input NCHW float32, output logits)."""
+    def build_graph(self, with_head: bool = True) -> aidge_core.GraphView:
+        """A fresh Aidge graph of the model (input NCHW float32, output logits, or
+        the features when ``with_head`` is false)."""
         if self.n_classes == 0:
             raise ValueError("the model has no class yet: grow() it first")
         nodes = [_node(kind, name, args) for kind, name, args in self.layers]
-        nodes.append(aidge_core.FC(self.feature_dim, self.n_classes, name=HEAD))
-        graph = aidge_core.sequential(nodes)
+        if with_head:
+            nodes.append(aidge_core.FC(self.feature_dim, self.n_classes, name=HEAD))
+        # Chain output 0 -> input 0 explicitly: aidge_core.sequential would also try to
+        # connect MaxPooling's second output (its indices).
+        graph = aidge_core.GraphView()
+        for previous, node in zip(nodes, nodes[1:]):
+            previous.add_child(node, 0, 0)
+        for node in nodes:
+            graph.add(node)
+        graph.set_ordered_inputs([(nodes[0], 0)])
+        graph.set_ordered_outputs([(nodes[-1], 0)])
         graph.compile("cpu", aidge_core.dtype.float32, dims=[[1, *self.input_shape]])
         for node in aidge_core.producers(graph):
             tensor = node.get_operator().get_output(0)
+            if node.name() not in self._params:
+                raise ValueError(f"no parameter named {node.name()} in the model")
             tensor.copy_from(aidge_core.Tensor(np.ascontiguousarray(self._params[node.name()])))
         return graph
 

@@ -205,7 +205,15 @@ void init_Memory(py::module &m)
             return samplesView(mem.buffer(), mem.size(), mem.layout());
         })
         .def("save", &ExemplarMemory::save, py::arg("path"))
-        .def_static("load", &ExemplarMemory::load, py::arg("path"));
+        .def_static("load", &ExemplarMemory::load, py::arg("path"))
+        .def("to_bytes", [](const ExemplarMemory &mem) {
+            const auto bytes = mem.toBytes();
+            return py::bytes(reinterpret_cast<const char *>(bytes.data()), bytes.size());
+        })
+        .def_static("from_bytes", [](const py::bytes &data, const std::string &source) {
+            const std::string s = data;
+            return ExemplarMemory::fromBytes(std::vector<std::uint8_t>(s.begin(), s.end()), source);
+        }, py::arg("data"), py::arg("source") = "<bytes>");
 
     py::class_<ReservoirMemory>(m, "ReservoirMemoryCore")
         .def(py::init([](std::size_t capacity, const std::vector<std::size_t> &sampleShape,

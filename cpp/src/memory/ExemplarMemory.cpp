@@ -164,7 +164,7 @@ void ExemplarMemory::addClass(std::int64_t label, const std::uint8_t *samples, s
     mClasses.push_back({label, count});
 }
 
-void ExemplarMemory::save(const std::string &path) const
+std::vector<std::uint8_t> ExemplarMemory::payload() const
 {
     PayloadWriter w;
     writeLayout(w, mLayout);
@@ -176,12 +176,33 @@ void ExemplarMemory::save(const std::string &path) const
         w.put<std::uint64_t>(c.count);
     }
     w.putBytes(mData->data(), mData->size());
-    writeMemoryFile(path, MemoryKind::Exemplar, w.bytes());
+    return w.bytes();
+}
+
+void ExemplarMemory::save(const std::string &path) const
+{
+    writeMemoryFile(path, MemoryKind::Exemplar, payload());
+}
+
+std::vector<std::uint8_t> ExemplarMemory::toBytes() const
+{
+    return encodeMemory(MemoryKind::Exemplar, payload());
 }
 
 ExemplarMemory ExemplarMemory::load(const std::string &path)
 {
     PayloadReader r = readMemoryFile(path, MemoryKind::Exemplar);
+    return fromPayload(r);
+}
+
+ExemplarMemory ExemplarMemory::fromBytes(std::vector<std::uint8_t> bytes, const std::string &source)
+{
+    PayloadReader r = decodeMemory(std::move(bytes), source, MemoryKind::Exemplar);
+    return fromPayload(r);
+}
+
+ExemplarMemory ExemplarMemory::fromPayload(PayloadReader &r)
+{
     SampleLayout layout = readLayout(r);
     const auto policy = r.get<std::uint32_t>();
     if (policy > 1) {

@@ -89,8 +89,7 @@ void PayloadReader::expectEnd() const
     }
 }
 
-void writeMemoryFile(const std::string &path, MemoryKind kind,
-                     const std::vector<std::uint8_t> &payload)
+std::vector<std::uint8_t> encodeMemory(MemoryKind kind, const std::vector<std::uint8_t> &payload)
 {
     PayloadWriter header;
     for (char c : kMagic) {
@@ -100,6 +99,15 @@ void writeMemoryFile(const std::string &path, MemoryKind kind,
     header.put<std::uint32_t>(static_cast<std::uint32_t>(kind));
     header.put<std::uint64_t>(payload.size());
     header.put<std::uint64_t>(fnv1a64(payload.data(), payload.size()));
+    std::vector<std::uint8_t> out = header.bytes();
+    out.insert(out.end(), payload.begin(), payload.end());
+    return out;
+}
+
+void writeMemoryFile(const std::string &path, MemoryKind kind,
+                     const std::vector<std::uint8_t> &payload)
+{
+    const std::vector<std::uint8_t> bytes = encodeMemory(kind, payload);
 
     const std::string tmp = fmt::format("{}.tmp-{}", path, ::getpid());
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -107,8 +115,7 @@ void writeMemoryFile(const std::string &path, MemoryKind kind,
         throw std::runtime_error(fmt::format("cannot create '{}': {}", tmp, std::strerror(errno)));
     }
     try {
-        writeAll(fd, header.bytes().data(), header.bytes().size(), tmp);
-        writeAll(fd, payload.data(), payload.size(), tmp);
+        writeAll(fd, bytes.data(), bytes.size(), tmp);
         if (::fsync(fd) != 0) {
             throw std::runtime_error(fmt::format("cannot fsync '{}': {}", tmp, std::strerror(errno)));
         }
@@ -139,6 +146,11 @@ PayloadReader readMemoryFile(const std::string &path, MemoryKind kind)
     }
     std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)),
                                     std::istreambuf_iterator<char>());
+    return decodeMemory(std::move(bytes), path, kind);
+}
+
+PayloadReader decodeMemory(std::vector<std::uint8_t> bytes, const std::string &path, MemoryKind kind)
+{
     PayloadReader header(std::vector<std::uint8_t>(bytes.begin(),
                                                    bytes.begin() + std::min(bytes.size(), kHeaderSize)),
                          path);

@@ -79,8 +79,14 @@ class ExemplarMemory {
 
     void save(const std::string &path) const;
     static ExemplarMemory load(const std::string &path);
+    /// The file's bytes, to embed in a checkpoint; fromBytes verifies them.
+    std::vector<std::uint8_t> toBytes() const;
+    static ExemplarMemory fromBytes(std::vector<std::uint8_t> bytes, const std::string &source);
 
   private:
+    std::vector<std::uint8_t> payload() const;
+    static ExemplarMemory fromPayload(PayloadReader &r);
+
     Policy mPolicy;
     std::size_t mBudget;
     SampleLayout mLayout;

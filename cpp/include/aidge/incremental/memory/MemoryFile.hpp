@@ -79,6 +79,11 @@ class PayloadReader {
     std::size_t mPos = 0;
 };
 
+/// Header + payload, as written to a file.
+std::vector<std::uint8_t> encodeMemory(MemoryKind kind, const std::vector<std::uint8_t> &payload);
+/// Verifies encoded bytes (source names them in errors); returns the payload.
+PayloadReader decodeMemory(std::vector<std::uint8_t> bytes, const std::string &source, MemoryKind kind);
+
 void writeMemoryFile(const std::string &path, MemoryKind kind, const std::vector<std::uint8_t> &payload);
 /// Reads and verifies the file; returns its payload.
 PayloadReader readMemoryFile(const std::string &path, MemoryKind kind);
