@@ -64,7 +64,9 @@ def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--lambda", dest="lambda_", type=float, help="distillation weight (default: the method's)")
     g.add_argument("--temperature", type=float, help="distillation temperature (default: the method's)")
     g.add_argument("--l2-old", type=float, help="LwF: pull toward the old weights (default 0)")
-    parser.add_argument("--output-dir", help="where results.json/.csv and plots go (default runs/<name>)")
+    parser.add_argument("--output-dir", help="where results.json/.csv, plots and checkpoints go "
+                                             "(default runs/<name>)")
+    parser.add_argument("--export-dir", help="export every step's model to ONNX there")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -88,20 +90,45 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", help="run one method (default: iCaRL on digits)")
     run_p.add_argument("--method", choices=sorted(METHODS), help="default icarl")
+    run_p.add_argument("--resume", metavar="DIR_OR_CKPT",
+                       help="continue a run after its last completed step (a run directory or a .ckpt)")
     _add_experiment_options(run_p)
     cmp_p = sub.add_parser("compare", help="several methods on the same scenario and seed")
     cmp_p.add_argument("--methods", nargs="+", choices=sorted(METHODS),
                        default=["finetune", "lwf", "icarl", "joint"])
     _add_experiment_options(cmp_p)
+    exp_p = sub.add_parser("export", help="export a checkpoint's model to ONNX")
+    exp_p.add_argument("checkpoint", help="a step-NNN.ckpt file")
+    exp_p.add_argument("output", help="the .onnx file to write")
+    exp_p.add_argument("--nme", action="store_true", help="export iCaRL's NME classifier instead of the head")
+    pred_p = sub.add_parser("predict", help="predict classes with an exported model or a checkpoint")
+    pred_p.add_argument("model", help="an .onnx file written by export, or a .ckpt")
+    pred_p.add_argument("--input", help=".npy file of raw samples (as stored in the dataset)")
+    pred_p.add_argument("--dataset", default="digits", help="else: samples of this dataset's test split")
+    pred_p.add_argument("--data-dir")
+    pred_p.add_argument("--classes", type=int, nargs="+", help="only samples of these (original) classes")
+    pred_p.add_argument("--count", type=int, default=10)
+    pred_p.add_argument("--nme", action="store_true", help="with a .ckpt: use the NME classifier")
     args = parser.parse_args(argv)
+    if args.command == "export":
+        return _export_command(args)
+    if args.command == "predict":
+        return _predict_command(args)
 
     progress = not args.no_progress and sys.stderr.isatty()
     try:
         if args.command == "run":
-            config = _config(args, {"method": args.method} if args.method else {})
-            if config.output_dir is None:
-                config.output_dir = f"runs/{config.method}-{config.dataset}-seed{config.seed}"
-            result = run_experiment(config, progress=progress, log=print)
+            if args.resume:
+                overrides = {k: getattr(args, k) for k in ("output_dir", "export_dir") if getattr(args, k)}
+                result = run_experiment(ExperimentConfig(**overrides), progress=progress, log=print,
+                                        resume=args.resume)
+                config = ExperimentConfig.from_dict(result.config)
+                config.output_dir = overrides.get("output_dir", config.output_dir)
+            else:
+                config = _config(args, {"method": args.method} if args.method else {})
+                if config.output_dir is None:
+                    config.output_dir = f"runs/{config.method}-{config.dataset}-seed{config.seed}"
+                result = run_experiment(config, progress=progress, log=print)
             print(result.table())
             print(f"results written to {config.output_dir}/ (results.json, results.csv, accuracy.png)")
         else:
@@ -115,6 +142,98 @@ def main(argv=None) -> int:
         print(f"aidge-incremental: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _method_from_checkpoint(path):
+    """The method (with its trained model) saved in a checkpoint, the checkpoint and its config."""
+    from .checkpoint import load_checkpoint
+    from .datasets import load_dataset
+    from .experiment import build_method
+    ckpt = load_checkpoint(path)
+    config = ExperimentConfig.from_dict(ckpt.config)
+    method = build_method(config, load_dataset(config.dataset, config.data_dir).input_shape)
+    method.model.load_state_dict(ckpt.params)
+    method.load_state_dict(ckpt.method_state)
+    return method, ckpt, config
+
+
+def _export_command(args) -> int:
+    from .checkpoint import CheckpointError
+    from .datasets import load_dataset
+    from .export import export_model, export_nme
+    try:
+        method, ckpt, config = _method_from_checkpoint(args.checkpoint)
+        dataset = load_dataset(config.dataset, config.data_dir)
+        order = ckpt.result["class_order"]
+        meta = {"aidge_incremental.step": str(ckpt.step), "aidge_incremental.method": method.name}
+        if args.nme:
+            nme = getattr(method, "nme", None)
+            if nme is None or nme.means is None:
+                raise ValueError(f"the {method.name} checkpoint has no NME classifier")
+            path = export_nme(method.model, args.output, nme.means, nme.classes, order, dataset.max_value, meta)
+        else:
+            path = export_model(method.model, args.output, order, dataset.max_value, meta)
+    except (CheckpointError, ValueError, OSError) as e:
+        print(f"aidge-incremental: error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {path} (step {ckpt.step}, {method.model.n_classes} classes)")
+    return 0
+
+
+def _predict_command(args) -> int:
+    import numpy as np
+    from .checkpoint import CheckpointError
+    from .datasets import load_dataset
+    try:
+        if args.input:
+            x_raw, y_true = np.load(args.input, allow_pickle=False), None
+        else:
+            dataset = load_dataset(args.dataset, args.data_dir)
+            x_raw, y_true = dataset.x_test, dataset.y_test
+            if args.classes:
+                keep = np.isin(y_true, args.classes)
+                x_raw, y_true = x_raw[keep], y_true[keep]
+            x_raw, y_true = x_raw[:args.count], y_true[:args.count]
+        if str(args.model).endswith(".onnx"):
+            predicted = _predict_onnx(args.model, x_raw)
+        else:
+            method, ckpt, config = _method_from_checkpoint(args.model)
+            divisor = load_dataset(config.dataset, config.data_dir).max_value
+            x = np.asarray(x_raw, np.float32) / np.float32(divisor)
+            if x.ndim == len(method.model.input_shape):  # [N, H, W] -> [N, 1, H, W]
+                x = x[:, None]
+            classifier = "nme" if args.nme else "head"
+            predicted = np.asarray(ckpt.result["class_order"])[method.predict(x, classifier)]
+    except (CheckpointError, ValueError, OSError) as e:
+        print(f"aidge-incremental: error: {e}", file=sys.stderr)
+        return 2
+    print("predicted:", " ".join(str(int(c)) for c in predicted))
+    if y_true is not None:
+        print("true:     ", " ".join(str(int(c)) for c in y_true))
+        print(f"accuracy: {100 * float(np.mean(predicted == y_true)):.1f}% on {len(y_true)} samples")
+    return 0
+
+
+def _predict_onnx(path, x_raw):
+    """Run an exported model with onnxruntime (or onnx.reference when it is missing)."""
+    import numpy as np
+    from .export import INPUT_NAME, load_metadata
+    meta = load_metadata(path)
+    if meta.get("kind") not in ("logits", "nme"):
+        raise ValueError(f"{path} was not exported by aidge_incremental")
+    x = np.asarray(x_raw, np.float32) / np.float32(meta["input_divisor"])
+    if x.ndim == len(meta["input_shape"]):
+        x = x[:, None]
+    try:
+        import onnxruntime
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        outputs = session.run(None, {INPUT_NAME: x})
+    except ImportError:
+        from onnx.reference import ReferenceEvaluator
+        outputs = ReferenceEvaluator(str(path)).run(None, {INPUT_NAME: x})
+    if meta["kind"] == "nme":
+        return outputs[1]
+    return np.asarray(meta["classes"])[outputs[0].argmax(axis=1)]
 
 
 def _comparison_table(results) -> str:

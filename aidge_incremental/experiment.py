@@ -14,6 +14,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from .checkpoint import (Checkpoint, CheckpointError, checkpoint_path, latest_checkpoint, load_checkpoint,
+                         save_checkpoint)
 from .datasets import Dataset, load_dataset
 from .evaluation import RunResult, ClassifierHistory, plot_accuracy
 from .methods import METHODS
@@ -21,7 +23,7 @@ from .model import IncrementalModel
 from .scenario import ClassIncrementalScenario
 from .training import TrainConfig
 
-__all__ = ["ExperimentConfig", "build_method", "compare", "run_experiment"]
+__all__ = ["ExperimentConfig", "build_method", "compare", "export_step", "run_experiment"]
 
 
 @dataclass
@@ -46,7 +48,8 @@ class ExperimentConfig:
     temperature: Optional[float] = None  # distillation temperature (None: the method's default)
     l2_old: float = 0.0              # LwF's pull toward the old weights
     seed: int = 0
-    output_dir: Optional[str] = None
+    output_dir: Optional[str] = None   # results, plots and checkpoints/step-NNN.ckpt
+    export_dir: Optional[str] = None   # ONNX export of every step's model(s)
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -92,12 +95,22 @@ def build_method(config: ExperimentConfig, input_shape):
 
 
 def run_experiment(config: ExperimentConfig, dataset: Optional[Dataset] = None,
-                   progress: bool = False, log=None) -> RunResult:
+                   progress: bool = False, log=None, resume=None) -> RunResult:
     """Learn the scenario step by step, evaluating every classifier after each step.
 
-    Writes results.json, results.csv and accuracy.png to ``config.output_dir``
-    when it is set.
+    With ``config.output_dir`` set, writes results.json, results.csv,
+    accuracy.png and a checkpoint after every step; with ``config.export_dir``,
+    the ONNX model(s) of every step. ``resume`` (a checkpoint file, or a run
+    directory: its newest checkpoint) continues after the last completed step,
+    with the checkpoint's configuration; the final results are those of the
+    same run uninterrupted.
     """
+    checkpoint = None
+    if resume is not None:
+        checkpoint = _resolve_checkpoint(resume)
+        saved = ExperimentConfig.from_dict(checkpoint.config)
+        config = dataclasses.replace(saved, output_dir=config.output_dir or saved.output_dir,
+                                     export_dir=config.export_dir or saved.export_dir)
     dataset = dataset or load_dataset(config.dataset, config.data_dir)
     scenario = ClassIncrementalScenario(dataset, config.initial, config.increment,
                                         config.class_order, seed=config.seed)
@@ -107,8 +120,21 @@ def run_experiment(config: ExperimentConfig, dataset: Optional[Dataset] = None,
     histories = {name: ClassifierHistory() for name in method.classifiers}
     result = RunResult(config.method, config.to_dict(), scenario.class_order.tolist(), histories,
                        dataset_note=dataset.note)
-    bar = _progress_bar(progress, scenario.n_steps * config.epochs, config.method)
-    for step in scenario:
+    first = 0
+    if checkpoint is not None:
+        if checkpoint.result["class_order"] != scenario.class_order.tolist():
+            raise CheckpointError(f"checkpoint {checkpoint.path} was made on another class order")
+        method.model.load_state_dict(checkpoint.params)
+        method.model.rng_state = checkpoint.model_rng
+        method.load_state_dict(checkpoint.method_state)
+        result = RunResult.from_dict(checkpoint.result)
+        histories = result.classifiers
+        first = checkpoint.step + 1
+        if log is not None:
+            log(f"resumed from {checkpoint.path} (step {checkpoint.step} done)")
+    bar = _progress_bar(progress, (scenario.n_steps - first) * config.epochs, config.method)
+    for t in range(first, scenario.n_steps):
+        step = scenario.step(t)
         start = time.perf_counter()
         method.learn(step, dataset, progress=bar)
         result.step_seconds.append(time.perf_counter() - start)
@@ -120,6 +146,12 @@ def run_experiment(config: ExperimentConfig, dataset: Optional[Dataset] = None,
         if log is not None:
             log(f"step {step.index}: classes {scenario.original_labels(step.classes).tolist()}, "
                 + ", ".join(f"{n} {100 * h.acc_seen[-1]:.2f}%" for n, h in histories.items()))
+        if config.export_dir:
+            export_step(method, scenario, dataset, config.export_dir, t)
+        if config.output_dir:
+            save_checkpoint(checkpoint_path(config.output_dir, t), Checkpoint(
+                t, config.to_dict(), result.to_dict(), method.model.state_dict(),
+                method.model.rng_state, method.state_dict()))
     if bar is not None:
         bar.close()
     if config.output_dir:
@@ -129,6 +161,37 @@ def run_experiment(config: ExperimentConfig, dataset: Optional[Dataset] = None,
                       title=scenario.describe().split(",")[0] + f", {scenario.n_steps} steps",
                       classes_per_step=[len(scenario.step_classes(t)) for t in range(scenario.n_steps)])
     return result
+
+
+def _resolve_checkpoint(resume) -> Checkpoint:
+    path = pathlib.Path(resume)
+    if path.is_dir():
+        found = latest_checkpoint(path)
+        if found is None:
+            raise CheckpointError(f"no checkpoint (checkpoints/step-NNN.ckpt) in {path}")
+        path = found
+    try:
+        return load_checkpoint(path)
+    except CheckpointError as e:
+        older = sorted(path.parent.glob("step-*.ckpt"))
+        older = [p for p in older if p.name < path.name]
+        hint = f"; the previous checkpoint {older[-1]} can be resumed with --resume {older[-1]}" if older else ""
+        raise CheckpointError(f"{e}{hint}") from e
+
+
+def export_step(method, scenario, dataset, directory, step: int) -> list:
+    """ONNX file(s) of the model after ``step``: step-NNN.onnx (trained head) and, for a
+    method with an NME classifier, step-NNN-nme.onnx."""
+    from .export import export_model, export_nme
+    directory = pathlib.Path(directory)
+    meta = {"aidge_incremental.step": str(step), "aidge_incremental.method": method.name}
+    paths = [export_model(method.model, directory / f"step-{step:03d}.onnx", scenario.class_order,
+                          dataset.max_value, meta)]
+    nme = getattr(method, "nme", None)
+    if nme is not None and nme.means is not None:
+        paths.append(export_nme(method.model, directory / f"step-{step:03d}-nme.onnx", nme.means,
+                                nme.classes, scenario.class_order, dataset.max_value, meta))
+    return paths
 
 
 def compare(methods: Sequence[str], config: ExperimentConfig, progress: bool = False,

@@ -238,7 +238,22 @@ class ExemplarMemory:
     def load(cls, path: Union[str, os.PathLike], selection: str = "herding",
              seed: int = 0) -> "ExemplarMemory":
         """Read a memory written by :meth:`save`; raises CorruptFileError for a bad file."""
-        core = _core.ExemplarMemoryCore.load(os.fspath(path))
+        return cls._wrap(_core.ExemplarMemoryCore.load(os.fspath(path)), selection, seed)
+
+
+    def to_bytes(self) -> bytes:
+        """The memory in its file format (versioned, checksummed), e.g. to embed in a checkpoint."""
+        if self._core is None:
+            raise ValueError("an empty memory has nothing to save")
+        return self._core.to_bytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, selection: str = "herding", seed: int = 0,
+                   source: str = "<bytes>") -> "ExemplarMemory":
+        return cls._wrap(_core.ExemplarMemoryCore.from_bytes(data, source), selection, seed)
+
+    @classmethod
+    def _wrap(cls, core, selection: str, seed: int) -> "ExemplarMemory":
         kwargs = {"budget": core.budget} if core.policy == "total" else {"per_class": core.budget}
         memory = cls(selection=selection, seed=seed, **kwargs)
         memory._core = core

@@ -128,6 +128,7 @@ class IncrementalModel:
         the features when ``with_head`` is false)."""
         if self.n_classes == 0:
             raise ValueError("the model has no class yet: grow() it first")
+        params = self.state_dict()  # the live graph's current weights, if it is trained
         nodes = [_node(kind, name, args) for kind, name, args in self.layers]
         if with_head:
             nodes.append(aidge_core.FC(self.feature_dim, self.n_classes, name=HEAD))
@@ -143,9 +144,9 @@ class IncrementalModel:
         graph.compile("cpu", aidge_core.dtype.float32, dims=[[1, *self.input_shape]])
         for node in aidge_core.producers(graph):
             tensor = node.get_operator().get_output(0)
-            if node.name() not in self._params:
+            if node.name() not in params:
                 raise ValueError(f"no parameter named {node.name()} in the model")
-            tensor.copy_from(aidge_core.Tensor(np.ascontiguousarray(self._params[node.name()])))
+            tensor.copy_from(aidge_core.Tensor(np.ascontiguousarray(params[node.name()])))
         return graph
 
     @property
@@ -195,6 +196,15 @@ class IncrementalModel:
         self._params = {k: np.array(v, np.float32) for k, v in params.items()}
         self.n_classes = n_classes
         self._graph = None
+
+    @property
+    def rng_state(self) -> dict:
+        """State of the generator that initialises new head rows (for checkpoints)."""
+        return self._rng.bit_generator.state
+
+    @rng_state.setter
+    def rng_state(self, state: dict) -> None:
+        self._rng.bit_generator.state = state
 
     def clone(self) -> "IncrementalModel":
         """An independent copy (same weights): the frozen teacher of the next step."""

@@ -2,6 +2,8 @@
 frozen teacher, determinism, metrics and outputs."""
 import json
 
+import aidge_core
+
 import numpy as np
 import pytest
 
@@ -117,3 +119,16 @@ def test_bad_configuration_is_refused(digits):
         run_experiment(ExperimentConfig(method="icarl", memory=5, epochs=1), digits)
     with pytest.raises(ValueError, match="unknown configuration keys"):
         ExperimentConfig.from_dict({"method": "icarl", "budget": 3})
+
+
+def test_a_graph_built_after_training_has_the_trained_weights(rng):
+    model = IncrementalModel("mlp", (1, 8, 8), hidden=(16,), n_classes=2, seed=0)
+    x = rng.random((6, 1, 8, 8)).astype(np.float32)
+    node = model.parameter_nodes()[0]  # train in place: change a weight in the live graph
+    tensor = node.get_operator().get_output(0)
+    tensor.copy_from(aidge_core.Tensor(np.array(tensor, np.float32) + 0.5))
+    live = model.logits(x)
+    rebuilt = model.build_graph()
+    scheduler = aidge_core.SequentialScheduler(rebuilt)
+    scheduler.forward(data=[aidge_core.Tensor(x)])
+    np.testing.assert_array_equal(np.asarray(rebuilt.get_node("head").get_operator().get_output(0)), live)

@@ -71,6 +71,17 @@ class IncrementalMethod:
     def after_step(self, step: Step, dataset: Dataset) -> None:
         """Called once the step's training is over."""
 
+    # -- checkpointing ---------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """What the method needs to continue after a step (values: JSON-able,
+        NumPy arrays or bytes). The model is saved separately."""
+        return {"n_known": self.n_known, "rng": self.rng.bit_generator.state, "losses": self.losses}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.n_known = int(state["n_known"])
+        self.rng.bit_generator.state = state["rng"]
+        self.losses = list(state["losses"])
+
     # -- inference -----------------------------------------------------------------
     def predict(self, x: np.ndarray, classifier: str = "head") -> np.ndarray:
         """Class (relabelled) of each input (float32, model layout)."""

@@ -63,6 +63,19 @@ class ICaRL(IncrementalMethod):
         self.memory.update(step.x_train, step.y_train, features)
         self.nme.fit(features(self.memory.samples()), self.memory.labels())
 
+    def state_dict(self):
+        state = super().state_dict()
+        if len(self.memory):
+            state.update(memory=self.memory.to_bytes(), nme_means=self.nme.means, nme_classes=self.nme.classes)
+        return state
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        if "memory" in state:
+            self.memory = ExemplarMemory.from_bytes(state["memory"], selection=self.memory.selection,
+                                                    seed=self.memory.seed, source="checkpoint")
+            self.nme.means, self.nme.classes = state["nme_means"], state["nme_classes"]
+
     def predict(self, x, classifier="nme"):
         if classifier == "nme":
             return self.nme.predict(self.model.features(x))
