@@ -64,10 +64,15 @@ def _import_distillation(onnx_node, input_nodes, opset, inputs_tensor_info=None)
 def _aidge_to_onnx(graph: aidge_core.GraphView, output_node: str) -> onnx.ModelProto:
     """Export through aidge_onnx, keep only ``output_node``'s first output, rename the
     input to ``input`` and make the batch dimension dynamic."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model.onnx")
-        aidge_onnx.export_onnx(graph, path)
-        model = onnx.load(path)
+    level = aidge_core.Log.get_console_level()
+    aidge_core.Log.set_console_level(aidge_core.Level.Warn)  # no "file is valid" notice per export
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "model.onnx")
+            aidge_onnx.export_onnx(graph, path)
+            model = onnx.load(path)
+    finally:
+        aidge_core.Log.set_console_level(level)
     g = model.graph
     keep = [o for o in g.output if o.name.startswith(f"{output_node}_out0")]
     if len(keep) != 1:
