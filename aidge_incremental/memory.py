@@ -37,6 +37,14 @@ def _features_2d(features, n: Optional[int] = None) -> np.ndarray:
     return features
 
 
+def _check_labels(x: np.ndarray, y: np.ndarray) -> None:
+    if y.ndim != 1 or len(y) != len(x):
+        raise ValueError(f"labels must be a vector with one entry per sample: "
+                         f"{len(x)} samples, labels of shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"labels must be integers, got {y.dtype}")
+
+
 def herding_selection(features, m: int) -> np.ndarray:
     """iCaRL herding (Algorithm 4) on L2-normalised features: ``m`` indices in
     selection order (each prefix is itself a herding selection)."""
@@ -142,13 +150,9 @@ class ExemplarMemory:
         """
         x = np.asarray(x)
         y = np.asarray(y)
-        if y.ndim != 1 or len(y) != len(x):
-            raise ValueError(f"labels must be a vector with one entry per sample: "
-                             f"{len(x)} samples, labels of shape {y.shape}")
+        _check_labels(x, y)
         if len(x) == 0:
             raise ValueError("update() needs at least one sample")
-        if not np.issubdtype(y.dtype, np.integer):
-            raise ValueError(f"labels must be integers, got {y.dtype}")
         new_classes = [int(c) for c in np.unique(y)]
         held = set(self.classes)
         if held.intersection(new_classes):
@@ -274,11 +278,7 @@ class ReservoirMemory:
     def add(self, x, y) -> None:
         x = np.ascontiguousarray(x)
         y = np.asarray(y)
-        if y.ndim != 1 or len(y) != len(x):
-            raise ValueError(f"labels must be a vector with one entry per sample: "
-                             f"{len(x)} samples, labels of shape {y.shape}")
-        if not np.issubdtype(y.dtype, np.integer):
-            raise ValueError(f"labels must be integers, got {y.dtype}")
+        _check_labels(x, y)
         if self._core is None:
             self._core = _core.ReservoirMemoryCore(self.capacity, list(x.shape[1:]), x.dtype, self.seed)
         self._core.add_batch(x, y.astype(np.int64))

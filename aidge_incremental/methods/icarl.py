@@ -10,17 +10,13 @@ select the new classes' exemplars by herding.
 Algorithm 1 (classify): nearest mean of exemplars (NME); the trained head
 is reported too.
 """
-import aidge_core
-
-from ..loss import cross_entropy_with_distillation
-from ..memory import ExemplarMemory, NearestMeanClassifier
-from ..training import one_hot
-from .base import IncrementalMethod
-
 import numpy as np
 
+from ..memory import ExemplarMemory, NearestMeanClassifier
+from .distillation import TeacherDistillation
 
-class ICaRL(IncrementalMethod):
+
+class ICaRL(TeacherDistillation):
     name = "icarl"
     classifiers = ("nme", "head")
 
@@ -28,35 +24,21 @@ class ICaRL(IncrementalMethod):
                  lambda_: float = 1.0, temperature: float = 1.0, distillation: str = "bce", **kwargs):
         """memory: budget K (total, or per class with memory_policy="per_class");
         lambda_ = 1, T = 1, BCE distillation: iCaRL's objective as FACIL implements it."""
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, lambda_=lambda_, temperature=temperature, distillation=distillation,
+                         **kwargs)
         budget = {"budget": memory} if memory_policy == "total" else {"per_class": memory}
         self.memory = ExemplarMemory(selection=selection, seed=self.seed, **budget)
-        self.lambda_, self.temperature, self.distillation = lambda_, temperature, distillation
         self.nme = NearestMeanClassifier()
-        self.teacher = None
-        self._teacher_logits = None
 
     def before_step(self, step, dataset):
-        if self.n_known:
-            self.memory.quotas(step.n_seen)  # fails early if the budget is too small
-        self.teacher = self.model.clone() if self.n_known else None
+        self.memory.quotas(step.n_seen)  # fails before training if the budget is too small
+        super().before_step(step, dataset)
 
     def training_data(self, step):
         if not len(self.memory):
             return step.x_train, step.y_train
         return (np.concatenate([step.x_train, self.memory.samples()]),
                 np.concatenate([step.y_train, self.memory.labels()]))
-
-    def prepare(self, x, y):
-        self._teacher_logits = self.teacher.logits(x) if self.teacher is not None else None
-
-    def criterion(self, logits, y, batch):
-        if self._teacher_logits is None:
-            return super().criterion(logits, y, batch)
-        return cross_entropy_with_distillation(
-            logits, one_hot(y[batch], self.n_seen), aidge_core.Tensor(self._teacher_logits[batch]),
-            lambda_=self.lambda_, temperature=self.temperature, n_old=self.n_known,
-            form=self.distillation)
 
     def after_step(self, step, dataset):
         features = lambda x_raw: self.model.features(dataset.to_input(x_raw))

@@ -6,16 +6,13 @@ the new data; then train on the new data with
        + alpha * ||theta_shared - theta_old||^2    (optional)
 where t are the recorded old-model logits.
 """
+import aidge_core
 import numpy as np
 
-import aidge_core
-
-from ..loss import cross_entropy_with_distillation
-from ..training import one_hot
-from .base import IncrementalMethod
+from .distillation import TeacherDistillation
 
 
-class LwF(IncrementalMethod):
+class LwF(TeacherDistillation):
     name = "lwf"
 
     def __init__(self, *args, lambda_: float = 1.0, temperature: float = 2.0, l2_old: float = 0.0,
@@ -23,25 +20,13 @@ class LwF(IncrementalMethod):
         """lambda_ = 1 and T = 2: the paper's values (Sec. 3). l2_old: weight of the
         L2 pull toward the old weights, applied as a decoupled decay step
         (0 = off, as in most re-implementations)."""
-        super().__init__(*args, **kwargs)
-        self.lambda_, self.temperature, self.l2_old = lambda_, temperature, l2_old
-        self.teacher = None
-        self._teacher_logits = None
+        super().__init__(*args, lambda_=lambda_, temperature=temperature, distillation="kl", **kwargs)
+        self.l2_old = l2_old
         self._old_params = None
 
     def before_step(self, step, dataset):
-        self.teacher = self.model.clone() if self.n_known else None
+        super().before_step(step, dataset)
         self._old_params = self.model.state_dict() if self.n_known and self.l2_old else None
-
-    def prepare(self, x, y):
-        self._teacher_logits = self.teacher.logits(x) if self.teacher is not None else None
-
-    def criterion(self, logits, y, batch):
-        if self._teacher_logits is None:
-            return super().criterion(logits, y, batch)
-        return cross_entropy_with_distillation(
-            logits, one_hot(y[batch], self.n_seen), aidge_core.Tensor(self._teacher_logits[batch]),
-            lambda_=self.lambda_, temperature=self.temperature, n_old=self.n_known, form="kl")
 
     def after_update(self):
         if self._old_params is None:
@@ -53,6 +38,5 @@ class LwF(IncrementalMethod):
             old = self._old_params[node.name()]
             tensor = node.get_operator().get_output(0)
             value = np.array(tensor, np.float32)
-            rows = old.shape[0] if old.ndim else None
-            value[:rows] -= step * (value[:rows] - old)
+            value[:old.shape[0]] -= step * (value[:old.shape[0]] - old)
             tensor.copy_from(aidge_core.Tensor(value))
