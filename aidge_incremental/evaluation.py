@@ -14,7 +14,6 @@ The metrics follow their usual definitions:
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
 import pathlib

@@ -9,10 +9,9 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import time
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from dataclasses import dataclass
+from typing import Dict, Optional, Sequence
 
-import numpy as np
 
 from .checkpoint import (Checkpoint, CheckpointError, checkpoint_path, latest_checkpoint, load_checkpoint,
                          save_checkpoint)

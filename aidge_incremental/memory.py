@@ -109,7 +109,32 @@ class NearestMeanClassifier:
         return self.classes[nme_classify(features, self.means)]
 
 
-class ExemplarMemory:
+class _StoredSamples:
+    """What both memories share: samples held by a C++ core, created on first use."""
+    _core = None
+
+    def __len__(self) -> int:
+        return 0 if self._core is None else len(self._core)
+
+    @property
+    def nbytes(self) -> int:
+        """Exact bytes held by the memory."""
+        return 0 if self._core is None else self._core.nbytes
+
+    def samples(self) -> np.ndarray:
+        """The held samples: a read-only view of the memory's buffer, no copy."""
+        if self._core is None:
+            raise ValueError("the memory is empty")
+        return self._core.samples()
+
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        """Write to ``path`` atomically (versioned, checksummed)."""
+        if self._core is None:
+            raise ValueError("an empty memory has nothing to save")
+        self._core.save(os.fspath(path))
+
+
+class ExemplarMemory(_StoredSamples):
     """Class-balanced exemplar memory under a budget (iCaRL, PyCIL, FACIL).
 
     Exactly one of:
@@ -206,38 +231,18 @@ class ExemplarMemory:
     def dtype(self):
         return self._core.dtype if self._core is not None else None
 
-    def __len__(self) -> int:
-        return 0 if self._core is None else len(self._core)
-
     def quotas(self, n_classes: int) -> list:
         """Per-class exemplar counts allowed once ``n_classes`` classes are held."""
         core = self._core or _core.ExemplarMemoryCore(self.policy, self.budget, [1], np.uint8)
         return core.quotas(int(n_classes))
 
-    def samples(self) -> np.ndarray:
-        """All exemplars, class by class: a read-only view of the memory's buffer."""
-        if self._core is None:
-            raise ValueError("the memory is empty")
-        return self._core.samples()
-
     def labels(self) -> np.ndarray:
-        """The label of each exemplar of :meth:`samples`."""
+        """The label of each exemplar of :meth:`samples` (exemplars are stored class by class)."""
         sets = self.class_sets
         return np.repeat(np.array([c for c, _ in sets], np.int64),
                          np.array([n for _, n in sets], np.int64))
 
-    @property
-    def nbytes(self) -> int:
-        """Exact bytes held by the memory (samples and class table)."""
-        return 0 if self._core is None else self._core.nbytes
-
     # -- persistence ---------------------------------------------------------
-    def save(self, path: Union[str, os.PathLike]) -> None:
-        """Write to ``path`` atomically (versioned, checksummed)."""
-        if self._core is None:
-            raise ValueError("an empty memory has nothing to save")
-        self._core.save(os.fspath(path))
-
     @classmethod
     def load(cls, path: Union[str, os.PathLike], selection: str = "herding",
              seed: int = 0) -> "ExemplarMemory":
@@ -264,7 +269,7 @@ class ExemplarMemory:
         return memory
 
 
-class ReservoirMemory:
+class ReservoirMemory(_StoredSamples):
     """Reservoir sampling (Vitter's Algorithm R) over a stream of batches:
     after ``t`` samples, each has probability ``capacity / t`` to be held."""
 
@@ -283,30 +288,14 @@ class ReservoirMemory:
             self._core = _core.ReservoirMemoryCore(self.capacity, list(x.shape[1:]), x.dtype, self.seed)
         self._core.add_batch(x, y.astype(np.int64))
 
-    def __len__(self) -> int:
-        return 0 if self._core is None else len(self._core)
-
     @property
     def seen(self) -> int:
         return 0 if self._core is None else self._core.seen
 
-    def samples(self) -> np.ndarray:
-        """Read-only view of the held samples (it follows later additions)."""
-        if self._core is None:
-            raise ValueError("the memory is empty")
-        return self._core.samples()
-
     def labels(self) -> np.ndarray:
+        """Labels of :meth:`samples`. The reservoir changes in place: a view of its
+        samples follows later additions."""
         return np.zeros(0, np.int64) if self._core is None else self._core.labels()
-
-    @property
-    def nbytes(self) -> int:
-        return 0 if self._core is None else self._core.nbytes
-
-    def save(self, path: Union[str, os.PathLike]) -> None:
-        if self._core is None:
-            raise ValueError("an empty memory has nothing to save")
-        self._core.save(os.fspath(path))
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike]) -> "ReservoirMemory":

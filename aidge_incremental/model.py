@@ -9,7 +9,7 @@ bigger head without losing a weight.
 from __future__ import annotations
 
 import copy
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import aidge_core
 import aidge_backend_cpu  # noqa: F401  (registers the CPU kernels)

@@ -7,7 +7,7 @@ model's output j is always the j-th class seen; ``class_order`` maps back.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 

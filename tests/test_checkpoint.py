@@ -6,7 +6,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 from aidge_incremental.checkpoint import CheckpointError, checkpoint_path, load_checkpoint

@@ -1,12 +1,10 @@
 """Replay memory: selection against independent NumPy implementations,
 invariants over random budgets, persistence and bad input."""
-import os
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-import aidge_incremental as ai
 from aidge_incremental.memory import (
     CorruptFileError, ExemplarMemory, NearestMeanClassifier, ReservoirMemory, class_means,
     closest_to_mean_selection, herding_selection, nme_classify, random_selection)
