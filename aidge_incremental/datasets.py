@@ -64,6 +64,8 @@ def _check_arrays(name, x, y):
         raise DatasetError(f"{name}: no sample")
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         raise DatasetError(f"{name}: labels must be a vector of integers, got {y.dtype} {y.shape}")
+    if y.min() < 0:
+        raise DatasetError(f"{name}: labels must be >= 0, got {int(y.min())}")
     if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
         raise DatasetError(f"{name}: samples contain NaN or inf")
 

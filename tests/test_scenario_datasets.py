@@ -124,5 +124,7 @@ def test_npz_loader(tmp_path, rng):
         load_npz(tmp_path / "missing.npz")
     with pytest.raises(DatasetError, match="NaN"):
         from_arrays(np.full((4, 2), np.nan), np.arange(4))
+    with pytest.raises(DatasetError, match="labels must be >= 0"):
+        from_arrays(np.zeros((4, 2)), np.array([0, 1, -1, 2]))
     with pytest.raises(DatasetError, match="4 samples but 3 labels"):
         from_arrays(np.zeros((4, 2)), np.arange(3))
