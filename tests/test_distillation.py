@@ -24,15 +24,17 @@ def random_case(rng):
     return s, t, n_old, temperature
 
 
-def loss_graph(student_producer_dims, teacher, temperature, n_old, form):
-    """Producer(teacher) and a student input feeding a Distillation node."""
-    node = ai.Distillation(temperature, n_old, form, name="kd")
-    teacher_prod = aidge_core.Producer(aidge_core.Tensor(teacher), "teacher")
-    teacher_prod.add_child(node, 0, 1)
+def loss_graph(node, teacher, student=None):
+    """A graph where Producer(teacher) feeds input 1 of the Distillation ``node`` and,
+    when given, Producer(student) its input 0."""
     graph = aidge_core.GraphView()
     graph.add(node)
-    graph.add(teacher_prod)
-    return graph, node
+    for index, (name, logits) in enumerate((("student", student), ("teacher", teacher))):
+        if logits is not None:
+            producer = aidge_core.Producer(aidge_core.Tensor(logits), name)
+            producer.add_child(node, 0, index)
+            graph.add(producer)
+    return graph
 
 
 @pytest.mark.parametrize("form", FORMS)
@@ -52,13 +54,7 @@ def test_graph_value_matches_numpy_reference(rng, form):
     for _ in range(8):
         s, t, n_old, temperature = random_case(rng)
         node = ai.Distillation(temperature, n_old, form)
-        student = aidge_core.Producer(aidge_core.Tensor(s), "student")
-        teacher = aidge_core.Producer(aidge_core.Tensor(t), "teacher")
-        student.add_child(node, 0, 0)
-        teacher.add_child(node, 0, 1)
-        graph = aidge_core.GraphView()
-        for n in (node, student, teacher):
-            graph.add(n)
+        graph = loss_graph(node, t, s)
         graph.compile("cpu", aidge_core.dtype.float32)
         aidge_core.SequentialScheduler(graph).forward()
         value = np.asarray(node.get_operator().get_output(0))
@@ -103,7 +99,8 @@ def test_graph_gradient_through_fc_matches_finite_differences(rng, form):
     teacher = rng.normal(0, 2, (batch, n_old)).astype(np.float32)
 
     fc = aidge_core.FC(in_features, classes, name="fc")
-    graph, node = loss_graph(None, teacher, temperature, n_old, form)
+    node = ai.Distillation(temperature, n_old, form, name="kd")
+    graph = loss_graph(node, teacher)
     fc.add_child(node, 0, 0)
     graph.add(fc)
     graph.compile("cpu", aidge_core.dtype.float32, dims=[[batch, in_features]])
@@ -133,13 +130,7 @@ def test_cloned_graph_keeps_a_working_node(rng):
     s = rng.normal(size=(4, 6)).astype(np.float32)
     t = rng.normal(size=(4, 6)).astype(np.float32)
     node = ai.Distillation(3.0, 4, "bce", name="kd")
-    student = aidge_core.Producer(aidge_core.Tensor(s), "student")
-    teacher = aidge_core.Producer(aidge_core.Tensor(t), "teacher")
-    student.add_child(node, 0, 0)
-    teacher.add_child(node, 0, 1)
-    graph = aidge_core.GraphView()
-    for n in (node, student, teacher):
-        graph.add(n)
+    graph = loss_graph(node, t, s)
     graph.compile("cpu", aidge_core.dtype.float32)
     clone = graph.clone()
     aidge_core.SequentialScheduler(clone).forward()
@@ -258,14 +249,7 @@ def test_node_rejects_bad_input_with_python_exceptions():
         (np.full((2, 3), np.nan, np.float32), np.zeros((2, 3), np.float32), "non-finite"),
     ]
     for s, t, message in cases:
-        node = ai.Distillation(2.0, 0, "kl")
-        student = aidge_core.Producer(_t(s), "student")
-        teacher = aidge_core.Producer(_t(t), "teacher")
-        student.add_child(node, 0, 0)
-        teacher.add_child(node, 0, 1)
-        graph = aidge_core.GraphView()
-        for n in (node, student, teacher):
-            graph.add(n)
+        graph = loss_graph(ai.Distillation(2.0, 0, "kl"), t, s)
         with pytest.raises((ValueError, RuntimeError), match=message):
             graph.set_backend("cpu")
             graph.forward_dims()
