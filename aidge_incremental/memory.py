@@ -28,8 +28,30 @@ __all__ = [
 FeatureSource = Union[np.ndarray, Callable[[np.ndarray], np.ndarray]]
 
 
+def _integer(value, name: str, low: int = 0, high: int = 2 ** 62) -> int:
+    """``value`` as an int in [low, high]; refuses bools, floats and strings, naming ``name``."""
+    import operator
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer in [{low}, {high}], got "
+                        f"{type(value).__name__} {value!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value}")
+    return value
+
+
+def _array(value, name: str) -> np.ndarray:
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as e:  # ragged nesting, unconvertible objects
+        raise ValueError(f"{name} cannot be read as an array: {e}") from None
+
+
 def _features_2d(features, n: Optional[int] = None) -> np.ndarray:
-    features = np.asarray(features)
+    features = _array(features, "features")
     if features.ndim != 2:
         raise ValueError(f"features must be a 2-D array [n, d], got shape {features.shape}")
     if n is not None and features.shape[0] != n:
@@ -38,27 +60,31 @@ def _features_2d(features, n: Optional[int] = None) -> np.ndarray:
 
 
 def _check_labels(x: np.ndarray, y: np.ndarray) -> None:
+    if x.ndim == 0:
+        raise ValueError("x must be an array of samples [n, ...], got a scalar")
     if y.ndim != 1 or len(y) != len(x):
         raise ValueError(f"labels must be a vector with one entry per sample: "
                          f"{len(x)} samples, labels of shape {y.shape}")
     if not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"labels must be integers, got {y.dtype}")
+    if y.dtype == np.uint64 and len(y) and int(y.max()) > np.iinfo(np.int64).max:
+        raise ValueError(f"labels must fit in int64, got {int(y.max())}")
 
 
 def herding_selection(features, m: int) -> np.ndarray:
     """iCaRL herding (Algorithm 4) on L2-normalised features: ``m`` indices in
     selection order (each prefix is itself a herding selection)."""
-    return _core.herding_selection(_features_2d(features), int(m))
+    return _core.herding_selection(_features_2d(features), m)
 
 
 def closest_to_mean_selection(features, m: int) -> np.ndarray:
     """The ``m`` samples nearest the class mean (normalised features), nearest first."""
-    return _core.closest_to_mean_selection(_features_2d(features), int(m))
+    return _core.closest_to_mean_selection(_features_2d(features), m)
 
 
 def random_selection(n: int, m: int, seed: int = 0) -> np.ndarray:
     """``m`` distinct indices of ``range(n)``, reproducible from ``seed``."""
-    return _core.random_selection(int(n), int(m), int(seed))
+    return _core.random_selection(n, m, seed)
 
 
 SELECTIONS = ("herding", "random", "closest")
@@ -81,11 +107,17 @@ def select_exemplars(method: str, features: Optional[np.ndarray], m: int, seed: 
 def class_means(features, labels, n_classes: int) -> np.ndarray:
     """Normalised mean of the normalised features of each class ``0..n_classes-1``."""
     features = _features_2d(features)
-    return _core.class_means(features, np.asarray(labels, np.int64), int(n_classes))
+    return _core.class_means(features, _array(labels, "labels"), n_classes)
 
 
 def nme_classify(features, means) -> np.ndarray:
-    """Index of the nearest class mean for each row of ``features``."""
+    """Index of the nearest class mean for each row of ``features``.
+
+    An all-zero row has no direction: after normalisation it is equally far
+    from every (unit-norm) class mean, so no class is nearer than another. Its
+    answer is ``-1`` ("no class"), never a class index: it counts as an error
+    in any accuracy, and callers can find such rows with ``pred < 0``.
+    """
     return _core.nme_classify(_features_2d(features), _features_2d(means))
 
 
@@ -106,7 +138,9 @@ class NearestMeanClassifier:
     def predict(self, features) -> np.ndarray:
         if self.means is None:
             raise RuntimeError("NearestMeanClassifier.fit must be called before predict")
-        return self.classes[nme_classify(features, self.means)]
+        index = nme_classify(features, self.means)
+        # -1 (an all-zero feature row, see nme_classify) stays -1: no class.
+        return np.where(index >= 0, self.classes[np.maximum(index, 0)], -1)
 
 
 class _StoredSamples:
@@ -122,7 +156,11 @@ class _StoredSamples:
         return 0 if self._core is None else self._core.nbytes
 
     def samples(self) -> np.ndarray:
-        """The held samples: a read-only view of the memory's buffer, no copy."""
+        """The held samples: a read-only view of the memory's buffer, no copy.
+
+        The view is a snapshot: later changes to the memory leave it as it was
+        (the core writes to a new buffer while a view holds the old one), so it
+        always agrees with :meth:`labels` taken at the same time."""
         if self._core is None:
             raise ValueError("the memory is empty")
         return self._core.samples()
@@ -153,15 +191,18 @@ class ExemplarMemory(_StoredSamples):
                  selection: str = "herding", seed: int = 0):
         if (budget is None) == (per_class is None):
             raise ValueError("give exactly one of budget (total) or per_class")
+        name = "budget" if budget is not None else "per_class"
         value = budget if budget is not None else per_class
-        if int(value) <= 0:
-            raise ValueError(f"memory budget must be > 0, got {value}")
+        if not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, np.integer)) \
+                and value <= 0:
+            raise ValueError(f"memory budget must be > 0, got {name}={value}")
+        value = _integer(value, name, 1)
         if selection not in SELECTIONS:
             raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
         self.policy = "total" if budget is not None else "per_class"
-        self.budget = int(value)
+        self.budget = value
         self.selection = selection
-        self.seed = int(seed)
+        self.seed = _integer(seed, "seed", 0, 2 ** 64 - 1)
         self._core = None
 
     # -- filling -------------------------------------------------------------
@@ -173,8 +214,8 @@ class ExemplarMemory(_StoredSamples):
         ``x -> features`` (needed by herding and closest, not by random).
         Nothing changes if any check fails.
         """
-        x = np.asarray(x)
-        y = np.asarray(y)
+        x = _array(x, "x")
+        y = _array(y, "y")
         _check_labels(x, y)
         if len(x) == 0:
             raise ValueError("update() needs at least one sample")
@@ -203,14 +244,13 @@ class ExemplarMemory(_StoredSamples):
             idx = np.flatnonzero(y == label)
             m = min(quota, len(idx))
             if self.selection == "random":
-                order = random_selection(len(idx), m, self.seed + label)
+                order = random_selection(len(idx), m, (self.seed + label) % 2 ** 64)
             else:
                 order = select_exemplars(self.selection, feats[idx], m)
-            chosen.append((label, np.ascontiguousarray(x[idx[order]])))
+            chosen.append(np.ascontiguousarray(x[idx[order]]))
 
-        core.reduce(n_after)
-        for label, samples in chosen:
-            core.add_class(label, samples)
+        # One all-or-nothing call: reduce the old sets, add the new ones.
+        core.add_classes(new_classes, chosen)
         self._core = core
 
     # -- reading -------------------------------------------------------------
@@ -234,7 +274,7 @@ class ExemplarMemory(_StoredSamples):
     def quotas(self, n_classes: int) -> list:
         """Per-class exemplar counts allowed once ``n_classes`` classes are held."""
         core = self._core or _core.ExemplarMemoryCore(self.policy, self.budget, [1], np.uint8)
-        return core.quotas(int(n_classes))
+        return core.quotas(n_classes)
 
     def labels(self) -> np.ndarray:
         """The label of each exemplar of :meth:`samples` (exemplars are stored class by class)."""
@@ -274,27 +314,29 @@ class ReservoirMemory(_StoredSamples):
     after ``t`` samples, each has probability ``capacity / t`` to be held."""
 
     def __init__(self, capacity: int, seed: int = 0):
-        if int(capacity) <= 0:
+        if isinstance(capacity, (int, np.integer)) and not isinstance(capacity, bool) and capacity <= 0:
             raise ValueError(f"reservoir capacity must be > 0, got {capacity}")
-        self.capacity = int(capacity)
-        self.seed = int(seed)
+        self.capacity = _integer(capacity, "capacity", 1)
+        self.seed = _integer(seed, "seed", 0, 2 ** 64 - 1)
         self._core = None
 
     def add(self, x, y) -> None:
-        x = np.ascontiguousarray(x)
-        y = np.asarray(y)
+        x = np.ascontiguousarray(_array(x, "x"))
+        y = _array(y, "y")
         _check_labels(x, y)
-        if self._core is None:
-            self._core = _core.ReservoirMemoryCore(self.capacity, list(x.shape[1:]), x.dtype, self.seed)
-        self._core.add_batch(x, y.astype(np.int64))
+        core = self._core
+        if core is None:
+            core = _core.ReservoirMemoryCore(self.capacity, list(x.shape[1:]), x.dtype, self.seed)
+        core.add_batch(x, y)  # checks everything before changing anything
+        self._core = core
 
     @property
     def seen(self) -> int:
         return 0 if self._core is None else self._core.seen
 
     def labels(self) -> np.ndarray:
-        """Labels of :meth:`samples`. The reservoir changes in place: a view of its
-        samples follows later additions."""
+        """Labels of :meth:`samples` (a copy): a pair taken together stays consistent
+        after later additions, since a view of the samples is a snapshot too."""
         return np.zeros(0, np.int64) if self._core is None else self._core.labels()
 
     @classmethod

@@ -1,6 +1,8 @@
 """Replay memory: selection against independent NumPy implementations,
 invariants over random budgets, persistence and bad input."""
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -315,3 +317,218 @@ def test_reservoir_save_load_and_reproducibility(tmp_path, rng):
     np.testing.assert_array_equal(c.labels(), a.labels())
     with pytest.raises(ValueError, match="one entry per sample"):
         a.add(x[:5], y[:4])
+
+
+# --- hostile memory files: a recomputed checksum does not make a field valid ------------
+
+def fnv1a64(data: bytes) -> int:
+    h = 0xcbf29ce484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001b3) % 2 ** 64
+    return h
+
+
+def encode_memory(payload: bytes, kind: int = 1) -> bytes:
+    """The file format, written independently of the core: header + payload, checksum recomputed."""
+    import struct
+    return b"AIDGEMEM" + struct.pack("<IIQQ", 1, kind, len(payload), fnv1a64(payload)) + payload
+
+
+def exemplar_payload(shape=(2,), dtype=b"|u1", itemsize=1, policy=0, budget=10,
+                     classes=((0, 2), (1, 2)), data=None, n_classes=None) -> bytes:
+    import struct
+    out = struct.pack("<Q", len(shape)) + b"".join(struct.pack("<Q", d) for d in shape)
+    out += struct.pack("<Q", len(dtype)) + dtype + struct.pack("<Q", itemsize)
+    out += struct.pack("<IQQ", policy, budget, len(classes) if n_classes is None else n_classes)
+    for label, count in classes:
+        out += struct.pack("<qQ", label, count)
+    if data is None:
+        data = bytes(itemsize * int(np.prod(shape)) * min(sum(c for _, c in classes), 10 ** 6))
+    return out + struct.pack("<Q", len(data)) + data
+
+
+HOSTILE_EXEMPLAR_FILES = {
+    # name: (payload, field the error must name)
+    "counts summing past 2^64": (exemplar_payload(policy=1, budget=2 ** 62,
+                                                  classes=((0, 2 ** 63), (1, 2 ** 63)), data=b""),
+                                 "class counts"),
+    "dtype object": (exemplar_payload(dtype=b"|O", itemsize=8), "dtype '|O'"),
+    "dtype string": (exemplar_payload(dtype=b"<U4", itemsize=16), "dtype '<U4'"),
+    "item size not the dtype's": (exemplar_payload(dtype=b"|u1", itemsize=8), "item size 8"),
+    "shape overflowing": (exemplar_payload(shape=(2 ** 40, 2 ** 40)), "sample layout"),
+    "count beyond its quota": (exemplar_payload(budget=10, classes=((0, 6), (1, 5))), "class counts"),
+    "more classes than the budget": (exemplar_payload(budget=1, classes=((0, 1), (1, 1))), "class count"),
+    "class count beyond the file": (exemplar_payload(classes=(), n_classes=2 ** 60, data=b""), "class count"),
+    "duplicate labels": (exemplar_payload(classes=((3, 2), (3, 2))), "appears twice"),
+    "empty class": (exemplar_payload(classes=((0, 0), (1, 2))), "class counts"),
+    "samples of the wrong size": (exemplar_payload(data=bytes(5)), "field 'samples'"),
+    "budget 0": (exemplar_payload(budget=0), "budget"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_EXEMPLAR_FILES))
+def test_hostile_memory_fields_are_refused_naming_the_field(tmp_path, case):
+    payload, field = HOSTILE_EXEMPLAR_FILES[case]
+    path = tmp_path / "hostile.aim"
+    path.write_bytes(encode_memory(payload))
+    with pytest.raises(CorruptFileError, match=re.escape(field)) as info:
+        ExemplarMemory.load(path)
+    assert "hostile.aim" in str(info.value)
+    # the same bytes embedded in a checkpoint go through from_bytes
+    with pytest.raises(CorruptFileError, match=re.escape(field)):
+        ExemplarMemory.from_bytes(encode_memory(payload), source="step-004.ckpt")
+
+
+def test_valid_handmade_file_loads():
+    """The hand encoder above writes the real format: its valid file loads (so the
+    refusals above come from the fields, not from a wrong encoder)."""
+    data = bytes(range(8))
+    memory = ExemplarMemory.from_bytes(encode_memory(exemplar_payload(data=data)))
+    assert memory.class_sets == [(0, 2), (1, 2)] and memory.samples().dtype == np.uint8
+    np.testing.assert_array_equal(memory.samples().ravel(), np.arange(8))
+
+
+def test_hostile_reservoir_files_are_refused(tmp_path, rng):
+    import struct
+    reservoir = ReservoirMemory(4, seed=1)
+    reservoir.add(rng.integers(0, 255, (10, 3), dtype=np.uint8), np.arange(10))
+    reservoir.save(tmp_path / "r.aim")
+    good = (tmp_path / "r.aim").read_bytes()[32:]
+
+    def make_layout(dtype, itemsize):  # rank 1, dim 3, dtype, item size
+        return struct.pack("<QQQ", 1, 3, len(dtype)) + dtype + struct.pack("<Q", itemsize)
+    layout = make_layout(b"|u1", 1)
+    assert good.startswith(layout)
+
+    def payload(capacity, seen, labels, data, lay=layout):
+        return (lay + struct.pack("<QQQ", capacity, seen, 7) + struct.pack("<Q", 8 * len(labels))
+                + np.asarray(labels, "<i8").tobytes() + struct.pack("<Q", len(data)) + data)
+    cases = {
+        "capacity": payload(2 ** 63, 10, [0] * 4, bytes(12)),
+        "labels": payload(4, 10, [0] * 3, bytes(9)),       # 3 held, a full reservoir holds 4
+        "field 'samples'": payload(4, 10, [0] * 4, bytes(11)),
+        "dtype '|O'": payload(4, 10, [0] * 4, bytes(12),
+                              lay=make_layout(b"|O", 8)),
+    }
+    for field, content in cases.items():
+        path = tmp_path / "bad.aim"
+        path.write_bytes(encode_memory(content, kind=2))
+        with pytest.raises(CorruptFileError, match=re.escape(field)):
+            ReservoirMemory.load(path)
+    path.write_bytes(encode_memory(payload(4, 10, [1, 2, 3, 4], bytes(range(12))), kind=2))
+    assert ReservoirMemory.load(path).labels().tolist() == [1, 2, 3, 4]
+
+
+def test_load_reads_only_bounded_regular_files(tmp_path):
+    """A device or a FIFO is refused at once instead of being read without end."""
+    import os
+    import threading
+    for device in ("/dev/zero", "/dev/urandom"):
+        if os.path.exists(device):
+            with pytest.raises(CorruptFileError, match="not a regular file"):
+                ExemplarMemory.load(device)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    result = []
+    thread = threading.Thread(target=lambda: result.append(pytest.raises(
+        CorruptFileError, ReservoirMemory.load, fifo)), daemon=True)
+    thread.start()
+    thread.join(10)
+    assert result, "loading a FIFO blocked"
+    with pytest.raises(CorruptFileError, match="not a regular file"):
+        ExemplarMemory.load(tmp_path)
+
+
+# --- every call that raises leaves the memory unchanged ---------------------------------
+
+def test_failed_update_leaves_the_memory_unchanged(rng):
+    x, y, f = make_step(rng, [0, 1, 2], 10)
+    memory = ExemplarMemory(budget=12)
+    memory.update(x, y, f)
+    sets, samples = memory.class_sets, memory.samples().copy()
+    # a label beyond int64 (uint64 >= 2^63) in a step that would reduce the old classes
+    x2, _, f2 = make_step(rng, [0, 1], 10)
+    y2 = np.repeat(np.array([5, 2 ** 63], np.uint64), 10)
+    with pytest.raises(ValueError, match="int64"):
+        memory.update(x2, y2, f2)
+    assert memory.class_sets == sets
+    np.testing.assert_array_equal(memory.samples(), samples)
+    # features that fail for a later class of the step
+    bad = f2.copy()
+    bad[-1, 0] = np.inf
+    with pytest.raises(ValueError, match="non-finite"):
+        memory.update(x2, np.repeat([5, 6], 10), bad)
+    assert memory.class_sets == sets
+    # a first update that fails leaves the memory empty, and a later good one works
+    empty = ExemplarMemory(budget=4)
+    with pytest.raises(ValueError, match="int64"):
+        empty.update(x2, y2, f2)
+    assert len(empty) == 0 and empty.class_sets == []
+    empty.update(x2, np.repeat([5, 6], 10), f2)
+    assert empty.class_sets == [(5, 2), (6, 2)]
+
+
+def test_failed_reservoir_add_leaves_it_unchanged(rng):
+    reservoir = ReservoirMemory(5, seed=0)
+    reservoir.add(np.arange(8, dtype=np.int32).reshape(-1, 1), np.arange(8))
+    labels, samples, seen = reservoir.labels(), reservoir.samples().copy(), reservoir.seen
+    with pytest.raises(ValueError, match="int64"):
+        reservoir.add(np.zeros((3, 1), np.int32), np.array([1, 2, 2 ** 63], np.uint64))
+    with pytest.raises(ValueError, match="dtype"):
+        reservoir.add(np.zeros((3, 1), np.float32), np.arange(3))
+    assert reservoir.seen == seen and reservoir.labels().tolist() == labels.tolist()
+    np.testing.assert_array_equal(reservoir.samples(), samples)
+
+
+def test_reservoir_samples_and_labels_never_disagree():
+    """samples() is a snapshot like labels(): a pair taken together stays consistent."""
+    reservoir = ReservoirMemory(10, seed=0)
+    data = np.arange(100, dtype=np.int64).reshape(-1, 1)
+    reservoir.add(data[:20], np.arange(20))
+    samples, labels = reservoir.samples(), reservoir.labels()
+    reservoir.add(data[20:], np.arange(20, 100))
+    np.testing.assert_array_equal(samples[:, 0], labels)
+    np.testing.assert_array_equal(reservoir.samples()[:, 0], reservoir.labels())
+    assert not np.array_equal(reservoir.labels(), labels), "the reservoir did change"
+
+
+# --- NME on a feature row with no direction -----------------------------------------------
+
+def test_nme_on_an_all_zero_row_answers_no_class(rng):
+    means = class_means(rng.normal(size=(30, 4)).astype(np.float32), np.arange(30) % 3, 3)
+    queries = rng.normal(size=(5, 4)).astype(np.float32)
+    queries[2] = 0
+    pred = nme_classify(queries, means)
+    assert pred[2] == -1
+    keep = [0, 1, 3, 4]
+    np.testing.assert_array_equal(pred[keep], nme_reference(queries[keep], means))
+    clf = NearestMeanClassifier().fit(rng.normal(size=(30, 4)), np.arange(30) % 3 + 7)
+    out = clf.predict(queries)
+    assert out[2] == -1 and set(out[keep]) <= {7, 8, 9}
+    with pytest.raises(ValueError, match="sum to zero"):
+        class_means(np.zeros((4, 3), np.float32), [0, 0, 1, 1], 2)
+
+
+# --- arguments are checked at the boundary, naming them -----------------------------------
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: random_selection(-1, 2), "'n' must be an integer in"),
+    (lambda: random_selection(5, 2 ** 70), "'m' must be an integer in"),
+    (lambda: random_selection(5, 2, seed=-3), "'seed' must be an integer in"),
+    (lambda: random_selection(5, "2"), "'m' must be an integer"),
+    (lambda: random_selection(5.0, 2), "'n' must be an integer"),
+    (lambda: herding_selection(np.ones((3, 2)), -1), "'m' must be an integer in"),
+    (lambda: herding_selection(np.full((3, 2), 1e300), 1), "out of float32 range"),
+    (lambda: herding_selection(np.ones((3, 2), complex), 1), "'features' is complex"),
+    (lambda: herding_selection(np.array([["a", "b"]]), 1), "'features' must hold real numbers"),
+    (lambda: class_means(np.ones((3, 2)), [0.5, 1, 0], 2), "'labels' must hold integers"),
+    (lambda: class_means(np.ones((3, 2)), [0, 1, 0], 2 ** 40), "'n_classes' must be an integer in"),
+    (lambda: nme_classify(np.ones((3, 2)), np.full((2, 2), -1e39)), "'means' holds"),
+    (lambda: ExemplarMemory(budget=2.5), "budget must be an integer"),
+    (lambda: ExemplarMemory(per_class="3"), "per_class must be an integer"),
+    (lambda: ReservoirMemory(10, seed=-1), "seed must be an integer"),
+    (lambda: ReservoirMemory(10).add(np.zeros((2, 1), object), [0, 1]), "dtype 'O'|dtype '\\|O'"),
+])
+def test_binding_arguments_are_named(call, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        call()

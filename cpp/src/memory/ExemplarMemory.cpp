@@ -12,6 +12,32 @@ namespace incremental {
 
 // ---------------------------------------------------------------- layout --
 
+namespace {
+/// NumPy's dtype.str of the plain numeric types a memory may hold.
+bool isNumericDtype(const std::string &dtype, std::size_t &itemSize)
+{
+    static const char *const kOneByte[] = {"|b1", "|i1", "|u1"};
+    for (const char *name : kOneByte) {
+        if (dtype == name) {
+            itemSize = 1;
+            return true;
+        }
+    }
+    static const char *const kWide[] = {"i2", "u2", "f2", "i4", "u4", "f4",
+                                        "i8", "u8", "f8", "c8", "c16"};
+    if (dtype.size() < 3 || (dtype[0] != '<' && dtype[0] != '>')) {
+        return false;
+    }
+    for (const char *name : kWide) {
+        if (dtype.compare(1, std::string::npos, name) == 0) {
+            itemSize = static_cast<std::size_t>(std::stoul(std::string(name + 1)));
+            return true;
+        }
+    }
+    return false;
+}
+} // namespace
+
 std::size_t SampleLayout::bytesPerSample() const
 {
     std::size_t bytes = itemSize;
@@ -23,12 +49,28 @@ std::size_t SampleLayout::bytesPerSample() const
 
 void SampleLayout::check() const
 {
-    if (itemSize == 0 || dtype.empty()) {
-        throw std::invalid_argument("sample layout: dtype and item size must be given");
+    std::size_t expected = 0;
+    if (!isNumericDtype(dtype, expected)) {
+        throw std::invalid_argument(fmt::format(
+            "sample layout: dtype '{}' is not a plain numeric type (bool, int, uint, float, "
+            "complex)", dtype));
     }
-    if (bytesPerSample() == 0) {
-        throw std::invalid_argument(
-            fmt::format("sample layout: samples of shape {} hold no data", shape));
+    if (itemSize != expected) {
+        throw std::invalid_argument(fmt::format(
+            "sample layout: item size {} disagrees with dtype '{}' ({} bytes)", itemSize, dtype,
+            expected));
+    }
+    std::size_t bytes = itemSize;
+    for (std::size_t dim : shape) {
+        if (dim == 0) {
+            throw std::invalid_argument(
+                fmt::format("sample layout: samples of shape {} hold no data", shape));
+        }
+        if (__builtin_mul_overflow(bytes, dim, &bytes) || bytes > kMaxSampleBytes) {
+            throw std::invalid_argument(fmt::format(
+                "sample layout: samples of shape {} and dtype '{}' exceed {} bytes", shape, dtype,
+                kMaxSampleBytes));
+        }
     }
 }
 
@@ -48,7 +90,7 @@ SampleLayout readLayout(PayloadReader &r)
     SampleLayout layout;
     const auto ndim = r.get<std::uint64_t>();
     if (ndim > 32) {
-        r.fail(fmt::format("sample rank {} is not plausible", ndim));
+        r.fail(fmt::format("field 'sample rank': {} is not plausible (at most 32)", ndim));
     }
     for (std::uint64_t i = 0; i < ndim; ++i) {
         layout.shape.push_back(static_cast<std::size_t>(r.get<std::uint64_t>()));
@@ -58,7 +100,7 @@ SampleLayout readLayout(PayloadReader &r)
     try {
         layout.check();
     } catch (const std::invalid_argument &e) {
-        r.fail(e.what());
+        r.fail(fmt::format("field 'layout': {}", e.what()));
     }
     return layout;
 }
@@ -73,8 +115,8 @@ ExemplarMemory::ExemplarMemory(Policy policy, std::size_t budget, SampleLayout l
       mData(std::make_shared<const std::vector<std::uint8_t>>())
 {
     mLayout.check();
-    if (budget == 0) {
-        throw std::invalid_argument("memory budget must be > 0");
+    if (budget == 0 || budget > kMaxBudget) {
+        throw std::invalid_argument(fmt::format("memory budget must be in [1, 2^62], got {}", budget));
     }
 }
 
@@ -118,50 +160,98 @@ void ExemplarMemory::reduce(std::size_t nbClassesAfter)
     }
     const std::vector<std::size_t> q = quotas(nbClassesAfter);
     const std::size_t bps = mLayout.bytesPerSample();
+    std::vector<ClassSet> classes = mClasses;
     auto data = std::make_shared<std::vector<std::uint8_t>>();
     data->reserve(mData->size());
     std::size_t offset = 0;
-    for (std::size_t c = 0; c < mClasses.size(); ++c) {
-        const std::size_t keep = std::min(mClasses[c].count, q[c]);
+    for (std::size_t c = 0; c < classes.size(); ++c) {
+        const std::size_t keep = std::min(classes[c].count, q[c]);
         const auto first = mData->begin() + static_cast<std::ptrdiff_t>(offset * bps);
         data->insert(data->end(), first, first + static_cast<std::ptrdiff_t>(keep * bps));
-        offset += mClasses[c].count;
-        mClasses[c].count = keep;
+        offset += classes[c].count;
+        classes[c].count = keep;
     }
     data->shrink_to_fit();
+    // Commit: nothing below throws.
+    mClasses.swap(classes);
     mData = std::move(data);
 }
 
 void ExemplarMemory::addClass(std::int64_t label, const std::uint8_t *samples, std::size_t count)
 {
-    for (const auto &c : mClasses) {
-        if (c.label == label) {
-            throw std::invalid_argument(fmt::format("class {} is already in the memory", label));
-        }
-    }
-    if (count == 0) {
-        throw std::invalid_argument(fmt::format("class {} brings no exemplar (empty class)", label));
-    }
     const std::vector<std::size_t> q = quotas(mClasses.size() + 1);
-    if (count > q.back()) {
-        throw std::invalid_argument(fmt::format(
-            "class {}: {} exemplars exceed its quota of {} (budget {}, {} classes)", label, count,
-            q.back(), mBudget, mClasses.size() + 1));
-    }
-    for (std::size_t c = 0; c + 1 < q.size(); ++c) {
+    for (std::size_t c = 0; c < mClasses.size(); ++c) {
         if (mClasses[c].count > q[c]) {
             throw std::invalid_argument(fmt::format(
                 "class {} holds {} exemplars, over its quota of {}: reduce() before adding a class",
                 mClasses[c].label, mClasses[c].count, q[c]));
         }
     }
-    const std::size_t bytes = count * mLayout.bytesPerSample();
+    addClasses({label}, {samples}, {count});
+}
+
+void ExemplarMemory::addClasses(const std::vector<std::int64_t> &labels,
+                                const std::vector<const std::uint8_t *> &samples,
+                                const std::vector<std::size_t> &counts)
+{
+    if (labels.size() != samples.size() || labels.size() != counts.size()) {
+        throw std::invalid_argument("addClasses: labels, samples and counts differ in length");
+    }
+    if (labels.empty()) {
+        return;
+    }
+    const std::size_t nbAfter = mClasses.size() + labels.size();
+    const std::vector<std::size_t> q = quotas(nbAfter); // throws if the budget is too small
+    for (std::size_t i = 0; i < labels.size(); ++i) {
+        for (const auto &c : mClasses) {
+            if (c.label == labels[i]) {
+                throw std::invalid_argument(
+                    fmt::format("class {} is already in the memory", labels[i]));
+            }
+        }
+        for (std::size_t j = 0; j < i; ++j) {
+            if (labels[j] == labels[i]) {
+                throw std::invalid_argument(
+                    fmt::format("class {} is given twice in one step", labels[i]));
+            }
+        }
+        if (counts[i] == 0) {
+            throw std::invalid_argument(
+                fmt::format("class {} brings no exemplar (empty class)", labels[i]));
+        }
+        const std::size_t quota = q[mClasses.size() + i];
+        if (counts[i] > quota) {
+            throw std::invalid_argument(fmt::format(
+                "class {}: {} exemplars exceed its quota of {} (budget {}, {} classes)", labels[i],
+                counts[i], quota, mBudget, nbAfter));
+        }
+    }
+    // Build the new state aside; commit only once everything is allocated.
+    const std::size_t bps = mLayout.bytesPerSample();
+    std::vector<ClassSet> classes;
+    classes.reserve(nbAfter);
+    std::size_t total = 0;
+    for (std::size_t c = 0; c < mClasses.size(); ++c) {
+        classes.push_back({mClasses[c].label, std::min(mClasses[c].count, q[c])});
+        total += classes.back().count;
+    }
+    for (std::size_t i = 0; i < labels.size(); ++i) {
+        classes.push_back({labels[i], counts[i]});
+        total += counts[i];
+    }
     auto data = std::make_shared<std::vector<std::uint8_t>>();
-    data->reserve(mData->size() + bytes);
-    data->insert(data->end(), mData->begin(), mData->end());
-    data->insert(data->end(), samples, samples + bytes);
+    data->reserve(total * bps);
+    std::size_t offset = 0;
+    for (std::size_t c = 0; c < mClasses.size(); ++c) {
+        const auto first = mData->begin() + static_cast<std::ptrdiff_t>(offset * bps);
+        data->insert(data->end(), first, first + static_cast<std::ptrdiff_t>(classes[c].count * bps));
+        offset += mClasses[c].count;
+    }
+    for (std::size_t i = 0; i < labels.size(); ++i) {
+        data->insert(data->end(), samples[i], samples[i] + counts[i] * bps);
+    }
+    mClasses.swap(classes);
     mData = std::move(data);
-    mClasses.push_back({label, count});
 }
 
 std::vector<std::uint8_t> ExemplarMemory::payload() const
@@ -206,28 +296,58 @@ ExemplarMemory ExemplarMemory::fromPayload(PayloadReader &r)
     SampleLayout layout = readLayout(r);
     const auto policy = r.get<std::uint32_t>();
     if (policy > 1) {
-        r.fail(fmt::format("unknown budget policy {}", policy));
+        r.fail(fmt::format("field 'policy': unknown budget policy {}", policy));
     }
     const auto budget = r.get<std::uint64_t>();
-    if (budget == 0) {
-        r.fail("budget 0");
+    if (budget == 0 || budget > kMaxBudget) {
+        r.fail(fmt::format("field 'budget': {} is outside [1, 2^62]", budget));
     }
     ExemplarMemory mem(policy == 0 ? Policy::Total : Policy::PerClass,
                        static_cast<std::size_t>(budget), layout);
     const auto nbClasses = r.get<std::uint64_t>();
+    // Each class takes 16 bytes of the payload: a count beyond what is left is a lie.
+    if (nbClasses > r.remaining() / 16) {
+        r.fail(fmt::format("field 'class count': {} classes announced, the file holds at most {}",
+                           nbClasses, r.remaining() / 16));
+    }
+    if (policy == 0 && nbClasses > budget) {
+        r.fail(fmt::format("field 'class count': {} classes exceed the budget of {} exemplars",
+                           nbClasses, budget));
+    }
+    const std::vector<std::size_t> q = mem.quotas(static_cast<std::size_t>(nbClasses));
+    std::vector<ClassSet> classes;
+    classes.reserve(static_cast<std::size_t>(nbClasses));
     std::size_t total = 0;
     for (std::uint64_t c = 0; c < nbClasses; ++c) {
         const auto label = r.get<std::int64_t>();
         const auto count = r.get<std::uint64_t>();
-        mem.mClasses.push_back({label, static_cast<std::size_t>(count)});
-        total += static_cast<std::size_t>(count);
+        for (const auto &held : classes) {
+            if (held.label == label) {
+                r.fail(fmt::format("field 'class labels': label {} appears twice", label));
+            }
+        }
+        if (count == 0 || count > q[c]) {
+            r.fail(fmt::format("field 'class counts': class {} holds {} exemplars, outside [1, {}] "
+                               "(its quota)", label, count, q[c]));
+        }
+        if (__builtin_add_overflow(total, static_cast<std::size_t>(count), &total)) {
+            r.fail("field 'class counts': the counts overflow");
+        }
+        classes.push_back({label, static_cast<std::size_t>(count)});
     }
-    auto data = std::make_shared<std::vector<std::uint8_t>>(r.getBytes());
-    r.expectEnd();
-    if (data->size() != total * layout.bytesPerSample()) {
-        r.fail(fmt::format("{} bytes of samples for {} exemplars of {} bytes", data->size(), total,
+    std::size_t expected = 0;
+    if (__builtin_mul_overflow(total, layout.bytesPerSample(), &expected)) {
+        r.fail(fmt::format("field 'class counts': {} exemplars of {} bytes overflow", total,
                            layout.bytesPerSample()));
     }
+    const auto size = r.get<std::uint64_t>();
+    if (size != expected) {
+        r.fail(fmt::format("field 'samples': {} bytes for {} exemplars of {} bytes", size, total,
+                           layout.bytesPerSample()));
+    }
+    auto data = std::make_shared<std::vector<std::uint8_t>>(r.getRaw(static_cast<std::size_t>(size)));
+    r.expectEnd();
+    mem.mClasses = std::move(classes);
     mem.mData = std::move(data);
     return mem;
 }
@@ -235,44 +355,52 @@ ExemplarMemory ExemplarMemory::fromPayload(PayloadReader &r)
 // ------------------------------------------------------- ReservoirMemory --
 
 ReservoirMemory::ReservoirMemory(std::size_t capacity, SampleLayout layout, std::uint64_t seed)
-    : mCapacity(capacity), mLayout(std::move(layout)), mRng(seed)
+    : mCapacity(capacity), mLayout(std::move(layout)), mRng(seed),
+      mData(std::make_shared<std::vector<std::uint8_t>>())
 {
     mLayout.check();
-    if (capacity == 0) {
-        throw std::invalid_argument("reservoir capacity must be > 0");
+    if (capacity == 0 || capacity > kMaxBudget) {
+        throw std::invalid_argument(
+            fmt::format("reservoir capacity must be in [1, 2^62], got {}", capacity));
     }
-    mData = std::make_shared<std::vector<std::uint8_t>>(capacity * mLayout.bytesPerSample());
-    mLabels.reserve(capacity);
+    // The buffer grows with the samples held: a large capacity costs nothing up front.
 }
 
 void ReservoirMemory::addBatch(const std::uint8_t *samples, const std::int64_t *labels,
                                std::size_t count)
 {
     const std::size_t bps = mLayout.bytesPerSample();
+    const std::size_t filled = std::min(mCapacity, mLabels.size() + count);
+    // Everything that may throw (allocation) happens before the first change.
+    std::shared_ptr<std::vector<std::uint8_t>> data = mData;
+    if (data.use_count() > 2) { // a NumPy view holds the buffer: write to a copy
+        data = std::make_shared<std::vector<std::uint8_t>>(*mData);
+    }
+    data->reserve(filled * bps);
+    mLabels.reserve(filled);
+    SplitMix64 rng = mRng;
     for (std::size_t i = 0; i < count; ++i) {
         // Algorithm R: sample number t (0-based) replaces a random slot with
         // probability capacity / (t + 1).
-        std::size_t slot = mCapacity;
         if (mLabels.size() < mCapacity) {
-            slot = mLabels.size();
             mLabels.push_back(labels[i]);
+            data->insert(data->end(), samples + i * bps, samples + (i + 1) * bps);
         } else {
-            const std::uint64_t j = mRng.below(mSeen + 1);
+            const std::uint64_t j = rng.below(mSeen + i + 1);
             if (j < mCapacity) {
-                slot = static_cast<std::size_t>(j);
-                mLabels[slot] = labels[i];
+                mLabels[static_cast<std::size_t>(j)] = labels[i];
+                std::memcpy(data->data() + j * bps, samples + i * bps, bps);
             }
         }
-        if (slot < mCapacity) {
-            std::memcpy(mData->data() + slot * bps, samples + i * bps, bps);
-        }
-        ++mSeen;
     }
+    mSeen += count;
+    mRng = rng;
+    mData = std::move(data);
 }
 
 std::size_t ReservoirMemory::nbytes() const
 {
-    return mData->size() + mLabels.capacity() * sizeof(std::int64_t);
+    return mData->size() + mLabels.size() * sizeof(std::int64_t);
 }
 
 void ReservoirMemory::save(const std::string &path) const
@@ -284,7 +412,7 @@ void ReservoirMemory::save(const std::string &path) const
     w.put<std::uint64_t>(mRng.state());
     w.putBytes(reinterpret_cast<const std::uint8_t *>(mLabels.data()),
                mLabels.size() * sizeof(std::int64_t));
-    w.putBytes(mData->data(), mLabels.size() * mLayout.bytesPerSample());
+    w.putBytes(mData->data(), mData->size());
     writeMemoryFile(path, MemoryKind::Reservoir, w.bytes());
 }
 
@@ -295,23 +423,34 @@ ReservoirMemory ReservoirMemory::load(const std::string &path)
     const auto capacity = r.get<std::uint64_t>();
     const auto seen = r.get<std::uint64_t>();
     const auto state = r.get<std::uint64_t>();
-    if (capacity == 0 || capacity > (std::uint64_t{1} << 40) / layout.bytesPerSample()) {
-        r.fail(fmt::format("capacity {} is not plausible", capacity));
+    if (capacity == 0 || capacity > kMaxBudget) {
+        r.fail(fmt::format("field 'capacity': {} is outside [1, 2^62]", capacity));
     }
     ReservoirMemory mem(static_cast<std::size_t>(capacity), layout, 0);
     mem.mRng = SplitMix64(state);
     mem.mSeen = seen;
     const auto labelBytes = r.getBytes();
-    const auto data = r.getBytes();
-    r.expectEnd();
     const std::size_t n = labelBytes.size() / sizeof(std::int64_t);
-    if (labelBytes.size() % sizeof(std::int64_t) != 0 || n > capacity || n > seen ||
-        data.size() != n * layout.bytesPerSample()) {
-        r.fail("sample and label counts do not agree");
+    if (labelBytes.size() % sizeof(std::int64_t) != 0) {
+        r.fail(fmt::format("field 'labels': {} bytes is not a whole number of int64 labels",
+                           labelBytes.size()));
     }
+    if (n != std::min<std::uint64_t>(capacity, seen)) {
+        r.fail(fmt::format("field 'labels': {} labels held, but a reservoir of capacity {} that saw "
+                           "{} samples holds {}", n, capacity, seen,
+                           std::min<std::uint64_t>(capacity, seen)));
+    }
+    const auto size = r.get<std::uint64_t>();
+    std::size_t expected = 0;
+    if (__builtin_mul_overflow(n, layout.bytesPerSample(), &expected) || size != expected) {
+        r.fail(fmt::format("field 'samples': {} bytes for {} samples of {} bytes", size, n,
+                           layout.bytesPerSample()));
+    }
+    auto data = std::make_shared<std::vector<std::uint8_t>>(r.getRaw(static_cast<std::size_t>(size)));
+    r.expectEnd();
     mem.mLabels.resize(n);
     std::memcpy(mem.mLabels.data(), labelBytes.data(), labelBytes.size());
-    std::memcpy(mem.mData->data(), data.data(), data.size());
+    mem.mData = std::move(data);
     return mem;
 }
 

@@ -183,7 +183,9 @@ std::size_t nearestMeans(const float *features, std::size_t n, std::size_t d, co
                 }
             }
             for (std::size_t r = 0; r < rows; ++r) {
-                out[i0 + r] = best[r];
+                // An all-zero row has no direction: every normalised mean is
+                // equally far, so no class is nearer; answer -1, not class 0.
+                out[i0 + r] = invNorm[r] > 0.0 ? best[r] : -1;
             }
         }
     }
@@ -334,7 +336,12 @@ std::vector<float> classMeans(const float *features, const std::int64_t *labels,
         for (std::size_t k = 0; k < d; ++k) {
             norm2 += sums[c * d + k] * sums[c * d + k];
         }
-        const double inv = norm2 > 0.0 ? 1.0 / std::sqrt(norm2) : 0.0;
+        if (!(norm2 > 0.0)) {
+            throw std::invalid_argument(fmt::format(
+                "class means: the normalised features of class {} sum to zero (all-zero features?): "
+                "its mean has no direction to compare with", c));
+        }
+        const double inv = 1.0 / std::sqrt(norm2);
         for (std::size_t k = 0; k < d; ++k) {
             means[c * d + k] = static_cast<float>(sums[c * d + k] * inv);
         }

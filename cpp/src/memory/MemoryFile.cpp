@@ -6,6 +6,7 @@
 #include <iterator>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -70,6 +71,11 @@ void PayloadReader::fail(const std::string &what) const
 std::vector<std::uint8_t> PayloadReader::getBytes()
 {
     const auto size = get<std::uint64_t>();
+    return getRaw(static_cast<std::size_t>(size));
+}
+
+std::vector<std::uint8_t> PayloadReader::getRaw(std::size_t size)
+{
     need(size);
     std::vector<std::uint8_t> out(mBytes.begin() + mPos, mBytes.begin() + mPos + size);
     mPos += size;
@@ -110,7 +116,7 @@ void writeMemoryFile(const std::string &path, MemoryKind kind,
     const std::vector<std::uint8_t> bytes = encodeMemory(kind, payload);
 
     const std::string tmp = fmt::format("{}.tmp-{}", path, ::getpid());
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666); // less the umask, like any file
     if (fd < 0) {
         throw std::runtime_error(fmt::format("cannot create '{}': {}", tmp, std::strerror(errno)));
     }
@@ -140,12 +146,46 @@ void writeMemoryFile(const std::string &path, MemoryKind kind,
 
 PayloadReader readMemoryFile(const std::string &path, MemoryKind kind)
 {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        throw CorruptFileError(fmt::format("cannot open memory file '{}'", path));
+    // Open first, then check what was opened: a regular file of bounded size
+    // (a device such as /dev/zero or a FIFO would be read without end).
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        throw CorruptFileError(
+            fmt::format("cannot open memory file '{}': {}", path, std::strerror(errno)));
     }
-    std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)),
-                                    std::istreambuf_iterator<char>());
+    std::vector<std::uint8_t> bytes;
+    try {
+        struct stat st;
+        if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+            throw CorruptFileError(fmt::format("memory file '{}' is not a regular file", path));
+        }
+        if (static_cast<std::uint64_t>(st.st_size) > kMaxMemoryFileBytes) {
+            throw CorruptFileError(fmt::format("memory file '{}' holds {} bytes, more than the {} "
+                                               "a memory file may hold",
+                                               path, st.st_size, kMaxMemoryFileBytes));
+        }
+        bytes.resize(static_cast<std::size_t>(st.st_size));
+        std::size_t done = 0;
+        while (done < bytes.size()) {
+            const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            if (n < 0) {
+                throw CorruptFileError(
+                    fmt::format("cannot read memory file '{}': {}", path, std::strerror(errno)));
+            }
+            if (n == 0) {
+                bytes.resize(done); // shrank while reading: the checks below report it
+                break;
+            }
+            done += static_cast<std::size_t>(n);
+        }
+    } catch (...) {
+        ::close(fd);
+        throw;
+    }
+    ::close(fd);
     return decodeMemory(std::move(bytes), path, kind);
 }
 

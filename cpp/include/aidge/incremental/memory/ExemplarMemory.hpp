@@ -8,10 +8,17 @@
  * - ReservoirMemory: reservoir sampling (Vitter's Algorithm R) for streams
  *   that arrive one batch at a time.
  *
- * Samples are stored as given (any shape, any fixed-size dtype), in one
- * buffer per memory. The buffer is shared with the NumPy arrays handed to
- * Python, so reading costs no copy and a view stays valid after the memory
- * changes (ExemplarMemory swaps in a new buffer on each change).
+ * Samples are stored as given (any shape, a numeric dtype), in one buffer per
+ * memory. The buffer is shared with the NumPy arrays handed to Python, so
+ * reading costs no copy; a view is a snapshot: it keeps its contents after the
+ * memory changes (ExemplarMemory swaps in a new buffer on each change,
+ * ReservoirMemory copies its buffer before writing while a view holds it).
+ *
+ * Every mutating call either succeeds or throws leaving the memory as it was
+ * (all checks and allocations happen before the first change). Loading
+ * validates every field of the file (dtype, sizes with overflow-checked
+ * arithmetic, counts within budget and quotas, unique labels): the checksum
+ * only guards against accidents, not against a crafted file.
  */
 #ifndef AIDGE_INCREMENTAL_MEMORY_EXEMPLARMEMORY_H_
 #define AIDGE_INCREMENTAL_MEMORY_EXEMPLARMEMORY_H_
@@ -36,9 +43,19 @@ struct SampleLayout
     std::string dtype;              ///< NumPy dtype string, e.g. "|u1", "<f4"
     std::size_t itemSize = 0;       ///< bytes per element
 
+    /// Bytes of one sample; valid once check() passed.
     std::size_t bytesPerSample() const;
+    /// Throws std::invalid_argument naming the field: dtype not a plain
+    /// numeric NumPy type (bool, int, uint, float, complex), item size not the
+    /// dtype's, a sample of 0 bytes or of more than 2^40 bytes (overflow-checked).
     void check() const;
 };
+
+/// Largest number of bytes one sample may hold (1 TiB): any shape whose
+/// product overflows or exceeds it is refused.
+constexpr std::size_t kMaxSampleBytes = std::size_t{1} << 40;
+/// Largest budget or reservoir capacity (2^62): keeps every count sum exact.
+constexpr std::size_t kMaxBudget = std::size_t{1} << 62;
 
 using SharedBytes = std::shared_ptr<const std::vector<std::uint8_t>>;
 
@@ -67,6 +84,14 @@ class ExemplarMemory {
     /// Append a new class's exemplars (count samples, in selection order).
     /// count must not exceed the class's quota given the classes held.
     void addClass(std::int64_t label, const std::uint8_t *samples, std::size_t count);
+
+    /// One class-incremental step, all or nothing: reduce the held classes to
+    /// their quotas for classes().size() + labels.size() classes, then append
+    /// each new class (samples[i] holds counts[i] samples). Labels must be new
+    /// and distinct, each count in [1, quota]. Throws before any change.
+    void addClasses(const std::vector<std::int64_t> &labels,
+                    const std::vector<const std::uint8_t *> &samples,
+                    const std::vector<std::size_t> &counts);
 
     Policy policy() const { return mPolicy; }
     std::size_t budget() const { return mBudget; }
@@ -106,9 +131,10 @@ class ReservoirMemory {
     std::uint64_t seen() const { return mSeen; }
     const SampleLayout &layout() const { return mLayout; }
     const std::vector<std::int64_t> &labels() const { return mLabels; }
-    /// Fixed-size buffer (capacity samples); the first size() are filled.
+    /// The size() samples held (grows up to capacity samples). Shared with
+    /// views: addBatch copies it first when a view still holds it.
     std::shared_ptr<std::vector<std::uint8_t>> buffer() const { return mData; }
-    /// Exact bytes held: sample buffer (capacity) + labels.
+    /// Exact bytes held: samples + labels.
     std::size_t nbytes() const;
 
     void save(const std::string &path) const;

@@ -39,13 +39,17 @@ std::vector<std::size_t> randomSelection(std::size_t n, std::size_t m, std::uint
 /**
  * Class means for NME: for each class c in [0, nbClasses), the mean of its
  * normalised features, normalised again (iCaRL Algorithm 1). Returns
- * [nbClasses, d]. labels[i] must be in [0, nbClasses); every class needs a sample.
+ * [nbClasses, d]. labels[i] must be in [0, nbClasses); every class needs a sample,
+ * and a class whose normalised features sum to zero (e.g. all-zero rows) is
+ * refused: its mean would have no direction.
  */
 std::vector<float> classMeans(const float *features, const std::int64_t *labels,
                               std::size_t n, std::size_t d, std::size_t nbClasses);
 
 /// Index of the nearest class mean (Euclidean, on normalised features) for
-/// each of the n rows; means is [nbClasses, d].
+/// each of the n rows; means is [nbClasses, d]. An all-zero row has no
+/// direction (it is equally far from every normalised mean): its answer is -1,
+/// never a class.
 std::vector<std::int64_t> nmeClassify(const float *features, std::size_t n, std::size_t d,
                                       const float *means, std::size_t nbClasses);
 

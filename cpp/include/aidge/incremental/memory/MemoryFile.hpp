@@ -68,7 +68,10 @@ class PayloadReader {
         return v;
     }
     std::vector<std::uint8_t> getBytes();
+    /// The next size bytes (no length prefix).
+    std::vector<std::uint8_t> getRaw(std::size_t size);
     std::string getString();
+    std::size_t remaining() const { return mBytes.size() - mPos; }
     void expectEnd() const;
     [[noreturn]] void fail(const std::string &what) const;
 
@@ -85,7 +88,12 @@ std::vector<std::uint8_t> encodeMemory(MemoryKind kind, const std::vector<std::u
 PayloadReader decodeMemory(std::vector<std::uint8_t> bytes, const std::string &source, MemoryKind kind);
 
 void writeMemoryFile(const std::string &path, MemoryKind kind, const std::vector<std::uint8_t> &payload);
-/// Reads and verifies the file; returns its payload.
+/// Largest memory file read (64 GiB): bounds what a path such as /dev/zero
+/// or a huge file could make us read.
+constexpr std::uint64_t kMaxMemoryFileBytes = std::uint64_t{1} << 36;
+
+/// Reads and verifies the file (a regular file, at most kMaxMemoryFileBytes);
+/// returns its payload.
 PayloadReader readMemoryFile(const std::string &path, MemoryKind kind);
 
 } // namespace incremental
