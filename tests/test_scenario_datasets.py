@@ -89,24 +89,121 @@ def test_mnist_errors(tmp_path, rng):
         read_idx(gz)
 
 
-def test_cifar_loader(tmp_path, rng):
+def py2_cifar_pickle(data: np.ndarray, labels, label_key=b"labels") -> bytes:
+    """A batch exactly as the official archives store it: a Python 2 protocol-2
+    pickle (str keys as SHORT_BINSTRING, the array through
+    numpy.core.multiarray._reconstruct + ndarray.__setstate__), assembled opcode by
+    opcode so that the test does not depend on how this Python pickles."""
+    import struct
+
+    def string(b):
+        return b"U" + bytes([len(b)]) + b if len(b) < 256 else b"T" + struct.pack("<I", len(b)) + b
+
+    def integer(v):
+        return b"K" + bytes([v]) if v < 256 else b"M" + struct.pack("<H", v)
+    dtype = (b"cnumpy\ndtype\n" + string(b"u1") + integer(0) + integer(1) + b"\x87R"
+             + b"(" + integer(3) + string(b"|") + b"NNN" + b"J\xff\xff\xff\xff" * 2 + integer(0)
+             + b"tb")
+    array = (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n" + integer(0) + b"\x85"
+             + string(b"b") + b"\x87R" + b"(" + integer(1) + integer(data.shape[0])
+             + integer(data.shape[1]) + b"\x86" + dtype + b"\x89" + string(data.tobytes()) + b"tb")
+    label_list = b"](" + b"".join(integer(int(v)) for v in labels) + b"e"
+    return (b"\x80\x02}(" + string(b"batch_label") + string(b"training batch 1 of 5")
+            + string(b"data") + array + string(label_key) + label_list
+            + string(b"filenames") + b"](" + string(b"x.png") + b"e" + b"u.")
+
+
+def cifar_folder(tmp_path, rng, n=20):
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
     batches = {}
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        data = rng.integers(0, 255, (20, 3072), dtype=np.uint8)
-        labels = list(rng.integers(0, 10, 20))
+        data = rng.integers(0, 255, (n, 3072), dtype=np.uint8)
+        labels = rng.integers(0, 10, n).tolist()
         batches[name] = (data, labels)
-        with open(folder / name, "wb") as f:
-            pickle.dump({b"data": data, b"labels": labels}, f)
+        (folder / name).write_bytes(py2_cifar_pickle(data, labels))
+    return folder, batches
+
+
+def test_cifar_loader_reads_the_official_format_in_channel_order(tmp_path, rng):
+    folder, batches = cifar_folder(tmp_path, rng)
+    # one image with a known layout: red plane = 10, green = 20, blue = 30, and one
+    # marked pixel at row 1, column 2 of the blue plane
+    image = np.concatenate([np.full(1024, 10), np.full(1024, 20), np.full(1024, 30)]).astype(np.uint8)
+    image[2048 + 1 * 32 + 2] = 255
+    data, labels = batches["test_batch"]
+    data[0] = image
+    (folder / "test_batch").write_bytes(py2_cifar_pickle(data, labels))
     ds = load_cifar(tmp_path, 10)
     assert ds.x_train.shape == (100, 3, 32, 32) and ds.x_test.shape == (20, 3, 32, 32)
-    np.testing.assert_array_equal(ds.x_test.reshape(20, -1), batches["test_batch"][0])
+    assert ds.x_train.dtype == np.uint8 and ds.max_value == 255
+    first = ds.x_test[0]
+    assert [int(first[c].min()) for c in range(3)] == [10, 20, 30]
+    assert first[2, 1, 2] == 255 and first[2, 2, 1] == 30 and int((first == 255).sum()) == 1
+    np.testing.assert_array_equal(ds.y_test, labels)
+    np.testing.assert_array_equal(ds.x_train[:20].reshape(20, -1), batches["data_batch_1"][0])
+    # the same files through a Python 3 pickle (protocol 2 and the default) load identically
+    import pickle
+    for protocol in (2, pickle.DEFAULT_PROTOCOL):
+        (folder / "test_batch").write_bytes(pickle.dumps({b"data": data, b"labels": labels}, protocol))
+        np.testing.assert_array_equal(load_cifar(tmp_path, 10).x_test[0], first)
     (folder / "test_batch").write_bytes(b"garbage")
-    with pytest.raises(DatasetError, match="not a readable pickle"):
+    with pytest.raises(DatasetError, match="not a readable CIFAR pickle"):
         load_cifar(tmp_path, 10)
     with pytest.raises(DatasetError, match="not found"):
         load_cifar(tmp_path, 100)
+
+
+class _Evil:
+    """Unpickling this runs a shell command that creates a file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("packed", ["folder", "tar.gz"])
+def test_cifar_malicious_pickle_is_refused_without_running(tmp_path, rng, packed):
+    import pickle
+    import tarfile
+    folder, batches = cifar_folder(tmp_path, rng, n=4)
+    marker = tmp_path / "pwned"
+    evil = pickle.dumps({b"data": _Evil(marker), b"labels": [0, 1, 2, 3]}, protocol=2)
+    (folder / "data_batch_3").write_bytes(evil)
+    assert not marker.exists()
+    source = tmp_path
+    if packed == "tar.gz":
+        source = tmp_path / "cifar-10-python.tar.gz"
+        with tarfile.open(source, "w:gz") as tar:
+            tar.add(folder, arcname="cifar-10-batches-py")
+    with pytest.raises(DatasetError, match="'posix.system' is not allowed|'os.system' is not allowed"):
+        load_cifar(source, 10)
+    assert not marker.exists(), "the pickle's code ran"
+    # other callables reachable through pickle are refused too
+    for payload in (pickle.dumps(_Evil(marker).__reduce__()[0]), pickle.dumps(eval),
+                    pickle.dumps(np.load)):
+        (folder / "data_batch_3").write_bytes(payload)
+        with pytest.raises(DatasetError, match="is not allowed"):
+            load_cifar(tmp_path, 10)
+    assert not marker.exists()
+
+
+def test_cifar_refuses_values_a_cast_would_destroy(tmp_path, rng):
+    import pickle
+    folder, batches = cifar_folder(tmp_path, rng, n=4)
+    data, labels = batches["data_batch_2"]
+    cases = {"uint8 pixels 0..255": data.astype(np.float64) / 255,   # floats in [0, 1]
+             "shape": data[:, :100],
+             "labels.*list of ints": None}
+    for message, x in cases.items():
+        batch = {b"data": x if x is not None else data,
+                 b"labels": labels if x is not None else [0.5] * 4}
+        (folder / "data_batch_2").write_bytes(pickle.dumps(batch))
+        with pytest.raises(DatasetError, match=message):
+            load_cifar(tmp_path, 10)
 
 
 def test_npz_loader(tmp_path, rng):
@@ -128,3 +225,71 @@ def test_npz_loader(tmp_path, rng):
         from_arrays(np.zeros((4, 2)), np.array([0, 1, -1, 2]))
     with pytest.raises(DatasetError, match="4 samples but 3 labels"):
         from_arrays(np.zeros((4, 2)), np.arange(3))
+
+
+def test_values_a_cast_would_destroy_are_refused(tmp_path, rng):
+    # float64 beyond float32 would become inf in the model's input
+    with pytest.raises(DatasetError, match="out of float32 range"):
+        from_arrays(np.array([[1e300, 0.0]] * 4), np.arange(4) % 2)
+    # complex data would lose its imaginary part
+    path = tmp_path / "complex.npz"
+    np.savez(path, x_train=(rng.random((8, 3)) + 1j).astype(np.complex64), y_train=np.arange(8) % 2)
+    with pytest.raises(DatasetError, match="complex"):
+        load_npz(path)
+    with pytest.raises(DatasetError, match="samples must be numbers"):
+        from_arrays(np.array([["a", "b"]] * 4), np.arange(4) % 2)
+    # a label far beyond any class count would make per-class tables huge
+    with pytest.raises(DatasetError, match="largest supported label"):
+        from_arrays(np.zeros((4, 2)), np.array([0, 1, 2 ** 40, 1]))
+    with pytest.raises(DatasetError, match="largest supported label"):
+        from_arrays(np.zeros((4, 2)), np.array([0, 1, 2 ** 63, 1], np.uint64))
+    # finite float64 within float32 range, and integers, are accepted as they are
+    ds = from_arrays(np.array([[1e30, 0.0]] * 4), np.arange(4) % 2, test_fraction=0.5)
+    assert np.isfinite(ds.to_input(ds.x_train)).all()
+
+
+def test_idx_files_are_validated_before_use(tmp_path):
+    path = tmp_path / "t10k-images-idx3-ubyte"
+    path.write_bytes(bytes([0, 0, 0x08, 0]) + b"\x07")  # 0 dimensions: a scalar
+    with pytest.raises(DatasetError, match="0 dimensions"):
+        read_idx(path)
+    # labels stored as a matrix, images as a vector
+    write_idx(path, np.zeros((6, 4, 4), np.uint8))
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.zeros((6, 2), np.uint8))
+    with pytest.raises(DatasetError, match="labels of shape"):
+        load_mnist(tmp_path)
+    # huge announced dimensions do not overflow into a small expected size
+    path.write_bytes(bytes([0, 0, 0x08, 4]) + (2 ** 32 - 1).to_bytes(4, "big") * 4 + b"\x00" * 16)
+    with pytest.raises(DatasetError, match="truncated or corrupt"):
+        read_idx(path)
+
+
+def test_devices_and_fifos_are_not_read_without_bound(tmp_path):
+    import os
+    for device in ("/dev/zero", "/dev/urandom"):
+        if os.path.exists(device):
+            with pytest.raises(DatasetError, match="not a regular file"):
+                read_idx(device)
+            with pytest.raises(DatasetError, match="not a regular file"):
+                load_npz(device)
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        os.symlink("/dev/zero", folder / name)
+    with pytest.raises(DatasetError, match="not a regular file"):
+        load_cifar(tmp_path, 10)
+    fifo = tmp_path / "t10k-images-idx3-ubyte"
+    os.mkfifo(fifo)
+    with pytest.raises(DatasetError, match="not a regular file"):
+        read_idx(fifo)
+
+
+def test_gzip_bomb_is_bounded(tmp_path, monkeypatch):
+    from aidge_incremental.datasets import base, mnist
+    monkeypatch.setattr(mnist, "read_bounded_stream",
+                        lambda f, name, what: base.read_bounded_stream(f, name, what, limit=1000))
+    path = tmp_path / "t10k-images-idx3-ubyte.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(bytes([0, 0, 0x08, 1]) + (10 ** 6).to_bytes(4, "big") + bytes(10 ** 6))
+    with pytest.raises(DatasetError, match="expands past 1000 bytes"):
+        read_idx(path)

@@ -1,0 +1,180 @@
+"""The dataset container and the checks every loader applies to what it read.
+
+Files users hand us are untrusted: they are read only if they are regular
+files of bounded size, and the arrays built from them are validated here
+(numeric samples, values that survive the float32 model input, integer labels
+in a bounded range) before anything is built on them.
+"""
+from __future__ import annotations
+
+import math
+import os
+import pathlib
+import stat
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Dataset", "DatasetError", "MAX_FILE_BYTES", "MAX_LABEL", "from_arrays", "read_bounded",
+           "stratified_split"]
+
+#: Largest file (or decompressed member) a loader reads: 4 GiB, over 20x the largest
+#: supported source (CIFAR-100's 155 MB training pickle, MNIST's 47 MB images).
+MAX_FILE_BYTES = 4 << 30
+#: Largest class label: labels are class indices 0..C-1; 2^20 - 1 leaves room for
+#: any real label set (ImageNet-21k has 21,841 classes) while per-class tables
+#: indexed by label stay small (a label of 2^40 would ask for 8 TiB).
+MAX_LABEL = (1 << 20) - 1
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+class DatasetError(ValueError):
+    """A dataset file is missing or malformed; the message says what was expected."""
+
+
+@dataclass
+class Dataset:
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    max_value: float = 1.0  #: inputs are divided by this (255 for uint8 images)
+    note: str = ""          #: how the split was made, when it is not the official one
+
+    @property
+    def input_shape(self) -> tuple:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def classes(self) -> np.ndarray:
+        return np.unique(self.y_train)
+
+    def to_input(self, x: np.ndarray) -> np.ndarray:
+        """A batch of stored samples as the model's float32 input."""
+        return np.ascontiguousarray(x, dtype=np.float32) / np.float32(self.max_value)
+
+
+def read_bounded(path, what: str, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes; DatasetError otherwise.
+
+    The type is checked on the opened file (no race with a swapped path), so a
+    device such as /dev/zero or a FIFO is refused instead of read without end.
+    """
+    path = pathlib.Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise DatasetError(f"cannot read {what} {path}: {e.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise DatasetError(f"{what} {path} is not a regular file")
+        if info.st_size > limit:
+            raise DatasetError(f"{what} {path} holds {info.st_size} bytes, more than the {limit} "
+                               f"a dataset file may hold")
+        return f.read(limit + 1)[:limit]
+
+
+def read_bounded_stream(stream, name, what: str, limit: int = MAX_FILE_BYTES) -> bytes:
+    """At most ``limit`` bytes of a decompressing stream (gzip, tar member): a
+    compressed bomb is refused once it passes the limit."""
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise DatasetError(f"{what} {name} expands past {limit} bytes")
+    return data
+
+
+def _check_samples(name: str, x: np.ndarray) -> None:
+    if x.dtype.kind == "c":
+        raise DatasetError(f"{name}: samples are complex ({x.dtype}); a model reads real values: "
+                           f"pass np.real(x) or np.abs(x) explicitly")
+    if x.dtype.kind not in "biuf":
+        raise DatasetError(f"{name}: samples must be numbers, got dtype {x.dtype}")
+    if x.ndim < 2:
+        raise DatasetError(f"{name}: samples must be an array [N, ...] of vectors or images, "
+                           f"got shape {x.shape}")
+    if x.dtype.kind == "f":
+        if not np.all(np.isfinite(x)):
+            raise DatasetError(f"{name}: samples contain NaN or inf")
+        if x.dtype.itemsize > 4 and x.size and float(np.max(np.abs(x))) > _FLOAT32_MAX:
+            raise DatasetError(f"{name}: sample values up to {float(np.max(np.abs(x))):g} are out "
+                               f"of float32 range (|x| <= {_FLOAT32_MAX:g}), the model's input type: "
+                               f"rescale them")
+
+
+def _check_labels(name: str, y: np.ndarray) -> None:
+    if y.ndim != 1 or y.dtype.kind not in "iu":
+        raise DatasetError(f"{name}: labels must be a vector of integers, got {y.dtype} {y.shape}")
+    low, high = int(y.min()), int(y.max())
+    if low < 0:
+        raise DatasetError(f"{name}: labels must be >= 0, got {low}")
+    if high > MAX_LABEL:
+        raise DatasetError(f"{name}: label {high} is beyond the largest supported label {MAX_LABEL}: "
+                           f"labels are class indices, renumber them 0..C-1")
+
+
+def _check_arrays(name, x, y):
+    if x.ndim == 0 or y.ndim == 0:
+        raise DatasetError(f"{name}: samples and labels must be arrays, got shapes {x.shape} "
+                           f"and {y.shape}")
+    if len(x) != len(y):
+        raise DatasetError(f"{name}: {len(x)} samples but {len(y)} labels")
+    if len(x) == 0:
+        raise DatasetError(f"{name}: no sample")
+    _check_samples(name, x)
+    _check_labels(name, y)
+
+
+def _as_array(value, name: str) -> np.ndarray:
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as e:
+        raise DatasetError(f"{name} cannot be read as an array: {e}") from None
+
+
+def stratified_split(y: np.ndarray, test_fraction: float, seed: int):
+    """Indices (train, test) with the same class proportions, reproducible from seed."""
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        n_test = int(round(len(idx) * test_fraction))
+        test.append(idx[:n_test])
+        train.append(idx[n_test:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def from_arrays(x_train, y_train, x_test=None, y_test=None, name="arrays", max_value=None,
+                test_fraction=0.2, seed=0) -> Dataset:
+    """A dataset from NumPy arrays; without a test set, a stratified split is made.
+
+    Images are expected as [N, H, W] or [N, C, H, W] (or flat vectors [N, D]),
+    of a real numeric type (complex data is refused: convert it explicitly);
+    float64 values must fit in float32, the model's input type. Labels are
+    integers in [0, MAX_LABEL]. ``max_value`` defaults to 255 for uint8 data
+    and 1 otherwise.
+    """
+    x_train, y_train = _as_array(x_train, f"{name} x_train"), _as_array(y_train, f"{name} y_train")
+    _check_arrays(f"{name} train", x_train, y_train)
+    note = ""
+    if x_test is None:
+        tr, te = stratified_split(y_train, test_fraction, seed)
+        x_test, y_test = x_train[te], y_train[te]
+        x_train, y_train = x_train[tr], y_train[tr]
+        note = f"train/test: stratified {1 - test_fraction:.0%}/{test_fraction:.0%} split, seed {seed}"
+    x_test, y_test = _as_array(x_test, f"{name} x_test"), _as_array(y_test, f"{name} y_test")
+    for split, (x, y) in {"train": (x_train, y_train), "test": (x_test, y_test)}.items():
+        _check_arrays(f"{name} {split}", x, y)
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise DatasetError(f"{name}: train samples {x_train.shape[1:]} and test samples "
+                           f"{x_test.shape[1:]} differ in shape")
+    if x_train.ndim == 3:  # [N, H, W] -> [N, 1, H, W]
+        x_train, x_test = x_train[:, None], x_test[:, None]
+    if max_value is None:
+        max_value = 255.0 if x_train.dtype == np.uint8 else 1.0
+    if not (isinstance(max_value, (int, float, np.integer, np.floating))
+            and math.isfinite(max_value) and max_value > 0):
+        raise DatasetError(f"{name}: max_value must be a finite number > 0, got {max_value!r}")
+    return Dataset(name, x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64),
+                   float(max_value), note)

@@ -1,0 +1,166 @@
+"""CIFAR-10 / CIFAR-100 from the official "python version" archives.
+
+The batches are Python pickles: a dict with ``data`` (a uint8 array
+[N, 3072]: the 1024 red values of a 32x32 image row by row, then green, then
+blue) and ``labels`` (CIFAR-10) or ``fine_labels`` (CIFAR-100), lists of
+ints. Unpickling runs whatever callable a file names, so a crafted batch would
+run code: the batches are read with a restricted unpickler that resolves only
+the four globals NumPy's own array pickles use (``_reconstruct``, ``ndarray``,
+``dtype``, and ``_codecs.encode`` for strings re-pickled by Python 3 at
+protocol 2), refusing any other before it is called. What it returns is then
+checked field by field: nothing but the documented structure is accepted.
+"""
+from __future__ import annotations
+
+import importlib
+import io
+import os
+import pathlib
+import pickle
+import tarfile
+
+import numpy as np
+
+from .base import Dataset, DatasetError, MAX_FILE_BYTES, from_arrays, read_bounded, read_bounded_stream
+
+__all__ = ["CIFAR_URL", "load_cifar", "read_cifar_batch"]
+
+CIFAR_URL = "the CIFAR page (www.cs.toronto.edu/~kriz/cifar.html), 'python version'"
+
+
+def _numpy_reconstruct():
+    for module in ("numpy._core.multiarray", "numpy.core.multiarray"):
+        try:
+            return importlib.import_module(module)._reconstruct
+        except (ImportError, AttributeError):
+            continue
+    raise ImportError("numpy's array unpickling helper (_reconstruct) was not found")
+
+
+def _latin1_encode(text, encoding="latin1"):
+    """``_codecs.encode`` as Python 3 pickles bytes at protocol 2: latin-1 only."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError("_codecs.encode is admitted only to rebuild latin-1 bytes")
+    return text.encode("latin1")
+
+
+_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct,
+    ("numpy", "ndarray"): lambda: np.ndarray,
+    ("numpy", "dtype"): lambda: np.dtype,
+    ("_codecs", "encode"): lambda: _latin1_encode,
+}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Resolves only the globals listed in ``_ALLOWED``; anything else is refused
+    before it can be called (no import, no attribute lookup of the named object)."""
+
+    def find_class(self, module, name):
+        factory = _ALLOWED.get((module, name))
+        if factory is None:
+            raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed in a CIFAR batch")
+        return factory()
+
+    def persistent_load(self, pid):
+        raise pickle.UnpicklingError("persistent references are not allowed in a CIFAR batch")
+
+
+def _key(batch: dict, name: str):
+    for key in (name.encode(), name):
+        if key in batch:
+            return batch[key]
+    raise DatasetError(f"no '{name}' entry")
+
+
+def read_cifar_batch(data: bytes, source, label_key: str):
+    """``(images [N, 3, 32, 32] uint8, labels [N] int64)`` of one pickled batch,
+    read without running any code the file names."""
+    try:
+        batch = _CifarUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except Exception as e:  # pickle raises many types on a damaged or hostile file
+        raise DatasetError(f"CIFAR file {source} is not a readable CIFAR pickle: {e}") from None
+    try:
+        if not isinstance(batch, dict) or not all(isinstance(k, (bytes, str)) for k in batch):
+            raise DatasetError(f"a dict with bytes or str keys expected, got {type(batch).__name__}")
+        x, labels = _key(batch, "data"), _key(batch, label_key)
+        if not isinstance(x, np.ndarray):
+            raise DatasetError(f"'data' must be a NumPy array, got {type(x).__name__}")
+        if x.dtype != np.uint8:
+            # The format stores 0..255 bytes; a cast would destroy other data
+            # (floats in [0, 1] would become 0 or 1).
+            raise DatasetError(f"'data' must hold uint8 pixels 0..255 as the CIFAR format does, got "
+                               f"{x.dtype}; convert it explicitly (e.g. (x * 255).round().astype("
+                               f"np.uint8) for values in [0, 1])")
+        if x.ndim != 2 or x.shape[1] != 3 * 32 * 32:
+            raise DatasetError(f"'data' has shape {x.shape}, expected [N, 3072]")
+        if not isinstance(labels, (list, np.ndarray)) or isinstance(labels, np.ndarray) and \
+                labels.dtype.kind not in "iu":
+            raise DatasetError(f"'{label_key}' must be a list of ints, got {type(labels).__name__}")
+        if isinstance(labels, list) and not all(type(v) is int for v in labels):
+            raise DatasetError(f"'{label_key}' must be a list of ints")
+        if len(labels) != len(x):
+            raise DatasetError(f"{len(x)} images but {len(labels)} labels")
+        if len(labels) and not all(0 <= int(v) < 100 for v in labels):
+            raise DatasetError(f"'{label_key}' holds values outside 0..99")
+    except DatasetError as e:
+        raise DatasetError(f"CIFAR file {source}: {e}") from None
+    # Row layout: 1024 red, 1024 green, 1024 blue values, each a 32x32 image row by row.
+    return np.ascontiguousarray(x.reshape(-1, 3, 32, 32)), np.asarray(labels, np.int64)
+
+
+def load_cifar(path, n_classes: int = 10) -> Dataset:
+    """CIFAR-10 or CIFAR-100 from the official python-pickle archive (``.tar.gz``)
+    or its extracted folder (``cifar-10-batches-py`` / ``cifar-100-python``).
+
+    The batches are read by a restricted unpickler (module docstring): a file
+    that names anything else than NumPy's array reconstruction is refused.
+    """
+    if n_classes not in (10, 100):
+        raise ValueError(f"CIFAR has 10 or 100 classes, not {n_classes}")
+    path = pathlib.Path(path)
+    folder = "cifar-10-batches-py" if n_classes == 10 else "cifar-100-python"
+    names = ([f"data_batch_{i}" for i in range(1, 6)], ["test_batch"]) if n_classes == 10 \
+        else (["train"], ["test"])
+    label_key = "labels" if n_classes == 10 else "fine_labels"
+    members = {}
+    if path.is_file() and tarfile.is_tarfile(path):
+        try:
+            with tarfile.open(path, "r:*") as tar:
+                for member in tar.getmembers():
+                    base = os.path.basename(member.name)
+                    if base not in names[0] + names[1]:
+                        continue
+                    if not member.isfile():
+                        raise DatasetError(f"CIFAR archive {path}: member {member.name} is not a "
+                                           f"regular file")
+                    if member.size > MAX_FILE_BYTES:
+                        raise DatasetError(f"CIFAR archive {path}: member {member.name} of "
+                                           f"{member.size} bytes is too large")
+                    data = read_bounded_stream(tar.extractfile(member), member.name, "CIFAR member")
+                    members[base] = read_cifar_batch(data, f"{path}:{member.name}", label_key)
+        except (tarfile.TarError, OSError, EOFError) as e:
+            raise DatasetError(f"cannot read CIFAR archive {path}: {e}") from e
+    else:
+        for candidate in (path, path / folder):
+            if all((candidate / n).exists() for n in names[0] + names[1]):
+                for n in names[0] + names[1]:
+                    members[n] = read_cifar_batch(read_bounded(candidate / n, "CIFAR file"),
+                                                  candidate / n, label_key)
+                break
+    missing = [n for n in names[0] + names[1] if n not in members]
+    if missing:
+        raise DatasetError(f"CIFAR-{n_classes} files {missing} not found in {path}: expected the "
+                           f"archive or its '{folder}' folder, from {CIFAR_URL}")
+    if n_classes == 10:
+        for n in names[0] + names[1]:
+            if len(members[n][1]) and members[n][1].max() >= 10:
+                raise DatasetError(f"CIFAR-10 batch {n}: labels go up to {members[n][1].max()}, "
+                                   f"expected 0..9")
+
+    def stack(split):
+        return (np.concatenate([members[n][0] for n in split]),
+                np.concatenate([members[n][1] for n in split]))
+    (x_train, y_train), (x_test, y_test) = stack(names[0]), stack(names[1])
+    return from_arrays(x_train, y_train, x_test, y_test, name=f"cifar{n_classes}")

@@ -1,0 +1,43 @@
+"""Your own arrays in a ``.npz`` file (read without pickle)."""
+from __future__ import annotations
+
+import io
+import pathlib
+import zipfile
+
+import numpy as np
+
+from .base import Dataset, DatasetError, MAX_FILE_BYTES, from_arrays, read_bounded
+
+__all__ = ["load_npz"]
+
+
+def load_npz(path) -> Dataset:
+    """A ``.npz`` with ``x_train, y_train`` and optionally ``x_test, y_test``.
+
+    Arrays are read with ``allow_pickle=False``; their decompressed size is
+    bounded; complex samples are refused (convert them explicitly).
+    """
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise DatasetError(f"{path} does not exist: expected a .npz with x_train, y_train "
+                           f"(and x_test, y_test)")
+    data = read_bounded(path, ".npz file")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            total = sum(info.file_size for info in z.infolist())
+        if total > MAX_FILE_BYTES:
+            raise DatasetError(f"{path}: its arrays expand to {total} bytes, more than {MAX_FILE_BYTES}")
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except DatasetError:
+        raise
+    except Exception as e:  # zipfile and numpy raise many types on a damaged file
+        raise DatasetError(f"{path} is not a readable .npz file: {e}") from e
+    if "x_train" not in arrays or "y_train" not in arrays:
+        raise DatasetError(f"{path} holds {sorted(arrays)}; expected x_train, y_train "
+                           f"(and optionally x_test, y_test)")
+    if ("x_test" in arrays) != ("y_test" in arrays):
+        raise DatasetError(f"{path}: x_test and y_test go together, got only one of them")
+    return from_arrays(arrays["x_train"], arrays["y_train"], arrays.get("x_test"),
+                       arrays.get("y_test"), name=path.stem)
