@@ -106,12 +106,15 @@ def _npz_bytes(arrays: Dict[str, np.ndarray]) -> bytes:
 
 def load_checkpoint(path) -> Checkpoint:
     path = pathlib.Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} is not a regular file")
     try:
         with zipfile.ZipFile(path) as z:
+            _check_members(z, path)
             meta = json.loads(z.read("meta.json"))
-            if meta.get("format") != "aidge_incremental checkpoint":
+            if not isinstance(meta, dict) or meta.get("format") != "aidge_incremental checkpoint":
                 raise CheckpointError(f"{path} is not an aidge_incremental checkpoint")
             if meta.get("version") != FORMAT_VERSION:
                 raise CheckpointError(f"checkpoint {path} has format version {meta.get('version')}, "
@@ -119,16 +122,47 @@ def load_checkpoint(path) -> Checkpoint:
             params = _read_npz(z.read("params.npz"))
             arrays = _read_npz(z.read("method.npz"))
             blobs = {key: z.read(f"method/{key}.bin") for key in meta["method_blobs"]}
+            if set(arrays) != set(meta["method_arrays"]) or _params_digest(params) != meta["params_sha256"]:
+                raise CheckpointError(f"corrupt checkpoint {path}: contents do not match their digest")
+            _check_memory_blobs(blobs, path)
+            state = dict(meta["method_state"])
+            state.update(arrays)
+            state.update(blobs)
+            checkpoint = Checkpoint(meta["step"], meta["config"], meta["result"], params,
+                                    meta["model_rng"], state, path)
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, zlib.error, KeyError, ValueError, OSError, EOFError, TypeError) as e:
-        raise CheckpointError(f"corrupt checkpoint {path}: {e}") from e
-    if set(arrays) != set(meta["method_arrays"]) or _params_digest(params) != meta["params_sha256"]:
-        raise CheckpointError(f"corrupt checkpoint {path}: contents do not match their digest")
-    state = dict(meta["method_state"])
-    state.update(arrays)
-    state.update(blobs)
-    return Checkpoint(meta["step"], meta["config"], meta["result"], params, meta["model_rng"], state, path)
+    # zipfile reports malformed headers as NotImplementedError (unknown compression),
+    # RuntimeError (encrypted member) or AttributeError, besides the usual ones.
+    except (zipfile.BadZipFile, zlib.error, KeyError, ValueError, OSError, EOFError, TypeError,
+            NotImplementedError, RuntimeError, AttributeError) as e:
+        raise CheckpointError(f"corrupt checkpoint {path}: {type(e).__name__}: {e}") from e
+    return checkpoint
+
+
+#: Largest decompressed content of a checkpoint (16 GiB): a zip bomb is refused
+#: from its headers, before anything is decompressed.
+MAX_CHECKPOINT_BYTES = 16 << 30
+
+
+def _check_members(z: zipfile.ZipFile, path) -> None:
+    total = sum(info.file_size for info in z.infolist())
+    if total > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(f"corrupt checkpoint {path}: members expand to {total} bytes, more "
+                              f"than {MAX_CHECKPOINT_BYTES}")
+
+
+def _check_memory_blobs(blobs: Dict[str, bytes], path) -> None:
+    """Validate every replay memory a checkpoint carries (every field, see
+    ExemplarMemory.from_bytes) now, naming the checkpoint, rather than when a
+    method restores it."""
+    from .memory import CorruptFileError, ExemplarMemory
+    for key, blob in blobs.items():
+        if blob[:8] == b"AIDGEMEM" and blob[12:16] == (1).to_bytes(4, "little"):
+            try:
+                ExemplarMemory.from_bytes(blob, source=f"{path}:method/{key}.bin")
+            except CorruptFileError as e:
+                raise CheckpointError(f"corrupt checkpoint {path}: {e}") from e
 
 
 def _read_npz(data: bytes) -> Dict[str, np.ndarray]:

@@ -153,12 +153,33 @@ def _pct(v: float) -> str:
     return "-" if np.isnan(v) else f"{100 * v:.2f}%"
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where Linux tells it
+    (/proc/self/status); elsewhere set and restored at once."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old or the new file."""
+    """Write ``data`` to ``path`` so that a crash leaves either the old or the new file.
+
+    The file gets the mode any new file gets (0666 less the umask), as results,
+    checkpoints and exports are shared like other outputs: the temporary file
+    that mkstemp creates is 0600, so its mode is set before the rename.
+    """
     path = pathlib.Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

@@ -105,9 +105,26 @@ def test_outputs_are_written_and_read_back(tmp_path, digits):
     assert rows[0].startswith("method,classifier,step") and len(rows) == 1 + 5
     assert (tmp_path / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
     assert result.classes_seen == [2, 4, 6, 8, 10]
-    # the accuracy on all seen classes is the sample-weighted mean of the groups
+    # the CSV holds the same numbers as the JSON
+    for row, t in zip(rows[1:], range(5)):
+        method, classifier, step, seen, acc_seen, acc_old, acc_new = row.split(",")
+        assert (method, classifier, int(step), int(seen)) == ("lwf", "head", t, 2 * t + 2)
+        assert float(acc_seen) == result.main.acc_seen[t] and float(acc_new) == result.main.acc_new[t]
+    # the accuracy on all seen classes is the sample-weighted mean of the groups, with
+    # the group sizes counted here from the test labels and the stored class order
+    order = np.asarray(result.class_order)
+    sizes = [int(np.isin(digits.y_test, order[2 * j: 2 * j + 2]).sum()) for j in range(5)]
+    assert len(set(sizes)) > 1, "groups of equal size could not tell a weighted mean"
+    unweighted_differs = False
     for t, row in enumerate(result.main.matrix):
         assert len(row) == t + 1
+        weighted = np.dot(sizes[: t + 1], row) / sum(sizes[: t + 1])
+        assert result.main.acc_seen[t] == pytest.approx(weighted, abs=1e-12)
+        unweighted_differs |= abs(np.mean(row) - weighted) > 1e-6
+        if t > 0:  # accuracy on the old groups: their weighted mean too
+            old = np.dot(sizes[:t], row[:t]) / sum(sizes[:t])
+            assert result.main.acc_old[t] == pytest.approx(old, abs=1e-12)
+    assert unweighted_differs, "the check must be able to tell weighted from unweighted means"
 
 
 def test_bad_configuration_is_refused(digits):
