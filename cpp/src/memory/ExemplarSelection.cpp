@@ -16,14 +16,14 @@ namespace {
 void checkSize(std::size_t n, std::size_t d, std::size_t m)
 {
     if (n == 0) {
-        throw std::invalid_argument("exemplar selection: no sample to select from (empty class)");
+        throw std::invalid_argument("exemplar selection: 'features' has no row, no sample to select from (empty class)");
     }
     if (d == 0) {
-        throw std::invalid_argument("exemplar selection: features have dimension 0");
+        throw std::invalid_argument("exemplar selection: 'features' has dimension 0");
     }
     if (m > n) {
         throw std::invalid_argument(fmt::format(
-            "exemplar selection: cannot select m = {} exemplars out of {} samples", m, n));
+            "exemplar selection: cannot select m = {} exemplars out of {} samples (rows of 'features')", m, n));
     }
 }
 
@@ -37,7 +37,7 @@ std::vector<double> normalisedRows(const float *features, std::size_t n, std::si
             const double v = features[i * d + k];
             if (!std::isfinite(v)) {
                 throw std::invalid_argument(fmt::format(
-                    "features contain a non-finite value (NaN or inf) in row {}", i));
+                    "'features' contain a non-finite value (NaN or inf) in row {}", i));
             }
             out[i * d + k] = v;
             norm2 += v * v;
@@ -310,7 +310,7 @@ std::vector<float> classMeans(const float *features, const std::int64_t *labels,
                               std::size_t n, std::size_t d, std::size_t nbClasses)
 {
     if (nbClasses == 0) {
-        throw std::invalid_argument("class means: the number of classes must be > 0");
+        throw std::invalid_argument("class means: 'n_classes' must be > 0");
     }
     const std::vector<double> phi = normalisedRows(features, n, d);
     std::vector<double> sums(nbClasses * d, 0.0);
@@ -318,7 +318,7 @@ std::vector<float> classMeans(const float *features, const std::int64_t *labels,
     for (std::size_t i = 0; i < n; ++i) {
         if (labels[i] < 0 || static_cast<std::size_t>(labels[i]) >= nbClasses) {
             throw std::invalid_argument(fmt::format(
-                "class means: label {} of sample {} is outside [0, {})", labels[i], i, nbClasses));
+                "class means: 'labels' holds {} at {}, outside [0, {}) (n_classes)", labels[i], i, nbClasses));
         }
         const std::size_t c = static_cast<std::size_t>(labels[i]);
         ++counts[c];
@@ -330,15 +330,17 @@ std::vector<float> classMeans(const float *features, const std::int64_t *labels,
     for (std::size_t c = 0; c < nbClasses; ++c) {
         if (counts[c] == 0) {
             throw std::invalid_argument(
-                fmt::format("class means: class {} has no exemplar (empty class)", c));
+                fmt::format("class means: class {} of n_classes has no sample in 'labels' (empty class)", c));
         }
         double norm2 = 0.0;
         for (std::size_t k = 0; k < d; ++k) {
             norm2 += sums[c * d + k] * sums[c * d + k];
         }
-        if (!(norm2 > 0.0)) {
+        // A mean of unit vectors shorter than 1e-9 is rounding noise around
+        // zero (e.g. two opposite rows): no direction either.
+        if (!(std::sqrt(norm2) > 1e-9 * static_cast<double>(counts[c]))) {
             throw std::invalid_argument(fmt::format(
-                "class means: the normalised features of class {} sum to zero (all-zero features?): "
+                "class means: the normalised 'features' of class {} sum to zero (all-zero rows?): "
                 "its mean has no direction to compare with", c));
         }
         const double inv = 1.0 / std::sqrt(norm2);
@@ -353,11 +355,11 @@ std::vector<std::int64_t> nmeClassify(const float *features, std::size_t n, std:
                                       const float *means, std::size_t nbClasses)
 {
     if (nbClasses == 0) {
-        throw std::invalid_argument("NME: no class mean to compare with");
+        throw std::invalid_argument("NME: 'means' has no row, no class mean to compare with");
     }
     for (std::size_t i = 0; i < nbClasses * d; ++i) {
         if (!std::isfinite(means[i])) {
-            throw std::invalid_argument("NME: class means contain a non-finite value");
+            throw std::invalid_argument("NME: 'means' contain a non-finite value (NaN or inf)");
         }
     }
     std::vector<double> mu(means, means + nbClasses * d);
@@ -367,7 +369,7 @@ std::vector<std::int64_t> nmeClassify(const float *features, std::size_t n, std:
     }
     std::vector<std::int64_t> out(n);
     if (nearestMeans(features, n, d, mu.data(), muNorm2.data(), nbClasses, out.data()) != 0) {
-        throw std::invalid_argument("NME: features contain a non-finite value (NaN or inf)");
+        throw std::invalid_argument("NME: 'features' contain a non-finite value (NaN or inf)");
     }
     return out;
 }

@@ -40,8 +40,8 @@ std::vector<std::size_t> randomSelection(std::size_t n, std::size_t m, std::uint
  * Class means for NME: for each class c in [0, nbClasses), the mean of its
  * normalised features, normalised again (iCaRL Algorithm 1). Returns
  * [nbClasses, d]. labels[i] must be in [0, nbClasses); every class needs a sample,
- * and a class whose normalised features sum to zero (e.g. all-zero rows) is
- * refused: its mean would have no direction.
+ * and a class whose normalised features sum to zero (all-zero rows, or rows
+ * that cancel: mean norm below 1e-9) is refused: its mean has no direction.
  */
 std::vector<float> classMeans(const float *features, const std::int64_t *labels,
                               std::size_t n, std::size_t d, std::size_t nbClasses);
