@@ -134,13 +134,17 @@ def test_cuda_kernels_compile_and_register(tmp_path):
         spec = importlib.util.spec_from_file_location("aidge_incremental._core_cuda", {str(module)!r})
         core_cuda = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(core_cuda)
-        print(json.dumps({{"keys": sorted(aidge_incremental._core.get_keys_DistillationOp()),
+        core = aidge_incremental._core
+        print(json.dumps({{"keys": {{op: sorted(getattr(core, "get_keys_" + op)())
+                                   for op in ("DistillationOp", "CrossEntropyOp", "AttentionDistillationOp")}},
                           "built_with": core_cuda.built_with_cuda,
                           "runtime": core_cuda.runtime_version(), "kernels": list(core_cuda.kernels)}}))
     """, tmp_path)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert "cuda" in report["keys"] and "cpu" in report["keys"], report
+    for op, keys in report["keys"].items():
+        assert "cuda" in keys and "cpu" in keys, (op, report)
+    assert report["kernels"] == ["Distillation", "CrossEntropy", "AttentionDistillation"]
     assert report["built_with"] >= 12000 and 12000 <= report["runtime"] < 13000, report
 
 
@@ -152,30 +156,57 @@ def to_numpy(tensor):
     return np.array(copy)
 
 
-def distillation_on(backend, dtype, s, t, temperature, n_old, form, gamma):
-    """Loss value and d(gamma * loss)/d student of a Distillation node run on ``backend``."""
-    node = ai.Distillation(temperature, n_old, form)
+def loss_node_on(backend, dtype, node, inputs, gamma):
+    """Value and d(gamma * loss)/d input 0 of a loss ``node`` fed by Producers
+    of ``inputs``, compiled and scheduled on ``backend``."""
     graph = aidge_core.GraphView()
     graph.add(node)
-    for index, (name, logits) in enumerate((("student", s), ("teacher", t))):
-        producer = aidge_core.Producer(aidge_core.Tensor(logits), name)
+    for index, array in enumerate(inputs):
+        producer = aidge_core.Producer(aidge_core.Tensor(array), f"in{index}")
         producer.add_child(node, 0, index)
         graph.add(producer)
     graph.compile(backend, dtype)
     scheduler = aidge_core.SequentialScheduler(graph)
     scheduler.forward()
     op = node.get_operator()
-    seed = aidge_core.Tensor(np.array([gamma], s.dtype))
+    seed = aidge_core.Tensor(np.array([gamma], inputs[0].dtype))
     seed.to_backend(backend)
     op.get_output(0).grad.copy_from(seed)
     scheduler.backward()
     return to_numpy(op.get_output(0))[0], to_numpy(op.get_input(0).grad)
 
 
-@pytest.mark.skipif(not gpu_ready(), reason="needs an NVIDIA GPU, its driver and the CUDA kernels")
+def distillation_on(backend, dtype, s, t, temperature, n_old, form, gamma):
+    return loss_node_on(backend, dtype, ai.Distillation(temperature, n_old, form), [s, t], gamma)
+
+
+def cross_entropy_reference(s, y):
+    """mean_b sum_j y_bj (lse(s_b) - s_bj), float64."""
+    s, y = np.asarray(s, np.float64), np.asarray(y, np.float64)
+    m = s.max(axis=1, keepdims=True)
+    lse = m + np.log(np.exp(s - m).sum(axis=1, keepdims=True))
+    return float(np.mean(np.sum(y * (lse - s), axis=1)))
+
+
+def attention_reference(a, alpha, qt, eps):
+    """LwM: mean_b || relu(sum_c alpha_c A_c)/||.|| - Q_t/||Q_t|| ||_1, float64."""
+    a, alpha, qt = (np.asarray(x, np.float64) for x in (a, alpha, qt))
+    batch = a.shape[0]
+    q = np.maximum(np.einsum("bc,bchw->bhw", alpha, a), 0.0).reshape(batch, -1)
+    t = qt.reshape(batch, -1)
+    u = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), eps)
+    v = t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), eps)
+    return float(np.mean(np.abs(u - v).sum(axis=1)))
+
+
+needs_gpu = pytest.mark.skipif(not gpu_ready(), reason="needs an NVIDIA GPU, its driver and the CUDA kernels")
+DTYPES = pytest.mark.parametrize("np_dtype, aidge_dtype", [(np.float32, aidge_core.dtype.float32),
+                                                           (np.float64, aidge_core.dtype.float64)])
+
+
+@needs_gpu
 @pytest.mark.parametrize("form", ["kl", "bce"])
-@pytest.mark.parametrize("np_dtype, aidge_dtype", [(np.float32, aidge_core.dtype.float32),
-                                                   (np.float64, aidge_core.dtype.float64)])
+@DTYPES
 def test_distillation_cuda_matches_cpu(rng, form, np_dtype, aidge_dtype):
     for batch, cols_s, cols_t, n_old, temperature, scale in [
             (1, 1, 1, 0, 2.0, 1.0), (7, 12, 10, 4, 0.5, 3.0), (128, 100, 90, 90, 2.0, 10.0),
@@ -194,8 +225,43 @@ def test_distillation_cuda_matches_cpu(rng, form, np_dtype, aidge_dtype):
         assert np.all(gpu_grad[:, used:] == 0), case
 
 
-@pytest.mark.skipif(not gpu_ready(), reason="needs an NVIDIA GPU, its driver and the CUDA kernels")
+@needs_gpu
 def test_distillation_cuda_refuses_non_finite_logits():
     s = np.array([[1.0, np.nan, 0.0]], np.float32)
     with pytest.raises(Exception, match="non-finite"):
         distillation_on("cuda", aidge_core.dtype.float32, s, np.zeros_like(s), 2.0, 0, "kl", 1.0)
+
+
+@needs_gpu
+@DTYPES
+def test_cross_entropy_cuda_matches_cpu(rng, np_dtype, aidge_dtype):
+    for batch, classes, scale in [(1, 1, 1.0), (7, 10, 3.0), (128, 100, 10.0), (300, 1000, 80.0)]:
+        s = np.clip(rng.normal(0, scale, (batch, classes)), -80, 80).astype(np_dtype)
+        y = rng.dirichlet(np.ones(classes), batch).astype(np_dtype)  # soft targets, rows sum to 1
+        y[::3] = np.eye(classes, dtype=np_dtype)[rng.integers(0, classes, len(y[::3]))]  # and one-hot rows
+        results = {b: loss_node_on(b, aidge_dtype, ai._core.CrossEntropy(), [s, y], 0.7)
+                   for b in ("cpu", "cuda")}
+        (cpu_value, cpu_grad), (gpu_value, gpu_grad) = results["cpu"], results["cuda"]
+        case = f"B={batch} C={classes}"
+        np.testing.assert_allclose(gpu_value, cpu_value, rtol=1e-5, atol=1e-6, err_msg=case)
+        np.testing.assert_allclose(gpu_grad, cpu_grad, rtol=1e-5, atol=1e-7, err_msg=case)
+        np.testing.assert_allclose(gpu_value, cross_entropy_reference(s, y), rtol=1e-5, atol=1e-6,
+                                   err_msg=case)
+
+
+@needs_gpu
+@DTYPES
+def test_attention_distillation_cuda_matches_cpu(rng, np_dtype, aidge_dtype):
+    eps = 1e-12
+    for batch, channels, height, width in [(1, 1, 1, 1), (4, 3, 5, 7), (32, 64, 8, 8), (8, 16, 32, 32)]:
+        a = rng.normal(0, 1, (batch, channels, height, width)).astype(np_dtype)
+        alpha = rng.normal(0, 1, (batch, channels)).astype(np_dtype)
+        qt = np.maximum(rng.normal(0, 1, (batch, height, width)), 0).astype(np_dtype)
+        results = {b: loss_node_on(b, aidge_dtype, ai._core.AttentionDistillation(eps), [a, alpha, qt], 0.7)
+                   for b in ("cpu", "cuda")}
+        (cpu_value, cpu_grad), (gpu_value, gpu_grad) = results["cpu"], results["cuda"]
+        case = f"B={batch} C={channels} H={height} W={width}"
+        np.testing.assert_allclose(gpu_value, cpu_value, rtol=1e-5, atol=1e-6, err_msg=case)
+        np.testing.assert_allclose(gpu_grad, cpu_grad, rtol=1e-5, atol=1e-7, err_msg=case)
+        np.testing.assert_allclose(gpu_value, attention_reference(a, alpha, qt, eps), rtol=1e-5,
+                                   atol=1e-6, err_msg=case)

@@ -26,5 +26,5 @@ PYBIND11_MODULE(_core_cuda, m)
     // Toolkit that compiled our kernels: the driver must support at least
     // this CUDA version to load them (checked by ensure_cuda_backend()).
     m.attr("built_with_cuda") = CUDART_VERSION;
-    m.attr("kernels") = py::make_tuple("Distillation");
+    m.attr("kernels") = py::make_tuple("Distillation", "CrossEntropy", "AttentionDistillation");
 }

@@ -16,7 +16,6 @@ using namespace incremental_cuda;
 
 constexpr int kRowBlock = 256;                  // 8 warps, one row per warp
 constexpr int kRowsPerBlock = kRowBlock / kWarp;
-constexpr int kSumBlock = 1024;
 
 unsigned gridFor(std::size_t rows)
 {
@@ -91,24 +90,6 @@ __global__ void rowLossKernel(Problem p, const T *__restrict__ student,
     }
     if (lane == 0) {
         rowLoss[b] = value;
-    }
-}
-
-/// One block: loss[0] = scale * sum_b rowLoss[b], unless a logit was non-finite.
-template <class T>
-__global__ void sumRowsKernel(std::size_t batch, double scale,
-                              const double *__restrict__ rowLoss,
-                              const unsigned long long *__restrict__ bad,
-                              T *__restrict__ loss)
-{
-    __shared__ double shared[kSumBlock / kWarp];
-    double acc = 0.0;
-    for (std::size_t b = threadIdx.x; b < batch; b += blockDim.x) {
-        acc += rowLoss[b];
-    }
-    acc = blockSum(acc, shared);
-    if (threadIdx.x == 0 && *bad == 0) {
-        loss[0] = static_cast<T>(acc * scale);
     }
 }
 
@@ -191,7 +172,7 @@ std::size_t forward(const Problem &p, const T *student, const T *teacher, T *los
     checkLaunch("distillation forward (rows)");
     const double scale = (p.kl ? p.temperature * p.temperature : 1.0) /
                          static_cast<double>(p.batch);
-    sumRowsKernel<T><<<1, kSumBlock>>>(p.batch, scale, rowLoss, bad, loss);
+    sumRowsKernel<T><<<1, kSumBlock>>>(p.batch, scale, rowLoss, bad, 1, loss);
     checkLaunch("distillation forward (sum)");
     unsigned long long nonFinite = 0;
     check(cudaMemcpy(&nonFinite, bad, sizeof(nonFinite), cudaMemcpyDeviceToHost),

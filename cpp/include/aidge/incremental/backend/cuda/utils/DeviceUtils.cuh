@@ -80,6 +80,34 @@ __device__ inline double sigmoidD(double x)
     return e / (1.0 + e);
 }
 
+/// Threads per block of sumRowsKernel.
+constexpr int kSumBlock = 1024;
+
+/// One block of kSumBlock threads: loss[0] = scale * sum_b rowLoss[b] (double,
+/// fixed order), written only when every data-check counter is 0.
+template <class T>
+__global__ void sumRowsKernel(std::size_t batch, double scale,
+                              const double *__restrict__ rowLoss,
+                              const unsigned long long *__restrict__ counters,
+                              int nbCounters, T *__restrict__ loss)
+{
+    __shared__ double shared[kSumBlock / kWarp];
+    double acc = 0.0;
+    for (std::size_t b = threadIdx.x; b < batch; b += blockDim.x) {
+        acc += rowLoss[b];
+    }
+    acc = blockSum(acc, shared);
+    if (threadIdx.x == 0) {
+        unsigned long long bad = 0;
+        for (int i = 0; i < nbCounters; ++i) {
+            bad += counters[i];
+        }
+        if (bad == 0) {
+            loss[0] = static_cast<T>(acc * scale);
+        }
+    }
+}
+
 /// Device memory owned for the duration of one call.
 class DeviceBuffer {
   public:
