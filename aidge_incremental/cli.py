@@ -13,7 +13,9 @@ import json
 import pathlib
 import sys
 
-from .experiment import ExperimentConfig, compare, run_experiment
+import numpy as np
+
+from .experiment import EXPORT_TARGETS, ExperimentConfig, compare, run_experiment
 from .methods import METHODS
 
 __all__ = ["main"]
@@ -66,7 +68,10 @@ def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--l2-old", type=float, help="LwF: pull toward the old weights (default 0)")
     parser.add_argument("--output-dir", help="where results.json/.csv, plots and checkpoints go "
                                              "(default runs/<name>)")
-    parser.add_argument("--export-dir", help="export every step's model to ONNX there")
+    parser.add_argument("--export-dir", help="export every step's model there (see --export-target)")
+    parser.add_argument("--export-target", choices=list(EXPORT_TARGETS),
+                        help="onnx (default): step-NNN.onnx; cpp / cpp-int8: step-NNN/, C++ projects built "
+                             "and checked against Aidge, with budget.json")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -97,18 +102,24 @@ def main(argv=None) -> int:
     cmp_p.add_argument("--methods", nargs="+", choices=sorted(METHODS),
                        default=["finetune", "lwf", "icarl", "joint"])
     _add_experiment_options(cmp_p)
-    exp_p = sub.add_parser("export", help="export a checkpoint's model to ONNX")
+    exp_p = sub.add_parser("export", help="export a checkpoint's model to ONNX or embedded C++")
     exp_p.add_argument("checkpoint", help="a step-NNN.ckpt file")
-    exp_p.add_argument("output", help="the .onnx file to write")
-    exp_p.add_argument("--nme", action="store_true", help="export iCaRL's NME classifier instead of the head")
+    exp_p.add_argument("output", help="onnx: the .onnx file to write; cpp: the folder to write")
+    exp_p.add_argument("--target", choices=["onnx", "cpp"], default="onnx",
+                       help="onnx (default) or cpp: CMake projects of the head and (iCaRL) the NME "
+                            "classifier, built and checked against Aidge, with budget.json")
+    exp_p.add_argument("--dtype", choices=["float32", "int8"], default="float32",
+                       help="cpp: the head's precision (int8: calibrated on the replay memory)")
+    exp_p.add_argument("--nme", action="store_true", help="onnx: export iCaRL's NME classifier instead of the head")
     pred_p = sub.add_parser("predict", help="predict classes with an exported model or a checkpoint")
-    pred_p.add_argument("model", help="an .onnx file written by export, or a .ckpt")
+    pred_p.add_argument("model", help="an .onnx file or a C++ export folder written by export, or a .ckpt")
     pred_p.add_argument("--input", help=".npy file of raw samples (as stored in the dataset)")
     pred_p.add_argument("--dataset", default="digits", help="else: samples of this dataset's test split")
     pred_p.add_argument("--data-dir")
     pred_p.add_argument("--classes", type=int, nargs="+", help="only samples of these (original) classes")
-    pred_p.add_argument("--count", type=int, default=10)
-    pred_p.add_argument("--nme", action="store_true", help="with a .ckpt: use the NME classifier")
+    pred_p.add_argument("--count", type=int, default=10, help="how many test samples (>= 1, default 10)")
+    pred_p.add_argument("--nme", action="store_true",
+                        help="with a .ckpt or a C++ folder: use the NME classifier")
     args = parser.parse_args(argv)
     if args.command == "export":
         return _export_command(args)
@@ -160,20 +171,38 @@ def _method_from_checkpoint(path):
 def _export_command(args) -> int:
     from .checkpoint import CheckpointError
     from .datasets import load_dataset
-    from .export import export_model, export_nme
+    from .export import ExportError, export_model, export_nme
     try:
+        if args.target == "onnx" and args.dtype != "float32":
+            raise ValueError("--dtype int8 applies to --target cpp only")
+        if args.target == "cpp" and args.nme:
+            raise ValueError("--nme applies to --target onnx: a C++ export holds the NME classifier "
+                             "beside the head when the method has one")
         method, ckpt, config = _method_from_checkpoint(args.checkpoint)
         dataset = load_dataset(config.dataset, config.data_dir)
         order = ckpt.result["class_order"]
-        meta = {"aidge_incremental.step": str(ckpt.step), "aidge_incremental.method": method.name}
-        if args.nme:
-            nme = getattr(method, "nme", None)
-            if nme is None or nme.means is None:
-                raise ValueError(f"the {method.name} checkpoint has no NME classifier")
-            path = export_nme(method.model, args.output, nme.means, nme.classes, order, dataset.max_value, meta)
+        nme = getattr(method, "nme", None)
+        has_nme = nme is not None and nme.means is not None
+        if args.target == "cpp":
+            from .export.step import export_cpp
+            memory = getattr(method, "memory", None)
+            seen = set(order[:method.model.n_classes])
+            check = dataset.x_test[np.isin(dataset.y_test, list(seen))][:512]
+            export_cpp(method.model, args.output, order, dataset.max_value, check, dtype=args.dtype,
+                       calibration=memory.samples() if memory is not None and len(memory) else None,
+                       nme=(nme.means, nme.classes) if has_nme else None,
+                       exemplar_bytes=memory.nbytes if memory is not None else 0,
+                       metadata={"step": ckpt.step, "method": method.name}, log=print)
+            path = args.output
         else:
-            path = export_model(method.model, args.output, order, dataset.max_value, meta)
-    except (CheckpointError, ValueError, OSError) as e:
+            meta = {"aidge_incremental.step": str(ckpt.step), "aidge_incremental.method": method.name}
+            if args.nme:
+                if not has_nme:
+                    raise ValueError(f"the {method.name} checkpoint has no NME classifier")
+                path = export_nme(method.model, args.output, nme.means, nme.classes, order, dataset.max_value, meta)
+            else:
+                path = export_model(method.model, args.output, order, dataset.max_value, meta)
+    except (CheckpointError, ExportError, ValueError, OSError) as e:
         print(f"aidge-incremental: error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {path} (step {ckpt.step}, {method.model.n_classes} classes)")
@@ -181,30 +210,44 @@ def _export_command(args) -> int:
 
 
 def _predict_command(args) -> int:
-    import numpy as np
     from .checkpoint import CheckpointError
     from .datasets import load_dataset
+    from .export import ExportError
     try:
+        if args.count < 1:
+            raise ValueError(f"--count must be at least 1, got {args.count}")
         if args.input:
             x_raw, y_true = np.load(args.input, allow_pickle=False), None
+            if x_raw.ndim == 0 or len(x_raw) == 0:
+                raise ValueError(f"{args.input} holds no sample")
         else:
             dataset = load_dataset(args.dataset, args.data_dir)
             x_raw, y_true = dataset.x_test, dataset.y_test
             if args.classes:
+                absent = sorted(set(args.classes) - set(np.unique(y_true).tolist()))
+                if absent:
+                    raise ValueError(f"no test sample of class(es) {absent} in {dataset.name}; "
+                                     f"its classes are {np.unique(y_true).tolist()}")
                 keep = np.isin(y_true, args.classes)
                 x_raw, y_true = x_raw[keep], y_true[keep]
             x_raw, y_true = x_raw[:args.count], y_true[:args.count]
-        if str(args.model).endswith(".onnx"):
-            predicted = _predict_onnx(args.model, x_raw)
+        model = pathlib.Path(args.model)
+        if model.is_dir():
+            predicted = _predict_cpp(model, x_raw, args.nme)
+        elif str(model).endswith(".onnx"):
+            if args.nme:
+                raise ValueError("--nme applies to a .ckpt or a C++ export; export the NME classifier "
+                                 "with export --nme to serve it as ONNX")
+            predicted = _predict_onnx(model, x_raw)
         else:
-            method, ckpt, config = _method_from_checkpoint(args.model)
+            method, ckpt, config = _method_from_checkpoint(model)
             divisor = load_dataset(config.dataset, config.data_dir).max_value
             x = np.asarray(x_raw, np.float32) / np.float32(divisor)
             if x.ndim == len(method.model.input_shape):  # [N, H, W] -> [N, 1, H, W]
                 x = x[:, None]
             classifier = "nme" if args.nme else "head"
             predicted = np.asarray(ckpt.result["class_order"])[method.predict(x, classifier)]
-    except (CheckpointError, ValueError, OSError) as e:
+    except (CheckpointError, ExportError, ValueError, OSError) as e:
         print(f"aidge-incremental: error: {e}", file=sys.stderr)
         return 2
     print("predicted:", " ".join(str(int(c)) for c in predicted))
@@ -214,16 +257,28 @@ def _predict_command(args) -> int:
     return 0
 
 
+def _raw_batch(x_raw, input_shape) -> "np.ndarray":
+    x = np.asarray(x_raw)
+    if x.dtype.kind not in "biuf":
+        raise ValueError(f"samples must be numbers, got dtype {x.dtype}")
+    x = x.astype(np.float32)
+    if x.ndim == len(input_shape):
+        x = x[:, None]
+    if tuple(x.shape[1:]) != tuple(input_shape):
+        raise ValueError(f"samples of shape {x.shape[1:]}, the model takes {tuple(input_shape)}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("samples contain NaN or inf")
+    return x
+
+
 def _predict_onnx(path, x_raw):
-    """Run an exported model with onnxruntime (or onnx.reference when it is missing)."""
-    import numpy as np
+    """Run an exported model with onnxruntime (or onnx.reference when it is missing),
+    after checking the file against its digest."""
     from .export import INPUT_NAME, load_metadata
-    meta = load_metadata(path)
+    meta = load_metadata(path)  # checks the .sha256 digest first
     if meta.get("kind") not in ("logits", "nme"):
         raise ValueError(f"{path} was not exported by aidge_incremental")
-    x = np.asarray(x_raw, np.float32) / np.float32(meta["input_divisor"])
-    if x.ndim == len(meta["input_shape"]):
-        x = x[:, None]
+    x = _raw_batch(x_raw, meta["input_shape"])
     try:
         import onnxruntime
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -234,6 +289,22 @@ def _predict_onnx(path, x_raw):
     if meta["kind"] == "nme":
         return outputs[1]
     return np.asarray(meta["classes"])[outputs[0].argmax(axis=1)]
+
+
+def _predict_cpp(folder, x_raw, nme: bool):
+    """Run a C++ export's built binary, after checking every file against MANIFEST.json."""
+    from .export import check_manifest, cpp
+    from .export.quantize import quantize_inputs
+    check_manifest(folder)
+    info = json.loads((folder / "export.json").read_text())
+    x = _raw_batch(x_raw, info["input_shape"])
+    if nme:
+        if "nme_classes" not in info:
+            raise ValueError(f"{folder} holds no NME classifier")
+        return cpp.run(folder / "nme", x)[1][:, 0]
+    if info["dtype"] == "int8":
+        x = quantize_inputs(x / np.float32(info["input_divisor"]))
+    return np.asarray(info["classes"])[cpp.run(folder / "model", x)[0].argmax(axis=1)]
 
 
 def _comparison_table(results) -> str:

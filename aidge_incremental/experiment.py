@@ -22,7 +22,9 @@ from .model import IncrementalModel
 from .scenario import ClassIncrementalScenario
 from .training import TrainConfig
 
-__all__ = ["ExperimentConfig", "build_method", "compare", "export_step", "run_experiment"]
+EXPORT_TARGETS = ("onnx", "cpp", "cpp-int8")
+
+__all__ = ["EXPORT_TARGETS", "ExperimentConfig", "build_method", "compare", "export_step", "run_experiment"]
 
 
 @dataclass
@@ -48,7 +50,8 @@ class ExperimentConfig:
     l2_old: float = 0.0              # LwF's pull toward the old weights
     seed: int = 0
     output_dir: Optional[str] = None   # results, plots and checkpoints/step-NNN.ckpt
-    export_dir: Optional[str] = None   # ONNX export of every step's model(s)
+    export_dir: Optional[str] = None   # export of every step's model(s)
+    export_target: str = "onnx"        # onnx, cpp (float32) or cpp-int8 (see export_step)
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -56,6 +59,8 @@ class ExperimentConfig:
         for name in ("epochs", "batch_size", "memory", "initial", "increment"):
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.export_target not in EXPORT_TARGETS:
+            raise ValueError(f"unknown export target {self.export_target!r}: one of {list(EXPORT_TARGETS)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         self.hidden = tuple(int(h) for h in self.hidden)
@@ -146,7 +151,7 @@ def run_experiment(config: ExperimentConfig, dataset: Optional[Dataset] = None,
             log(f"step {step.index}: classes {scenario.original_labels(step.classes).tolist()}, "
                 + ", ".join(f"{n} {100 * h.acc_seen[-1]:.2f}%" for n, h in histories.items()))
         if config.export_dir:
-            export_step(method, scenario, dataset, config.export_dir, t)
+            export_step(method, scenario, dataset, config.export_dir, t, config.export_target, log=log)
         if config.output_dir:
             save_checkpoint(checkpoint_path(config.output_dir, t), Checkpoint(
                 t, config.to_dict(), result.to_dict(), method.model.state_dict(),
@@ -178,19 +183,43 @@ def _resolve_checkpoint(resume) -> Checkpoint:
         raise CheckpointError(f"{e}{hint}") from e
 
 
-def export_step(method, scenario, dataset, directory, step: int) -> list:
-    """ONNX file(s) of the model after ``step``: step-NNN.onnx (trained head) and, for a
-    method with an NME classifier, step-NNN-nme.onnx."""
+def export_step(method, scenario, dataset, directory, step: int, target: str = "onnx", log=None) -> list:
+    """Export the model after ``step`` into ``directory``; the paths written.
+
+    - ``onnx``: step-NNN.onnx (trained head) and, for a method with an NME
+      classifier, step-NNN-nme.onnx, each with a .sha256 digest;
+    - ``cpp`` / ``cpp-int8``: the folder step-NNN/ (export/step.py): the head in
+      float32 / int8 (calibrated on the replay memory) and the NME classifier, each
+      a CMake project built and checked against Aidge on the step's test samples,
+      with budget.json (also passed to ``log``).
+    """
     from .export import export_model, export_nme
     directory = pathlib.Path(directory)
     meta = {"aidge_incremental.step": str(step), "aidge_incremental.method": method.name}
-    paths = [export_model(method.model, directory / f"step-{step:03d}.onnx", scenario.class_order,
-                          dataset.max_value, meta)]
     nme = getattr(method, "nme", None)
-    if nme is not None and nme.means is not None:
-        paths.append(export_nme(method.model, directory / f"step-{step:03d}-nme.onnx", nme.means,
-                                nme.classes, scenario.class_order, dataset.max_value, meta))
-    return paths
+    has_nme = nme is not None and nme.means is not None
+    if target == "onnx":
+        paths = [export_model(method.model, directory / f"step-{step:03d}.onnx", scenario.class_order,
+                              dataset.max_value, meta)]
+        if has_nme:
+            paths.append(export_nme(method.model, directory / f"step-{step:03d}-nme.onnx", nme.means,
+                                    nme.classes, scenario.class_order, dataset.max_value, meta))
+        return paths
+    if target not in EXPORT_TARGETS:
+        raise ValueError(f"unknown export target {target!r}: one of {list(EXPORT_TARGETS)}")
+    from .export.step import export_cpp
+    memory = getattr(method, "memory", None)
+    calibration = memory.samples() if memory is not None and len(memory) else None
+    folder = directory / f"step-{step:03d}"
+    export_cpp(method.model, folder, scenario.class_order, dataset.max_value,
+               scenario.step(step).x_test[:CPP_CHECK_SAMPLES], dtype="int8" if target == "cpp-int8" else "float32",
+               calibration=calibration, nme=(nme.means, nme.classes) if has_nme else None,
+               exemplar_bytes=memory.nbytes if memory is not None else 0,
+               metadata={"step": step, "method": method.name}, log=log)
+    return [folder]
+
+
+CPP_CHECK_SAMPLES = 512  # test samples each C++ export is checked on against Aidge (all of digits' steps)
 
 
 def compare(methods: Sequence[str], config: ExperimentConfig, progress: bool = False,

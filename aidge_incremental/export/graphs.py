@@ -1,0 +1,141 @@
+"""The deployable Aidge graphs of a step, shared by every exporter (ONNX, C++).
+
+- :func:`logits_graph`: raw sample -> logits of every class seen (the trained head);
+- :func:`nme_graph`: raw sample -> iCaRL's nearest-mean-of-exemplars label.
+
+Both take the sample as stored in the dataset (digits 0..16, uint8 pixels
+0..255, as float32) and fold the input scaling into the graph as a first
+``Mul`` by ``1 / divisor``: nothing outside the file is needed to run it.
+For the C++ export (``cpp=True``), ``Flatten``, which aidge_export_cpp cannot
+export, becomes ``Reshape([0, -1])`` (whose attribute-only form ONNX rejects:
+the ONNX export keeps Flatten).
+
+**NME as a bias-free FC.** iCaRL classifies a feature ``f`` by the class mean
+``mu_c`` nearest to ``u = f / |f|``. The means are unit-norm, so
+``|u - mu_c|^2 = 2 - 2 u.mu_c`` and the nearest mean is ``argmax_c u.mu_c``;
+a positive factor ``1/|f|`` does not change an argmax, so it is
+``argmax_c f.mu_c``: an FC without bias whose weight rows are the means, then
+ArgMax. No normalisation node is needed, hence no division by ``|f|``
+(nothing to go wrong, in float or on a target without ``sqrt``).
+
+- *Ties*: ArgMax returns the first maximum (``select_last_index=False``), as
+  NumPy's ``argmin`` over the distances does: means keep the Python
+  classifier's row order, so an exact tie resolves to the same class.
+- *All-zero features* (every ReLU of the feature layer off): ``u`` is
+  undefined and every class is equally near, so there is no nearest mean.
+  Rather than answer an arbitrary class, the FC has one extra first row of
+  zeros, an *abstain* score that is always 0; features and means are
+  non-negative (the feature layer is a ReLU, so the means of normalised
+  features are too), so every class score is >= 0 and the abstain row wins
+  only when no class scores above 0 — an all-zero feature (or one orthogonal
+  to every mean). Its label is :data:`ABSTAIN` (-1).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import aidge_core
+import numpy as np
+
+from ..model import FEATURES, HEAD, IncrementalModel
+
+__all__ = ["ABSTAIN", "logits_graph", "nme_graph", "nme_weights"]
+
+ABSTAIN = -1  #: the NME label of a feature vector that is near no class mean (e.g. all zero)
+
+
+def _check_divisor(divisor: float) -> float:
+    divisor = float(divisor)
+    if not np.isfinite(divisor) or divisor <= 0:
+        raise ValueError(f"the input divisor must be a finite positive number, got {divisor}")
+    return divisor
+
+
+def _deployable(model: IncrementalModel, divisor: float, with_head: bool, scale: bool, cpp: bool):
+    """The model's graph with, when ``cpp``, Flatten replaced by Reshape and, when
+    ``scale``, the input scaling as a first Mul. Returns (graph, first node, last node)."""
+    graph = model.build_graph(with_head=with_head)
+    for node in list(graph.get_nodes()):
+        if cpp and node.type() == "Flatten":
+            reshape = aidge_core.Reshape([0, -1], name=node.name())
+            old, new = aidge_core.GraphView(), aidge_core.GraphView()
+            old.add(node)
+            new.add(reshape)
+            if not aidge_core.GraphView.replace(old, new):
+                raise RuntimeError(f"could not replace Flatten node {node.name()}")
+    first_name = model.layers[0][1]
+    first = graph.get_node(first_name)
+    last = graph.get_node(HEAD if with_head else FEATURES)
+    if scale:
+        mul = aidge_core.Mul(name="input_scale")
+        factor = aidge_core.Producer(aidge_core.Tensor(np.array([1.0 / _check_divisor(divisor)], np.float32)),
+                                     "input_scale_factor", constant=True)
+        factor.add_child(mul, 0, 1)
+        mul.add_child(first, 0, 0)
+        graph.add(mul)
+        graph.add(factor)
+        first = mul
+    graph.set_ordered_inputs([(first, 0)])
+    graph.set_ordered_outputs([(last, 0)], True)
+    return graph, first, last
+
+
+def _finish(graph, model, inputs, outputs) -> aidge_core.GraphView:
+    graph.compile("cpu", aidge_core.dtype.float32, dims=[[1, *model.input_shape]])
+    # after compile, which lists every dangling output (MaxPooling's indices among them)
+    graph.set_ordered_inputs(inputs)
+    graph.set_ordered_outputs(outputs, True)
+    return graph
+
+
+def logits_graph(model: IncrementalModel, divisor: float = 1.0, scale: bool = True,
+                 cpp: bool = False) -> aidge_core.GraphView:
+    """Raw samples [N, *input_shape] -> logits [N, classes] (the head's output).
+    ``scale=False`` leaves the input scaling out (inputs already divided by ``divisor``);
+    ``cpp``: for aidge_export_cpp."""
+    graph, first, last = _deployable(model, divisor, with_head=True, scale=scale, cpp=cpp)
+    return _finish(graph, model, [(first, 0)], [(last, 0)])
+
+
+def nme_weights(means: np.ndarray, feature_dim: int) -> np.ndarray:
+    """The NME FC's weights: a zero abstain row, then the class means (checked unit-norm
+    and non-negative, the conditions under which argmax of the FC is the nearest mean)."""
+    means = np.asarray(means, np.float64)
+    if means.ndim != 2 or means.shape[1] != feature_dim or len(means) == 0:
+        raise ValueError(f"class means must be [classes >= 1, {feature_dim}], got {means.shape}")
+    if not np.all(np.isfinite(means)):
+        raise ValueError("class means contain NaN or inf")
+    if np.any(means < 0):
+        raise ValueError("class means must be non-negative (means of ReLU features) for the "
+                         "abstain row to be right")
+    norms = np.linalg.norm(means, axis=1)
+    if np.any(np.abs(norms - 1) > 1e-4):
+        raise ValueError(f"class means must be unit-norm, norms are {norms.round(6).tolist()}")
+    return np.concatenate([np.zeros((1, feature_dim)), means]).astype(np.float32)
+
+
+def nme_graph(model: IncrementalModel, means: np.ndarray, labels: Sequence[int],
+              divisor: float = 1.0, cpp: bool = False) -> aidge_core.GraphView:
+    """Raw samples -> ``scores`` [N, 1 + classes] (column 0: abstain, always 0; column
+    1 + j: f.mean_j) -> ``class`` [N] (the dataset label, :data:`ABSTAIN` for no class).
+
+    ``labels[j]``: the dataset's label of ``means[j]``."""
+    weights = nme_weights(means, model.feature_dim)
+    labels = np.asarray(labels, np.int64)
+    if labels.shape != (len(weights) - 1,):
+        raise ValueError(f"one label per class mean expected: {len(weights) - 1}, got {labels.shape}")
+    graph, first, features = _deployable(model, divisor, with_head=False, scale=True, cpp=cpp)
+    fc = aidge_core.FC(model.feature_dim, len(weights), no_bias=True, name="nme_scores")
+    argmax = aidge_core.ArgMax(axis=1, keep_dims=False, select_last_index=False, name="nme_index")
+    gather = aidge_core.Gather(axis=0, name="nme_class")
+    table = aidge_core.Producer(aidge_core.Tensor(np.concatenate([[ABSTAIN], labels]).astype(np.int32)),
+                                "nme_labels", constant=True)
+    features.add_child(fc, 0, 0)
+    fc.add_child(argmax, 0, 0)
+    table.add_child(gather, 0, 0)
+    argmax.add_child(gather, 0, 1)
+    for node in (fc, argmax, gather, table):
+        graph.add(node)
+    graph = _finish(graph, model, [(first, 0)], [(fc, 0), (gather, 0)])
+    fc.get_operator().get_input(1).copy_from(aidge_core.Tensor(weights))
+    return graph

@@ -1,0 +1,190 @@
+"""ONNX export of each step's inference graphs (graphs.py), through aidge_onnx.
+
+- :func:`export_model`: the trained head's model, ``input`` (raw samples as
+  stored in the dataset, float32) -> ``logits`` over every class seen, with
+  the class mapping as model metadata;
+- :func:`export_nme`: iCaRL's nearest-mean-of-exemplars classifier, the same
+  Aidge graph as the C++ export (feature extractor, a bias-free FC whose rows
+  are the class means, ArgMax, Gather to the dataset's own labels):
+  ``input`` -> ``scores``, ``class``.
+
+The input scaling is a node of the graph, so a file needs nothing beside it.
+Both files have a dynamic batch dimension, pass ``onnx.checker`` and are
+written atomically, followed by a ``.sha256`` digest that ``predict`` checks.
+Importing this module also registers the ONNX exporter and importer of our
+Distillation operator, so graphs that contain it export and load back (it
+lives in Aidge's custom domain: export with ``enable_custom_op=True``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import tempfile
+from typing import Optional, Sequence
+
+import aidge_core
+import aidge_onnx
+import numpy as np
+import onnx
+from onnx import helper
+from aidge_onnx.node_export import auto_register_export
+from aidge_onnx.node_import import auto_register_import
+from aidge_onnx.utils import _AIDGE_DOMAIN
+
+from .. import __version__
+from .._core import Distillation
+from ..evaluation import atomic_write
+from ..model import IncrementalModel
+from .graphs import ABSTAIN, logits_graph, nme_graph
+from .manifest import check_sidecar, write_sidecar
+
+__all__ = ["export_model", "export_nme", "load_metadata", "INPUT_NAME"]
+
+INPUT_NAME = "input"
+
+
+# -- our operator ------------------------------------------------------------------
+
+@auto_register_export("Distillation")
+def _export_distillation(aidge_node, node_inputs_name, node_outputs_name, opset=None, **kwargs):
+    op = aidge_node.get_operator()
+    return [helper.make_node("Distillation", node_inputs_name, node_outputs_name, name=aidge_node.name(),
+                             domain=_AIDGE_DOMAIN, temperature=float(op.temperature),
+                             n_old=int(op.n_old), form=op.form)]
+
+
+@auto_register_import("distillation")
+def _import_distillation(onnx_node, input_nodes, opset, inputs_tensor_info=None):
+    attrs = {a.name: helper.get_attribute_value(a) for a in onnx_node.attribute}
+    form = attrs.get("form", b"kl")
+    return Distillation(float(attrs.get("temperature", 2.0)), int(attrs.get("n_old", 0)),
+                        form.decode() if isinstance(form, bytes) else form,
+                        onnx_node.name or onnx_node.output[0])
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+def _aidge_to_onnx(graph: aidge_core.GraphView, names: Sequence[str]) -> onnx.ModelProto:
+    """Export through aidge_onnx, keep the graph's ordered outputs under ``names``,
+    rename the input to ``input`` and make the batch dimension dynamic."""
+    level = aidge_core.Log.get_console_level()
+    aidge_core.Log.set_console_level(aidge_core.Level.Warn)  # no "file is valid" notice per export
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "model.onnx")
+            aidge_onnx.export_onnx(graph, path)
+            model = onnx.load(path)
+    finally:
+        aidge_core.Log.set_console_level(level)
+    g = model.graph
+    wanted = [f"{node.name()}_out{index}" for node, index in graph.get_ordered_outputs()]
+    by_name = {o.name: o for o in g.output}
+    produced = {name for node in g.node for name in node.output}
+    for (node, index), name in zip(graph.get_ordered_outputs(), wanted):
+        if name not in by_name and name in produced:  # an output that also feeds a node
+            tensor = node.get_operator().get_output(index)
+            if tensor.dtype != aidge_core.dtype.float32:
+                raise RuntimeError(f"export: output {name} of type {tensor.dtype} is not a graph output")
+            by_name[name] = helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, list(tensor.dims))
+    if len(wanted) != len(names) or any(w not in by_name for w in wanted):
+        raise RuntimeError(f"export: outputs {wanted} not all in {list(by_name)}")
+    keep = [by_name[w] for w in wanted]
+    del g.output[:]
+    g.output.extend(keep)
+    for value, name in zip(keep, names):
+        _rename_value(model, value.name, name)
+    old_input = g.input[0].name
+    _rename_value(model, old_input, INPUT_NAME)
+    for value in list(g.input[:1]) + list(g.output):
+        value.type.tensor_type.shape.dim[0].dim_param = "batch"
+    del g.value_info[:]  # fixed-batch shapes inferred at export time
+    return model
+
+
+def _rename_value(model: onnx.ModelProto, old: str, new: str) -> None:
+    g = model.graph
+    for node in g.node:
+        for i, name in enumerate(node.input):
+            if name == old:
+                node.input[i] = new
+        for i, name in enumerate(node.output):
+            if name == old:
+                node.output[i] = new
+    for value in list(g.input) + list(g.output):
+        if value.name == old:
+            value.name = new
+
+
+def _finish(model: onnx.ModelProto, path, metadata: dict) -> pathlib.Path:
+    for key, value in metadata.items():
+        model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=str(value)))
+    onnx.checker.check_model(model, full_check=True)
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, model.SerializeToString())
+    write_sidecar(path)
+    return path
+
+
+def _metadata(model: IncrementalModel, classes: Sequence[int], kind: str) -> dict:
+    return {
+        "aidge_incremental.version": __version__,
+        "aidge_incremental.kind": kind,
+        # logits: output j is the dataset's class classes[j]; nme: the labels the classifier answers
+        "aidge_incremental.classes": json.dumps([int(c) for c in classes]),
+        # raw samples as stored in the dataset (the scaling is the graph's first node)
+        "aidge_incremental.input_shape": json.dumps(list(model.input_shape)),
+    }
+
+
+def load_metadata(path, verify: bool = True) -> dict:
+    """The aidge_incremental metadata of an exported file, decoded (after checking the
+    file against its digest, unless ``verify`` is false)."""
+    if verify:
+        check_sidecar(path)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # protobuf raises its own DecodeError
+        raise ValueError(f"{path} is not a readable ONNX file: {e}") from None
+    meta = {p.key: p.value for p in model.metadata_props}
+    out = {"kind": meta.get("aidge_incremental.kind")}
+    try:
+        if "aidge_incremental.classes" in meta:
+            out["classes"] = json.loads(meta["aidge_incremental.classes"])
+            out["input_shape"] = json.loads(meta["aidge_incremental.input_shape"])
+    except (KeyError, ValueError) as e:
+        raise ValueError(f"{path} has invalid aidge_incremental metadata: {e}") from None
+    return out
+
+
+# -- exports -----------------------------------------------------------------------
+
+def export_model(model: IncrementalModel, path, class_order: Sequence[int], input_divisor: float = 1.0,
+                 metadata: Optional[dict] = None) -> pathlib.Path:
+    """The trained head's model: ``input`` [batch, *input_shape] raw samples ->
+    ``logits`` [batch, classes]; ``input_divisor`` (e.g. 16 for digits, 255 for uint8
+    images) becomes the graph's first node."""
+    onnx_model = _aidge_to_onnx(logits_graph(model, input_divisor), ["logits"])
+    meta = _metadata(model, class_order[:model.n_classes], "logits")
+    meta.update(metadata or {})
+    return _finish(onnx_model, path, meta)
+
+
+def export_nme(model: IncrementalModel, path, means: np.ndarray, mean_classes: Sequence[int],
+               class_order: Sequence[int], input_divisor: float = 1.0,
+               metadata: Optional[dict] = None) -> pathlib.Path:
+    """iCaRL's NME classifier (graphs.nme_graph): ``input`` raw samples -> ``scores``
+    [batch, 1 + classes] (column 0: abstain, always 0; then f.mu_c, the higher the
+    nearer) and ``class`` [batch] (int32: the dataset's own label of the nearest class
+    mean, -1 for a feature vector near none, e.g. all zero).
+
+    ``means``: class means [C, d] (unit-norm, as NearestMeanClassifier.means);
+    ``mean_classes``: the relabelled class of each row.
+    """
+    labels = np.asarray(class_order, np.int64)[np.asarray(mean_classes, np.int64)]
+    onnx_model = _aidge_to_onnx(nme_graph(model, means, labels, input_divisor), ["scores", "class"])
+    meta = _metadata(model, labels, "nme")
+    meta["aidge_incremental.abstain"] = str(ABSTAIN)
+    meta.update(metadata or {})
+    return _finish(onnx_model, path, meta)
