@@ -99,7 +99,7 @@ def export_cpp_project(graph: aidge_core.GraphView, folder, sample: np.ndarray, 
 
 
 def _export(graph, config, tensor, n_outputs: int):
-    """aidge_core.export_utils.export's float path (prepare, then finalize), with
+    """What aidge_core.export_utils.export does once a graph is float or quantized (prepare, then finalize), with
     MaxPooling's index outputs dropped: 0.10.1's own hotfix removes them only when they
     leave a MaxPooling node directly, but adapt_graph has by then put a layout Transpose
     after them, which would become extra model_forward outputs computed for nothing."""
