@@ -111,9 +111,11 @@ def lenet(tmp_path_factory):
     return method, scenario, data
 
 
-def test_lenet_float_export_matches_aidge(lenet, tmp_path):
+def test_lenet_float_export_matches_aidge(lenet, tmp_path, monkeypatch):
     method, scenario, data = lenet
     raw = np.asarray(scenario.step(0).x_test, np.float32)
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
     export_cpp(method.model, tmp_path / "lenet", scenario.class_order, data.max_value, raw)  # NME: MLP tests
     logits = cpp.run(tmp_path / "lenet" / "model", raw)[0]
     reference = method.model.logits(data.to_input(raw))
@@ -121,6 +123,7 @@ def test_lenet_float_export_matches_aidge(lenet, tmp_path):
     np.testing.assert_array_equal(logits.argmax(1), reference.argmax(1))
     info = cpp.project_info(tmp_path / "lenet" / "model")
     assert len(info["outputs"]) == 1, "MaxPooling's index outputs are not model outputs"
+    assert list((tmp_path / "cwd").iterdir()) == [], "nothing written to the working directory"
 
 
 def test_int8_lenet_is_refused_naming_the_upstream_defect(lenet, tmp_path):

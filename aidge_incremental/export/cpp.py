@@ -79,7 +79,7 @@ def export_cpp_project(graph: aidge_core.GraphView, folder, sample: np.ndarray, 
     if folder.exists():
         raise ExportError(f"{folder} already exists")
     tensor = aidge_core.Tensor(np.ascontiguousarray(sample))
-    config = ExportConfig(target="host", export_folder=str(folder), dtype=dtype, dformat="nchw",
+    config = ExportConfig(target="host", export_folder=str(folder.resolve()), dtype=dtype, dformat="nchw",
                           compile=False, cuda=False, model_prequantized=prequantized)
     wanted = len(graph.get_ordered_outputs())
     artifact = _quiet(_export, graph, config, tensor, wanted)
@@ -130,7 +130,14 @@ def _export(graph, config, tensor, n_outputs: int):
         scheduler.generate_scheduling()
         set_nodes_names(scheduler)
         ctx = dataclasses.replace(ctx, scheduler=scheduler)
-    return finalize_export(ctx, config.application)
+    # finalize_export saves exported_graph.mmd in the working directory: keep it out of the user's
+    cwd = os.getcwd()
+    with tempfile.TemporaryDirectory() as scratch:
+        os.chdir(scratch)
+        try:
+            return finalize_export(ctx, config.application)
+        finally:
+            os.chdir(cwd)
 
 
 def _io(entry: dict) -> dict:
