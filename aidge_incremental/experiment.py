@@ -61,6 +61,11 @@ class ExperimentConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.export_target not in EXPORT_TARGETS:
             raise ValueError(f"unknown export target {self.export_target!r}: one of {list(EXPORT_TARGETS)}")
+        if self.export_target != "onnx" and not self.export_dir:
+            raise ValueError(f"export_target {self.export_target!r} needs an export_dir")
+        if self.export_target == "cpp-int8" and self.method != "icarl":  # the only method with a replay memory
+            raise ValueError("export target cpp-int8 is calibrated on the replay memory, which only icarl "
+                             "keeps: use cpp (float32)")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         self.hidden = tuple(int(h) for h in self.hidden)

@@ -111,19 +111,19 @@ def lenet(tmp_path_factory):
     return method, scenario, data
 
 
-def test_lenet_float_export_matches_aidge(lenet, tmp_path):
+def test_lenet_float_export_matches_aidge(lenet, tmp_path, monkeypatch):
     method, scenario, data = lenet
     raw = np.asarray(scenario.step(0).x_test, np.float32)
-    export_cpp(method.model, tmp_path / "lenet", scenario.class_order, data.max_value, raw,
-               nme=(method.nme.means, method.nme.classes))
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    export_cpp(method.model, tmp_path / "lenet", scenario.class_order, data.max_value, raw)  # NME: MLP tests
     logits = cpp.run(tmp_path / "lenet" / "model", raw)[0]
     reference = method.model.logits(data.to_input(raw))
     assert np.abs(logits - reference).max() <= FLOAT_TOLERANCE
     np.testing.assert_array_equal(logits.argmax(1), reference.argmax(1))
     info = cpp.project_info(tmp_path / "lenet" / "model")
     assert len(info["outputs"]) == 1, "MaxPooling's index outputs are not model outputs"
-    labels = cpp.run(tmp_path / "lenet" / "nme", raw)[1][:, 0]
-    np.testing.assert_array_equal(labels, scenario.original_labels(method.predict(data.to_input(raw), "nme")))
+    assert list((tmp_path / "cwd").iterdir()) == [], "nothing written to the working directory"
 
 
 def test_int8_lenet_is_refused_naming_the_upstream_defect(lenet, tmp_path):
@@ -179,6 +179,14 @@ def test_cpp_export_refuses_what_it_cannot_do(cpp_run, tmp_path, capsys):
     assert main(["export", "--target", "cpp", ckpt, str(occupied)]) == 2
     assert "is not an aidge_incremental C++ export" in capsys.readouterr().err
     assert (occupied / "notes.txt").read_text() == "mine"
+    with pytest.raises(ValueError, match="needs an export_dir"):
+        ExperimentConfig(export_target="cpp")
+    with pytest.raises(ValueError, match="only icarl keeps"):
+        ExperimentConfig(method="lwf", export_dir=str(tmp_path), export_target="cpp-int8")
+    with pytest.raises(SystemExit, match="only icarl keeps"):
+        main(["run", "--method", "lwf", "--export-dir", str(tmp_path / "e"), "--export-target", "cpp-int8",
+              "--output-dir", str(tmp_path / "r")])
+    assert not (tmp_path / "r").exists()
     finetune = build_method(ExperimentConfig(method="finetune", hidden=[32], epochs=1), (1, 8, 8))
     finetune.model.grow(2)
     with pytest.raises(ExportError, match="keeps no exemplars"):

@@ -79,7 +79,7 @@ def export_cpp_project(graph: aidge_core.GraphView, folder, sample: np.ndarray, 
     if folder.exists():
         raise ExportError(f"{folder} already exists")
     tensor = aidge_core.Tensor(np.ascontiguousarray(sample))
-    config = ExportConfig(target="host", export_folder=str(folder), dtype=dtype, dformat="nchw",
+    config = ExportConfig(target="host", export_folder=str(folder.resolve()), dtype=dtype, dformat="nchw",
                           compile=False, cuda=False, model_prequantized=prequantized)
     wanted = len(graph.get_ordered_outputs())
     artifact = _quiet(_export, graph, config, tensor, wanted)
@@ -99,7 +99,7 @@ def export_cpp_project(graph: aidge_core.GraphView, folder, sample: np.ndarray, 
 
 
 def _export(graph, config, tensor, n_outputs: int):
-    """aidge_core.export_utils.export's float path (prepare, then finalize), with
+    """What aidge_core.export_utils.export does once a graph is float or quantized (prepare, then finalize), with
     MaxPooling's index outputs dropped: 0.10.1's own hotfix removes them only when they
     leave a MaxPooling node directly, but adapt_graph has by then put a layout Transpose
     after them, which would become extra model_forward outputs computed for nothing."""
@@ -130,7 +130,14 @@ def _export(graph, config, tensor, n_outputs: int):
         scheduler.generate_scheduling()
         set_nodes_names(scheduler)
         ctx = dataclasses.replace(ctx, scheduler=scheduler)
-    return finalize_export(ctx, config.application)
+    # finalize_export saves exported_graph.mmd in the working directory: keep it out of the user's
+    cwd = os.getcwd()
+    with tempfile.TemporaryDirectory() as scratch:
+        os.chdir(scratch)
+        try:
+            return finalize_export(ctx, config.application)
+        finally:
+            os.chdir(cwd)
 
 
 def _io(entry: dict) -> dict:

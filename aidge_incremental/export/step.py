@@ -48,11 +48,15 @@ INT8_CONV_DEFECT = ("aidge_export_cpp 0.10.1 computes wrong int8 convolutions (u
                     "float32, or an MLP in int8")
 
 
+def _check_destination(folder: pathlib.Path) -> None:
+    if folder.exists() and (not folder.is_dir() or (any(folder.iterdir()) and not (folder / MANIFEST).exists())):
+        raise ExportError(f"{folder} exists and is not an aidge_incremental C++ export: not overwritten")
+
+
 def _replace_dir(tmp: pathlib.Path, folder: pathlib.Path) -> None:
     """Move the finished export ``tmp`` to ``folder``, replacing an older export there."""
+    _check_destination(folder)
     if folder.exists():
-        if not folder.is_dir() or (any(folder.iterdir()) and not (folder / MANIFEST).exists()):
-            raise ExportError(f"{folder} exists and is not an aidge_incremental C++ export: not overwritten")
         old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
         os.replace(folder, old)
         os.replace(tmp, folder)
@@ -87,6 +91,7 @@ def export_cpp(model: IncrementalModel, folder, class_order: Sequence[int], divi
                           "exemplars: export it in float32")
     classes = [int(c) for c in list(class_order)[:model.n_classes]]
     folder = pathlib.Path(folder)
+    _check_destination(folder)  # before any work
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = pathlib.Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
     try:
