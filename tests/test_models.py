@@ -374,3 +374,23 @@ def test_cli_refuses_batchnorm_with_aidge_kernels(tiny_mnist, tmp_path, capsys):
 
 def test_architectures_listed():
     assert {"mlp", "lenet", "resnet20", "resnet32", "resnet44", "resnet56", "resnet18"} <= set(ARCHITECTURES)
+
+
+@needs_fast
+@pytest.mark.parametrize("shortcut", ["A", "B"])
+def test_onnx_export_of_a_batchnorm_resnet_uses_running_statistics(tmp_path, rng, shortcut):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    import onnx
+    from aidge_incremental.export import export_model
+    model = IncrementalModel("resnet20", (1, 8, 8), n_classes=3, kernels="fast", shortcut=shortcut)
+    _randomise(model, rng)
+    x = rng.random((4, 1, 8, 8)).astype(np.float32)
+    model.set_training(True)  # an export is in eval mode whatever the model's mode
+    path = export_model(model, tmp_path / "r20.onnx", [0, 1, 2])
+    assert model.training
+    exported = onnx.load(str(path))
+    bns = [n for n in exported.graph.node if n.op_type == "BatchNormalization"]
+    assert len(bns) == 19 + (2 if shortcut == "B" else 0)
+    assert all(a.i == 0 for n in bns for a in n.attribute if a.name == "training_mode")
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"input": x})[0], model.logits(x), rtol=1e-4, atol=1e-4)
