@@ -51,7 +51,7 @@ __all__ = ["ARCHITECTURES", "IncrementalModel", "FEATURES", "HEAD", "KERNELS", "
 FEATURES = "features"  #: name of the layer whose output is the feature vector
 HEAD = "head"          #: name of the classifier layer
 KERNELS = ("fast", "aidge")
-DEFAULT_KERNELS = "aidge"  # becomes "fast" once aidge_incremental.accelerate is built
+DEFAULT_KERNELS = "fast"
 BACKENDS = ("cpu", "cuda")
 
 ARCHITECTURES = {"mlp": mlp, "lenet": lenet, "resnet18": resnet18}
