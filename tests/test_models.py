@@ -106,6 +106,11 @@ def test_bad_models_are_refused():
         IncrementalModel("mlp", (1, 8, 8), kernels="slow")
     with pytest.raises(ValueError, match="too small"):
         IncrementalModel("lenet", (1, 8, 8), kernels="aidge")
+    with pytest.raises(ValueError, match="backend"):
+        IncrementalModel("mlp", (1, 8, 8), backend="tpu")
+    if importlib.util.find_spec("aidge_backend_cuda") is None:
+        with pytest.raises(ImportError, match="aidge_backend_cuda"):
+            IncrementalModel("mlp", (1, 8, 8), backend="cuda")
     model = _bn_free("resnet20", (1, 8, 8))
     with pytest.raises(ValueError, match="no layer 'stage4'"):
         model.tap("stage4")

@@ -21,13 +21,18 @@ in eval mode. The model is in eval mode unless told otherwise
 mode for its duration, and :meth:`logits`, :meth:`features`, :meth:`predict`
 and every graph built for export run in eval mode.
 
-Kernels. With ``kernels="fast"`` (default) the compiled graph gets our C++
-kernels through :func:`aidge_incremental.accelerate` (on the CPU backend);
-``kernels="aidge"`` keeps Aidge's own, where they can train the model: Aidge
-0.10.1's CPU BatchNorm2D cannot train (it ignores the training mode and has no
-backward), so BatchNorm models refuse it; GlobalAveragePooling has no CPU
-backward there either, so with Aidge's kernels the pooling is built as the
-exact equivalent a frozen Conv2D with weights I/(H*W) (not a parameter).
+Kernels and backend. The graph is compiled for ``backend`` ("cpu" default,
+or "cuda" when aidge_backend_cuda is installed). On the CPU, ``kernels="fast"``
+(default) gives the compiled graph our C++ kernels through
+:func:`aidge_incremental.accelerate` (Conv2D, also inside PaddedConv2D, FC,
+BatchNorm2D, GlobalAveragePooling; the other nodes keep Aidge's), after every
+build: each clone, grow or load rebuilds and re-accelerates its graph.
+``kernels="aidge"`` keeps Aidge's own CPU kernels, where they can train the
+model: Aidge 0.10.1's CPU BatchNorm2D cannot train (it ignores the training
+mode and has no backward), so BatchNorm models refuse it (use
+``batchnorm=False``); GlobalAveragePooling has no CPU backward there either,
+so the pooling is then built as its exact equivalent, a frozen Conv2D with
+weights I/(H*W) that is neither a parameter nor state.
 """
 from __future__ import annotations
 
@@ -76,6 +81,16 @@ def _accelerate_function():
     return accelerate
 
 
+def _load_backend(backend: str) -> None:
+    """Import the Aidge backend module (it registers its kernels), with a clear error."""
+    import importlib
+    try:
+        importlib.import_module(f"aidge_backend_{backend}")
+    except ImportError as e:
+        raise ImportError(f"backend {backend!r} needs the aidge_backend_{backend} package, which could "
+                          f"not be imported ({e})") from e
+
+
 class IncrementalModel:
     """An Aidge model for class-incremental learning.
 
@@ -112,7 +127,9 @@ class IncrementalModel:
             arch: Architecture = ARCHITECTURES[architecture](shape, **options)
         except TypeError as e:
             raise ValueError(f"invalid option for {architecture}: {e}") from None
-        if kernels == "aidge" and arch.uses_batchnorm:
+        if backend != "cpu":
+            _load_backend(backend)
+        if kernels == "aidge" and backend == "cpu" and arch.uses_batchnorm:
             raise ValueError(f"kernels='aidge' cannot train {architecture}: Aidge 0.10.1's CPU BatchNorm2D "
                              "ignores the training mode and has no backward. Use kernels='fast', or the "
                              "variant without BatchNorm (batchnorm=False) for comparisons")
@@ -123,6 +140,7 @@ class IncrementalModel:
         self.hidden = tuple(options.get("hidden", ())) if architecture in _WITH_HIDDEN else ()
         self.options = options
         self.kernels, self.backend = kernels, backend
+        self._aidge_cpu = kernels == "aidge" and backend == "cpu"
         self.layers = arch.layers
         self.feature_dim = arch.feature_dim
         self.last_conv_layer: Optional[str] = arch.last_conv_layer  #: for Grad-CAM
@@ -165,7 +183,7 @@ class IncrementalModel:
             self._params[f"{name}_batch_mean"] = np.zeros(c, np.float32)
             self._params[f"{name}_batch_variance"] = np.ones(c, np.float32)
             self._state_names |= {f"{name}_batch_mean", f"{name}_batch_variance"}
-        elif layer.kind == "gap" and self.kernels == "aidge":
+        elif layer.kind == "gap" and self._aidge_cpu:
             c, h, w = args["channels"], args["height"], args["width"]
             weight = np.zeros((c, c, h, w), np.float32)
             weight[np.arange(c), np.arange(c)] = 1.0 / (h * w)
@@ -206,7 +224,7 @@ class IncrementalModel:
         if kind == "pad_channels":
             return aidge_core.Pad([a["before"], a["after"]], name=name, axes=[1])
         if kind == "gap":
-            if self.kernels == "aidge":  # exact, and trainable through Aidge's conv backward
+            if self._aidge_cpu:  # exact, and trainable through Aidge's conv backward
                 c = self._constants[f"{name}_w"].shape[0]
                 return aidge_core.Conv2D(c, c, [a["height"], a["width"]], name=name, no_bias=True)
             return aidge_core.GlobalAveragePooling(name=name)
