@@ -153,6 +153,80 @@ def test_backward_accumulates_into_gradients(rng):
     np.testing.assert_allclose(np.asarray(op.get_input(1).grad), 2 * g1, rtol=1e-6)
 
 
+@pytest.mark.parametrize("pads,axes,value", [([1, 1, 1, 1], [-2, -1], 0.0), ([1, 2, 3, 0], [-2, -1], 0.0),
+                                             ([0, 5], [1], 0.0), ([2, 1, 0, 3], [2, 3], 1.5)])
+def test_pad_matches_aidge(rng, pads, axes, value):
+    x = rng.standard_normal((3, 4, 5, 6)).astype(np.float32)
+    probe = single_op_graph(ac.Pad(pads, name="pad", axes=axes, constant_value=value), x.shape)
+    out_shape = probe.get_ordered_outputs()[0][0].get_operator().get_output(0).dims
+    dy = rng.standard_normal(out_shape).astype(np.float32)
+
+    def make():
+        return ac.Pad(pads, name="pad", axes=axes, constant_value=value)
+
+    ref = run_node(make, x, {}, dy, accelerate=False)
+    ours = run_node(make, x, {}, dy, accelerate=True)
+    np.testing.assert_array_equal(ours[0], ref[0])
+    assert rel_err(ours[1], ref[1]) <= 1e-6
+
+
+def test_pad_edge_mode_keeps_aidge_kernel():
+    node = ac.Pad([1, 1, 1, 1], name="pad", mode=ac.PaddingMode.EDGE, axes=[-2, -1])
+    single_op_graph(node, (1, 2, 4, 4))
+    assert "constant" in unsupported_reason(node)
+
+
+def test_relu_matches_aidge(rng):
+    x = rng.standard_normal((3, 4, 5, 7)).astype(np.float32)
+    x[0, 0, 0, :3] = 0.0  # the derivative at 0 must agree too
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    ref = run_node(lambda: ac.ReLU(name="relu"), x, {}, dy, accelerate=False)
+    ours = run_node(lambda: ac.ReLU(name="relu"), x, {}, dy, accelerate=True)
+    np.testing.assert_array_equal(ours[0], ref[0])
+    np.testing.assert_array_equal(ours[1], ref[1])
+
+
+def test_residual_add_with_fan_out_matches_aidge(rng):
+    """x -> conv -> add(conv(x), x): the Add's second input is the graph input
+    and also feeds the conv, so its gradient sums two paths."""
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 1, 1)).astype(np.float32)
+    results = []
+    for accelerate in (False, True):
+        conv = ac.Conv2D(3, 3, [1, 1], no_bias=True, name="conv")
+        add = ac.Add(name="add")
+        relu = ac.ReLU(name="relu")
+        conv.add_child(add, 0, 0)
+        add.add_child(relu, 0, 0)
+        graph = ac.GraphView()
+        for n in (relu, add, conv):
+            graph.add(n)
+        graph.set_ordered_inputs([(conv, 0), (add, 1)])
+        graph.set_ordered_outputs([(relu, 0)])
+        graph.compile("cpu", ac.dtype.float32, dims=[list(x.shape), list(x.shape)])
+        np.asarray(conv.get_operator().get_input(1))[...] = w
+        if accelerate:
+            assert ai.accelerate(graph) == 3
+        sched = ac.SequentialScheduler(graph)
+        sched.forward(data=[ac.Tensor(x), ac.Tensor(x)])
+        out = relu.get_operator().get_output(0)
+        np.asarray(out.grad)[...] = 1.0
+        sched.backward()
+        results.append((np.array(out), np.array(add.get_operator().get_input(1).grad),
+                        np.array(conv.get_operator().get_input(1).grad)))
+    for a, b in zip(*results):
+        assert rel_err(a, b) <= 1e-6
+
+
+def test_broadcasting_add_keeps_aidge_kernel():
+    add = ac.Add(name="add")
+    graph = ac.GraphView()
+    graph.add(add)
+    graph.compile("cpu", ac.dtype.float32, dims=[[2, 3, 4, 4], [1, 3, 1, 1]])
+    assert ai.accelerate(graph) == 0
+    assert "broadcasting" in unsupported_reason(add)
+
+
 # ------------------------------------------------------- BatchNorm2D, GAP
 
 def bn_forward_ref(x, gamma, beta, rmean, rvar, training, momentum, eps):
@@ -327,7 +401,7 @@ def train_steps(accelerate, steps=3):
     graph.compile("cpu", ac.dtype.float32, dims=[[4, 2, 8, 8]])
     fill_params(graph, 7)
     if accelerate:
-        assert ai.accelerate(graph) == 4  # c1's inner Conv2D, c2, c3, fc
+        assert ai.accelerate(graph) == 8  # c1's Pad and Conv2D, c2, c3, fc, three ReLUs
     opt = al.SGD(momentum=0.9)
     opt.set_learning_rate_scheduler(al.constant_lr(0.05))
     opt.set_parameters(list(ac.producers(graph)))
@@ -358,10 +432,9 @@ def test_three_sgd_steps_same_parameters_with_and_without_accelerate():
 def test_accelerate_is_idempotent_and_counts():
     graph = small_cnn()
     graph.compile("cpu", ac.dtype.float32, dims=[[2, 2, 8, 8]])
-    assert ai.accelerate(graph) == 4
+    assert ai.accelerate(graph) == 8
     assert ai.accelerate(graph) == 0
-    assert not is_accelerated(graph.get_node("r1"))
-    assert "no fast kernel" in unsupported_reason(graph.get_node("r1"))
+    assert is_accelerated(graph.get_node("r1"))
 
 
 def test_clone_gets_aidge_kernels_and_can_be_accelerated():
@@ -371,7 +444,11 @@ def test_clone_gets_aidge_kernels_and_can_be_accelerated():
     clone = graph.clone()
     assert not is_accelerated(clone.get_node("c2"))  # the copy asks Aidge's registry
     assert is_accelerated(graph.get_node("c2"))      # the original keeps ours
-    assert ai.accelerate(clone) == 4
+    assert ai.accelerate(clone) == 8
+    x = np.random.default_rng(1).standard_normal((2, 2, 8, 8)).astype(np.float32)
+    fill_params(graph, 2)
+    fill_params(clone, 2)
+    assert rel_err(run_graph(clone, x), run_graph(graph, x)) <= 1e-6
 
 
 def test_compile_same_backend_keeps_ours_other_backend_returns_to_aidge():

@@ -14,7 +14,12 @@
 #include "aidge/incremental/backend/cpu/operator/FastBatchNormImpl.hpp"
 #include "aidge/incremental/backend/cpu/operator/FastConvImpl.hpp"
 #include "aidge/incremental/backend/cpu/operator/FastFCImpl.hpp"
+#include "aidge/incremental/backend/cpu/operator/FastAddImpl.hpp"
 #include "aidge/incremental/backend/cpu/operator/FastGlobalAveragePoolingImpl.hpp"
+#include "aidge/incremental/backend/cpu/operator/FastPadImpl.hpp"
+#include "aidge/incremental/backend/cpu/operator/FastReLUImpl.hpp"
+#include "aidge/operator/Add.hpp"
+#include "aidge/operator/ReLU.hpp"
 #include "aidge/operator/BatchNorm.hpp"
 #include "aidge/operator/Conv.hpp"
 #include "aidge/operator/FC.hpp"
@@ -50,7 +55,9 @@ bool FastImpl::tensorsSupported() const
     const auto &op = static_cast<const OperatorTensor &>(mOp);
     for (IOIndex_t i = 0; i < op.nbInputs(); ++i) {
         const auto in = op.getInput(i);
-        if (in && !isCpuFloat32(in)) {
+        if (in ? !isCpuFloat32(in)
+               : (op.inputCategory(i) == InputCategory::Data ||
+                  op.inputCategory(i) == InputCategory::Param)) {
             return false;
         }
     }
@@ -106,6 +113,15 @@ std::shared_ptr<OperatorImpl> makeFast(const std::shared_ptr<Node> &node)
     if (type == GlobalAveragePooling_Op::Type) {
         return std::make_shared<FastGlobalAveragePoolingImpl>(*op);
     }
+    if (type == Pad_Op::Type) {
+        return std::make_shared<FastPadImpl>(*op);
+    }
+    if (type == ReLU_Op::Type) {
+        return std::make_shared<FastReLUImpl>(*op);
+    }
+    if (type == Add_Op::Type) {
+        return std::make_shared<FastAddImpl>(*op);
+    }
     return nullptr;
 }
 
@@ -145,6 +161,32 @@ std::string unsupportedReason(const std::shared_ptr<Node> &node)
         if (!std::dynamic_pointer_cast<GlobalAveragePooling_Op>(op)) {
             return "unexpected operator class for GlobalAveragePooling";
         }
+    } else if (type == Pad_Op::Type) {
+        const auto pad = std::dynamic_pointer_cast<Pad_Op>(op);
+        if (!pad) {
+            return "unexpected operator class for Pad";
+        }
+        if (pad->mode() != PaddingMode::Constant) {
+            return "padding mode other than constant";
+        }
+        float value = 0.0f;
+        if (!padValue(*pad, value)) {
+            return "padding value not a float scalar";
+        }
+        if (op->getInput(0) && padBegins(*pad, op->getInput(0)->dims()).empty()) {
+            return fmt::format("pads {} (negative, or axes out of range)", pad->pads());
+        }
+    } else if (type == ReLU_Op::Type) {
+        if (!std::dynamic_pointer_cast<ReLU_Op>(op)) {
+            return "unexpected operator class for ReLU";
+        }
+    } else if (type == Add_Op::Type) {
+        if (!std::dynamic_pointer_cast<Add_Op>(op) || op->nbInputs() != 2) {
+            return "Add with other than two inputs";
+        }
+        if (op->getInput(0) && op->getInput(1) && op->getInput(0)->dims() != op->getInput(1)->dims()) {
+            return fmt::format("broadcasting Add {} + {}", op->getInput(0)->dims(), op->getInput(1)->dims());
+        }
     } else {
         return fmt::format("no fast kernel for {}", type);
     }
@@ -154,9 +196,10 @@ std::string unsupportedReason(const std::shared_ptr<Node> &node)
     for (IOIndex_t i = 0; i < op->nbInputs(); ++i) {
         const auto in = op->getInput(i);
         if (!in) {
-            if (op->inputCategory(i) == InputCategory::Data ||
-                op->inputCategory(i) == InputCategory::Param) {
-                // Conv/FC bias is OptionalParam; anything else is required.
+            // A data input can be associated later (a meta-operator's micro-graph
+            // gets its input at run time; checked at every forward then).
+            // Conv/FC bias is OptionalParam; other parameters are required.
+            if (op->inputCategory(i) == InputCategory::Param) {
                 return fmt::format("input #{} is not connected", i);
             }
             continue;

@@ -37,10 +37,11 @@ class FastImpl : public OperatorImpl {
     virtual void fastBackward() = 0;
     /// Aidge's own implementation of this operator (from its registry).
     virtual std::shared_ptr<OperatorImpl> makeAidgeImpl() const = 0;
+    /// Aidge's implementation, created on first use.
+    OperatorImpl &aidgeImpl();
 
   private:
     bool tensorsSupported() const;
-    OperatorImpl &aidgeImpl();
     std::shared_ptr<OperatorImpl> mAidgeImpl;
 };
 
