@@ -399,3 +399,30 @@ def test_onnx_export_of_a_batchnorm_resnet_uses_running_statistics(tmp_path, rng
     assert all(a.i == 0 for n in bns for a in n.attribute if a.name == "training_mode")
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(session.run(None, {"input": x})[0], model.logits(x), rtol=1e-4, atol=1e-4)
+
+
+@needs_fast
+def test_tap_gives_the_last_conv_stage_and_its_gradient(rng):
+    """What Grad-CAM needs: the last convolutional stage's output and, after a backward
+    pass, its gradient."""
+    from aidge_incremental.loss import cross_entropy
+    from aidge_incremental.training import one_hot
+    model = IncrementalModel("resnet20", (1, 8, 8), n_classes=3, kernels="fast")
+    x = rng.standard_normal((2, 1, 8, 8)).astype(np.float32)
+    with model.mode(training=False):
+        model.scheduler.forward(data=[aidge_core.Tensor(x)])
+        cross_entropy(model.output, one_hot(np.array([0, 1]), 3))
+        model.scheduler.backward()
+    stage = model.tap(model.last_conv_layer)
+    assert list(stage.dims) == [2, 64, 2, 2]
+    value, grad = np.array(stage), np.array(stage.grad)
+    # reference: mean cross-entropy through head and global average pooling, in NumPy
+    w, b = model.state_dict()["head_w"].astype(np.float64), model.state_dict()["head_b"]
+    features = value.mean(axis=(2, 3)).astype(np.float64)
+    logits = features @ w.T + b
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    d_features = (p - np.eye(3)[[0, 1]]) / 2 @ w
+    np.testing.assert_allclose(grad, np.broadcast_to(d_features[:, :, None, None] / 4, grad.shape),
+                               rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(features, model.features(x), rtol=1e-5, atol=1e-6)
