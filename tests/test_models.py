@@ -426,3 +426,26 @@ def test_tap_gives_the_last_conv_stage_and_its_gradient(rng):
     np.testing.assert_allclose(grad, np.broadcast_to(d_features[:, :, None, None] / 4, grad.shape),
                                rtol=1e-4, atol=1e-7)
     np.testing.assert_allclose(features, model.features(x), rtol=1e-5, atol=1e-6)
+
+
+@needs_fast
+def test_a_resumed_resnet_run_ends_as_the_uninterrupted_one(tiny_mnist, tmp_path):
+    """Checkpoints hold the BatchNorm running statistics: resuming after step 0 gives
+    the same final results as running straight through."""
+    from aidge_incremental import ExperimentConfig, run_experiment
+    from aidge_incremental.checkpoint import checkpoint_path, load_checkpoint
+    config = ExperimentConfig(method="icarl", dataset="mnist", data_dir=str(tiny_mnist), model="resnet20",
+                              initial=2, increment=2, memory=8, epochs=2, batch_size=16,
+                              output_dir=str(tmp_path / "full"))
+    full = run_experiment(config)
+    first = checkpoint_path(tmp_path / "full", 0)
+    saved = load_checkpoint(first).params
+    assert "bn1_batch_mean" in saved and np.any(saved["bn1_batch_mean"] != 0)
+    resumed = run_experiment(ExperimentConfig(output_dir=str(tmp_path / "resumed")), resume=first)
+    assert resumed.classifiers["nme"].acc_seen == full.classifiers["nme"].acc_seen
+    assert resumed.classifiers["head"].acc_seen == full.classifiers["head"].acc_seen
+    a = load_checkpoint(checkpoint_path(tmp_path / "full", 1)).params
+    b = load_checkpoint(checkpoint_path(tmp_path / "resumed", 1)).params
+    assert set(a) == set(b)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
