@@ -54,7 +54,8 @@ def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--model", choices=sorted(ARCHITECTURES), help=f"default {d.model}")
     g.add_argument("--kernels", choices=list(KERNELS),
                    help=f"fast: our C++ training kernels; aidge: Aidge's own (default {d.kernels})")
-    g.add_argument("--hidden", type=int, nargs="+", help=f"mlp/lenet: widths of the hidden layers (default {list(d.hidden)})")
+    g.add_argument("--hidden", type=int, nargs="+",
+                   help=f"mlp/lenet: widths of the hidden layers (default {list(d.hidden)})")
     g.add_argument("--epochs", type=int, help=f"epochs per step (default {d.epochs})")
     g.add_argument("--lr", type=float, help=f"SGD learning rate (default {d.lr})")
     g.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")

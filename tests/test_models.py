@@ -351,7 +351,8 @@ def tiny_mnist(tmp_path, rng):
 @needs_fast
 def test_icarl_runs_on_resnet20_end_to_end(tiny_mnist):
     from aidge_incremental import ExperimentConfig, run_experiment
-    config = ExperimentConfig(method="icarl", dataset="mnist", data_dir=str(tiny_mnist), model="resnet20", kernels="fast",
+    config = ExperimentConfig(method="icarl", dataset="mnist", data_dir=str(tiny_mnist), model="resnet20",
+                              kernels="fast",
                               initial=2, increment=2, memory=8, epochs=3, batch_size=16, lr=0.05)
     result = run_experiment(config)
     acc = result.classifiers["nme"].acc_seen
@@ -363,7 +364,8 @@ def test_cli_runs_resnet20(tiny_mnist, tmp_path, capsys):
     from aidge_incremental.cli import main
     out = tmp_path / "run"
     assert main(["run", "--dataset", "mnist", "--data-dir", str(tiny_mnist), "--model", "resnet20",
-                 "--kernels", "fast", "--epochs", "1", "--memory", "8", "--batch-size", "16", "--output-dir", str(out),
+                 "--kernels", "fast", "--epochs", "1", "--memory", "8", "--batch-size", "16",
+                 "--output-dir", str(out),
                  "--no-progress"]) == 0
     data = json.loads((out / "results.json").read_text())
     assert data["config"]["model"] == "resnet20" and data["config"]["kernels"] == "fast"
