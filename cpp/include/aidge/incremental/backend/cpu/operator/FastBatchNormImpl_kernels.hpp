@@ -8,7 +8,7 @@
  * variance — what Aidge's own (unused) CPU training branch and
  * PyTorch's BatchNorm do (Aidge momentum 0.9 == PyTorch momentum 0.1).
  * Eval mode: normalise with the running statistics.
- * Statistics are summed in double. Backward ACCUMULATES into dx, dscale, dshift.
+ * Statistics: each H*W plane summed in float (vectorised), planes in double. Backward ACCUMULATES into dx, dscale, dshift.
  * Parallelism: OpenMP over channels.
  */
 #ifndef AIDGE_INCREMENTAL_BACKEND_CPU_OPERATOR_FASTBATCHNORMIMPL_KERNELS_H_
@@ -33,21 +33,29 @@ inline void fastBatchNormForward(int N, int C, int HW, bool training, float mome
         float mu, is;
         if (training) {
             const double m = static_cast<double>(N) * HW;
+            // Each H*W plane is summed in float (vectorised), planes in double.
             double sum = 0.0;
             for (int n = 0; n < N; ++n) {
                 const float *xc = x + n * cStride + static_cast<std::size_t>(c) * HW;
+                float a = 0.0f;
+#pragma omp simd reduction(+ : a)
                 for (int i = 0; i < HW; ++i) {
-                    sum += xc[i];
+                    a += xc[i];
                 }
+                sum += a;
             }
             const double dmu = sum / m;
-            double ss = 0.0;
+            const float fmu = static_cast<float>(dmu);
+            double ss = 0.0; // two-pass variance: no cancellation
             for (int n = 0; n < N; ++n) {
                 const float *xc = x + n * cStride + static_cast<std::size_t>(c) * HW;
+                float a = 0.0f;
+#pragma omp simd reduction(+ : a)
                 for (int i = 0; i < HW; ++i) {
-                    const double d = xc[i] - dmu;
-                    ss += d * d;
+                    const float d = xc[i] - fmu;
+                    a += d * d;
                 }
+                ss += a;
             }
             const double var = ss / m; // biased: used to normalise
             mu = static_cast<float>(dmu);
@@ -91,6 +99,7 @@ inline void fastBatchNormBackward(int N, int C, int HW, bool training, const flo
             const std::size_t off = n * cStride + static_cast<std::size_t>(c) * HW;
             const float *xc = x + off, *dyc = dy + off;
             float a = 0.0f, b = 0.0f;
+#pragma omp simd reduction(+ : a, b)
             for (int i = 0; i < HW; ++i) {
                 a += dyc[i];
                 b += dyc[i] * (xc[i] - mu);

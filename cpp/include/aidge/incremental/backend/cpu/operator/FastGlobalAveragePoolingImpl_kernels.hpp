@@ -16,11 +16,12 @@ inline void fastGlobalAvgPoolForward(int NC, int HW, const float *x, float *y)
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < NC; ++i) {
         const float *xi = x + static_cast<std::size_t>(i) * HW;
-        double s = 0.0;
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
         for (int j = 0; j < HW; ++j) {
             s += xi[j];
         }
-        y[i] = static_cast<float>(s / HW);
+        y[i] = s / static_cast<float>(HW);
     }
 }
 
