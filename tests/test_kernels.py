@@ -511,3 +511,62 @@ def test_other_datatype_keeps_aidge_kernel():
 def test_accelerate_rejects_non_graph():
     with pytest.raises(TypeError, match="GraphView"):
         ai.accelerate("not a graph")
+
+
+def test_batchnorm_network_trains_like_pytorch():
+    """Conv -> BatchNorm (train mode) -> ReLU -> GAP -> FC, 3 SGD steps with
+    momentum: parameters and running statistics equal PyTorch's."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(11)
+    w_conv = (rng.standard_normal((4, 2, 3, 3)) * 0.4).astype(np.float32)
+    gamma = rng.uniform(0.5, 1.5, 4).astype(np.float32)
+    beta = (rng.standard_normal(4) * 0.1).astype(np.float32)
+    w_fc = (rng.standard_normal((3, 4)) * 0.5).astype(np.float32)
+    b_fc = (rng.standard_normal(3) * 0.1).astype(np.float32)
+    data = [(rng.standard_normal((5, 2, 6, 6)).astype(np.float32), rng.integers(0, 3, 5)) for _ in range(3)]
+
+    graph = ac.sequential([ac.Conv2D(2, 4, [3, 3], no_bias=True, name="conv"), ac.BatchNorm2D(4, name="bn"),
+                           ac.ReLU(name="relu"), ac.GlobalAveragePooling(name="gap"), ac.FC(4, 3, name="fc")])
+    graph.compile("cpu", ac.dtype.float32, dims=[[5, 2, 6, 6]])
+    values = {"conv_w": w_conv, "bn_scale": gamma, "bn_shift": beta, "bn_batch_mean": np.zeros(4, np.float32),
+              "bn_batch_variance": np.ones(4, np.float32), "fc_w": w_fc, "fc_b": b_fc}
+    for p in ac.producers(graph):
+        np.asarray(p.get_operator().get_output(0))[...] = values[p.name()]
+    graph.get_node("bn").get_operator().attr.training_mode = True
+    assert ai.accelerate(graph) == 5
+    trainable = [p for p in ac.producers(graph) if p.name() not in ("bn_batch_mean", "bn_batch_variance")]
+    opt = al.SGD(momentum=0.9)
+    opt.set_learning_rate_scheduler(al.constant_lr(0.1))
+    opt.set_parameters(trainable)
+    sched = ac.SequentialScheduler(graph)
+    for x, labels in data:
+        sched.forward(data=[ac.Tensor(x)])
+        out = graph.get_node("fc").get_operator().get_output(0)
+        al.loss.CELoss(out, ac.Tensor(np.eye(3, dtype=np.float32)[labels]))
+        opt.reset_grad()
+        sched.backward()
+        opt.update()
+
+    nn = torch.nn
+    net = nn.Sequential(nn.Conv2d(2, 4, 3, bias=False), nn.BatchNorm2d(4, eps=1e-5, momentum=0.1), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.from_numpy(w_conv))
+        net[1].weight.copy_(torch.from_numpy(gamma))
+        net[1].bias.copy_(torch.from_numpy(beta))
+        net[5].weight.copy_(torch.from_numpy(w_fc))
+        net[5].bias.copy_(torch.from_numpy(b_fc))
+    topt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    net.train()
+    for x, labels in data:
+        topt.zero_grad()
+        torch.nn.functional.cross_entropy(net(torch.from_numpy(x)), torch.from_numpy(labels)).backward()
+        topt.step()
+    ours = {p.name(): np.array(p.get_operator().get_output(0)) for p in ac.producers(graph)}
+    ref = {"conv_w": net[0].weight, "bn_scale": net[1].weight, "bn_shift": net[1].bias,
+           "bn_batch_mean": net[1].running_mean, "bn_batch_variance": net[1].running_var,
+           "fc_w": net[5].weight, "fc_b": net[5].bias}
+    for name, t in ref.items():
+        r = t.detach().numpy()
+        assert not np.allclose(r, values[name]), f"{name} did not change"
+        assert rel_err(ours[name], r) <= 1e-5, name
