@@ -13,6 +13,7 @@ from .scenario import ClassIncrementalScenario
 from .model import IncrementalModel
 from .methods import METHODS, Finetune, ICaRL, Joint, LwF
 from .experiment import ExperimentConfig, compare, run_experiment
+from .accelerate import accelerate  # noqa: F401  (fast CPU kernels, opt-in per graph)
 
 __version__ = "0.1.0"
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from .experiment import EXPORT_TARGETS, ExperimentConfig, compare, run_experiment
 from .methods import METHODS
+from .models import ARCHITECTURES, KERNELS
 
 __all__ = ["main"]
 
@@ -52,8 +53,11 @@ def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--class-order", type=int, nargs="+", help="explicit class order (default: drawn from seed)")
     g.add_argument("--seed", type=int, help=f"seed of class order, initialisation, shuffling (default {d.seed})")
     g = parser.add_argument_group("model and training")
-    g.add_argument("--model", choices=["mlp", "lenet"], help=f"default {d.model}")
-    g.add_argument("--hidden", type=int, nargs="+", help=f"widths of the hidden layers (default {list(d.hidden)})")
+    g.add_argument("--model", choices=sorted(ARCHITECTURES), help=f"default {d.model}")
+    g.add_argument("--kernels", choices=list(KERNELS),
+                   help=f"fast: our C++ training kernels; aidge: Aidge's own (default {d.kernels})")
+    g.add_argument("--hidden", type=int, nargs="+",
+                   help=f"mlp/lenet: widths of the hidden layers (default {list(d.hidden)})")
     g.add_argument("--epochs", type=int, help=f"epochs per step (default {d.epochs})")
     g.add_argument("--lr", type=float, help=f"SGD learning rate (default {d.lr})")
     g.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")

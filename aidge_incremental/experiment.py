@@ -18,7 +18,7 @@ from .checkpoint import (Checkpoint, CheckpointError, checkpoint_path, latest_ch
 from .datasets import Dataset, load_dataset
 from .evaluation import RunResult, ClassifierHistory, plot_accuracy
 from .methods import METHODS
-from .model import IncrementalModel
+from .models import ARCHITECTURES, DEFAULT_KERNELS, KERNELS, IncrementalModel
 from .scenario import ClassIncrementalScenario
 from .training import TrainConfig
 
@@ -32,8 +32,9 @@ class ExperimentConfig:
     method: str = "icarl"
     dataset: str = "digits"          # digits (embedded), mnist, cifar10, cifar100, npz
     data_dir: Optional[str] = None
-    model: str = "mlp"               # mlp or lenet
-    hidden: Sequence[int] = (128, 128)
+    model: str = "mlp"               # mlp, lenet, resnet20/32/44/56, resnet18
+    hidden: Sequence[int] = (128, 128)  # mlp/lenet only
+    kernels: str = DEFAULT_KERNELS   # fast (our C++ kernels) or aidge (Aidge's own)
     initial: int = 2                 # classes in the first step
     increment: int = 2               # classes per later step
     class_order: Optional[Sequence[int]] = None  # default: drawn from seed
@@ -56,6 +57,10 @@ class ExperimentConfig:
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}: one of {sorted(METHODS)}")
+        if self.model not in ARCHITECTURES:
+            raise ValueError(f"unknown model {self.model!r}: one of {sorted(ARCHITECTURES)}")
+        if self.kernels not in KERNELS:
+            raise ValueError(f"kernels must be one of {KERNELS}, got {self.kernels!r}")
         for name in ("epochs", "batch_size", "memory", "initial", "increment"):
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
@@ -86,7 +91,8 @@ class ExperimentConfig:
 
 
 def build_method(config: ExperimentConfig, input_shape):
-    model = IncrementalModel(config.model, input_shape, config.hidden, seed=config.seed)
+    hidden = config.hidden if config.model in ("mlp", "lenet") else None  # ResNets have no hidden FC
+    model = IncrementalModel(config.model, input_shape, hidden, seed=config.seed, kernels=config.kernels)
     train_config = TrainConfig(config.epochs, config.lr, config.batch_size, config.momentum,
                                config.weight_decay)
     kwargs = {}

@@ -43,6 +43,11 @@ def train(model: IncrementalModel, x: np.ndarray, criterion: Criterion, config: 
     optimizer = aidge_learning.SGD(momentum=config.momentum, weight_decay=config.weight_decay)
     optimizer.set_learning_rate_scheduler(aidge_learning.constant_lr(config.lr))
     optimizer.set_parameters(model.parameter_nodes())
+    with model.mode(training=True):  # BatchNorm: batch statistics, running statistics updated
+        return _epochs(model, x, criterion, config, rng, optimizer, progress, after_update)
+
+
+def _epochs(model, x, criterion, config, rng, optimizer, progress, after_update) -> list:
     scheduler, output = model.scheduler, model.output
     losses = []
     for _ in range(config.epochs):

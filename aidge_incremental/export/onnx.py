@@ -27,8 +27,9 @@ import aidge_core
 import aidge_onnx
 import numpy as np
 import onnx
-from onnx import helper
+from onnx import helper, numpy_helper
 from aidge_onnx.node_export import auto_register_export
+from aidge_onnx.node_export.aidge_converters.pad import export_pad as _aidge_export_pad
 from aidge_onnx.node_import import auto_register_import
 from aidge_onnx.utils import _AIDGE_DOMAIN
 
@@ -61,6 +62,32 @@ def _import_distillation(onnx_node, input_nodes, opset, inputs_tensor_info=None)
     return Distillation(float(attrs.get("temperature", 2.0)), int(attrs.get("n_old", 0)),
                         form.decode() if isinstance(form, bytes) else form,
                         onnx_node.name or onnx_node.output[0])
+
+
+@auto_register_export("Pad")
+def _export_pad(aidge_node, node_inputs_name, node_outputs_name, opset=None, **kwargs):
+    """Constant padding as one ONNX Pad over every axis. aidge_onnx 0.10.1's own exporter
+    lists the Pad before the Constants feeding it and writes constant_value as a double:
+    onnx.checker rejects both (ResNets' option-A shortcuts pad the channel axis)."""
+    op = aidge_node.get_operator()
+    if op.attr.mode != aidge_core.PaddingMode.CONSTANT or any(
+            aidge_node.get_parent(i) is not None for i in range(1, op.nb_inputs())):
+        return _aidge_export_pad(aidge_node, node_inputs_name, node_outputs_name, opset=opset, **kwargs)
+    rank = len(op.get_input(0).dims)
+    axes = [a % rank for a in op.attr.axes] or list(range(rank))
+    pads, full = list(op.attr.pads), [0] * (2 * rank)
+    for i, axis in enumerate(axes):  # Aidge's pads: all begins, then all ends (as ONNX)
+        full[axis], full[rank + axis] = pads[i], pads[len(axes) + i]
+    name = aidge_node.name()
+    value = np.array(op.attr.constant_value, np.float32)
+    return [
+        helper.make_node("Constant", [], [f"{name}_pads"], name=f"{name}_pads",
+                         value=numpy_helper.from_array(np.array(full, np.int64))),
+        helper.make_node("Constant", [], [f"{name}_value"], name=f"{name}_value",
+                         value=numpy_helper.from_array(value)),
+        helper.make_node("Pad", [node_inputs_name[0], f"{name}_pads", f"{name}_value"], node_outputs_name,
+                         name=name, mode="constant"),
+    ]
 
 
 # -- helpers ---------------------------------------------------------------------------

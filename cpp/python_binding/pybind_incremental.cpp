@@ -10,6 +10,7 @@ void init_AttentionDistillation(py::module &m);
 void init_Loss(py::module &m);
 namespace incremental {
 void init_Memory(py::module &m);
+void init_Accelerate(py::module &m);
 }
 } // namespace Aidge
 
@@ -26,4 +27,5 @@ PYBIND11_MODULE(_core, m)
     py::module_ loss = m.def_submodule("loss", "Loss functions (aidge_learning.loss style).");
     Aidge::init_Loss(loss);
     Aidge::incremental::init_Memory(m);
+    Aidge::incremental::init_Accelerate(m);
 }

@@ -1,0 +1,28 @@
+/**
+ * Fast float32 CPU implementation of Add (kernels in
+ * FastElementwiseImpl_kernels.hpp). Set on a node by accelerate(), never
+ * registered in Aidge's registry.
+ */
+#ifndef AIDGE_INCREMENTAL_BACKEND_CPU_OPERATOR_FASTADDIMPL_H_
+#define AIDGE_INCREMENTAL_BACKEND_CPU_OPERATOR_FASTADDIMPL_H_
+
+#include "aidge/incremental/backend/cpu/FastImpl.hpp"
+
+namespace Aidge {
+namespace incremental {
+
+class FastAddImpl final : public FastImpl {
+  public:
+    using FastImpl::FastImpl;
+    const char *kernelName() const noexcept override { return "FastAdd"; }
+
+  protected:
+    void fastForward() override;
+    void fastBackward() override;
+    std::shared_ptr<OperatorImpl> makeAidgeImpl() const override;
+};
+
+} // namespace incremental
+} // namespace Aidge
+
+#endif

@@ -1,0 +1,149 @@
+/**
+ * Float32 BatchNorm2D (NCHW), forward and backward, train and eval modes.
+ *
+ * Train mode (Ioffe & Szegedy 2015, Alg. 1): normalise with the batch mean
+ * and the BIASED batch variance; update the running statistics in Aidge's
+ * momentum convention  running = running * momentum + batch * (1 - momentum)
+ * with the UNBIASED batch variance (m / (m - 1), m = N*H*W) for the running
+ * variance — what Aidge's own (unused) CPU training branch and
+ * PyTorch's BatchNorm do (Aidge momentum 0.9 == PyTorch momentum 0.1).
+ * Eval mode: normalise with the running statistics.
+ * Statistics: each H*W plane summed in float (vectorised), planes in double. Backward ACCUMULATES into dx, dscale, dshift.
+ * Parallelism: OpenMP over channels.
+ */
+#ifndef AIDGE_INCREMENTAL_BACKEND_CPU_OPERATOR_FASTBATCHNORMIMPL_KERNELS_H_
+#define AIDGE_INCREMENTAL_BACKEND_CPU_OPERATOR_FASTBATCHNORMIMPL_KERNELS_H_
+
+#include <cmath>
+#include <cstddef>
+
+namespace Aidge {
+namespace incremental {
+
+/// Forward. Fills mean[C] and invStd[C] with the statistics used (batch
+/// ones in train mode, running ones in eval mode) for the backward pass.
+inline void fastBatchNormForward(int N, int C, int HW, bool training, float momentum,
+                                 float epsilon, const float *x, const float *scale,
+                                 const float *shift, float *runMean, float *runVar,
+                                 float *y, float *mean, float *invStd)
+{
+    const std::size_t cStride = static_cast<std::size_t>(C) * HW;
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; ++c) {
+        float mu, is;
+        if (training) {
+            const double m = static_cast<double>(N) * HW;
+            // Each H*W plane is summed in float (vectorised), planes in double.
+            double sum = 0.0;
+            for (int n = 0; n < N; ++n) {
+                const float *xc = x + n * cStride + static_cast<std::size_t>(c) * HW;
+                float a = 0.0f;
+#pragma omp simd reduction(+ : a)
+                for (int i = 0; i < HW; ++i) {
+                    a += xc[i];
+                }
+                sum += a;
+            }
+            const double dmu = sum / m;
+            const float fmu = static_cast<float>(dmu);
+            double ss = 0.0; // two-pass variance: no cancellation
+            for (int n = 0; n < N; ++n) {
+                const float *xc = x + n * cStride + static_cast<std::size_t>(c) * HW;
+                float a = 0.0f;
+#pragma omp simd reduction(+ : a)
+                for (int i = 0; i < HW; ++i) {
+                    const float d = xc[i] - fmu;
+                    a += d * d;
+                }
+                ss += a;
+            }
+            const double var = ss / m; // biased: used to normalise
+            mu = static_cast<float>(dmu);
+            is = static_cast<float>(1.0 / std::sqrt(var + epsilon));
+            runMean[c] = static_cast<float>(runMean[c] * static_cast<double>(momentum) +
+                                            dmu * (1.0 - momentum));
+            runVar[c] = static_cast<float>(runVar[c] * static_cast<double>(momentum) +
+                                           ss / (m - 1.0) * (1.0 - momentum));
+        } else {
+            mu = runMean[c];
+            is = static_cast<float>(1.0 / std::sqrt(static_cast<double>(runVar[c]) + epsilon));
+        }
+        mean[c] = mu;
+        invStd[c] = is;
+        const float a = scale[c] * is, b = shift[c] - mu * a;
+        for (int n = 0; n < N; ++n) {
+            const std::size_t off = n * cStride + static_cast<std::size_t>(c) * HW;
+            const float *xc = x + off;
+            float *yc = y + off;
+            for (int i = 0; i < HW; ++i) {
+                yc[i] = xc[i] * a + b;
+            }
+        }
+    }
+}
+
+/// Backward with the statistics the forward used. In train mode the batch
+/// statistics depend on x (full BatchNorm gradient); in eval mode they are
+/// constants. Any of dx, dscale, dshift may be null.
+inline void fastBatchNormBackward(int N, int C, int HW, bool training, const float *x,
+                                  const float *scale, const float *mean,
+                                  const float *invStd, const float *dy, float *dx,
+                                  float *dscale, float *dshift)
+{
+    const std::size_t cStride = static_cast<std::size_t>(C) * HW;
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; ++c) {
+        const float mu = mean[c], is = invStd[c];
+        double sdy = 0.0, sdyx = 0.0; // sum dy, sum dy * xhat
+        for (int n = 0; n < N; ++n) {
+            const std::size_t off = n * cStride + static_cast<std::size_t>(c) * HW;
+            const float *xc = x + off, *dyc = dy + off;
+            float a = 0.0f, b = 0.0f;
+#pragma omp simd reduction(+ : a, b)
+            for (int i = 0; i < HW; ++i) {
+                a += dyc[i];
+                b += dyc[i] * (xc[i] - mu);
+            }
+            sdy += a;
+            sdyx += b;
+        }
+        sdyx *= is;
+        if (dscale != nullptr) {
+            dscale[c] += static_cast<float>(sdyx);
+        }
+        if (dshift != nullptr) {
+            dshift[c] += static_cast<float>(sdy);
+        }
+        if (dx == nullptr) {
+            continue;
+        }
+        const float g = scale[c] * is;
+        if (training) {
+            const double m = static_cast<double>(N) * HW;
+            const float mdy = static_cast<float>(sdy / m), mdyx = static_cast<float>(sdyx / m);
+            for (int n = 0; n < N; ++n) {
+                const std::size_t off = n * cStride + static_cast<std::size_t>(c) * HW;
+                const float *xc = x + off, *dyc = dy + off;
+                float *dxc = dx + off;
+                for (int i = 0; i < HW; ++i) {
+                    const float xhat = (xc[i] - mu) * is;
+                    dxc[i] += g * (dyc[i] - mdy - xhat * mdyx);
+                }
+            }
+        } else {
+            for (int n = 0; n < N; ++n) {
+                const std::size_t off = n * cStride + static_cast<std::size_t>(c) * HW;
+                const float *dyc = dy + off;
+                float *dxc = dx + off;
+                for (int i = 0; i < HW; ++i) {
+                    dxc[i] += g * dyc[i];
+                }
+            }
+        }
+    }
+}
+
+} // namespace incremental
+} // namespace Aidge
+
+#endif // AIDGE_INCREMENTAL_BACKEND_CPU_OPERATOR_FASTBATCHNORMIMPL_KERNELS_H_

@@ -1,0 +1,28 @@
+#include <pybind11/pybind11.h>
+
+#include "aidge/graph/GraphView.hpp"
+#include "aidge/graph/Node.hpp"
+#include "aidge/incremental/backend/cpu/Blas.hpp"
+#include "aidge/incremental/backend/cpu/FastImpl.hpp"
+
+namespace py = pybind11;
+
+namespace Aidge {
+namespace incremental {
+
+void init_Accelerate(py::module &m)
+{
+    m.def("accelerate", &accelerate, py::arg("graph"),
+          "Gives our fast float32 CPU implementation to every supported node of "
+          "the graph (and of its meta-operators' micro-graphs); returns how many "
+          "nodes changed.");
+    m.def("is_accelerated", &isAccelerated, py::arg("node"),
+          "Whether the node runs one of aidge_incremental's fast implementations.");
+    m.def("unsupported_reason", &unsupportedReason, py::arg("node"),
+          "Why accelerate() leaves this node on Aidge's kernel ('' when it would not).");
+    m.def("blas_config", []() { return std::string(scipy_openblas_get_config()); },
+          "Build configuration string of the OpenBLAS the fast kernels call.");
+}
+
+} // namespace incremental
+} // namespace Aidge
