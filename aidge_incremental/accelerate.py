@@ -45,9 +45,10 @@ runtime. On a machine shared with other busy processes, run with
 ``OMP_WAIT_POLICY=passive``: with libgomp's default spin-waiting, threads that
 wait at a barrier for a descheduled sibling burn their time slice (measured on
 2 loaded cores: a 784-256-256-10 MLP step 150 ms instead of 4 ms, for Aidge's
-own kernels as for ours). On AMD EPYC (Zen 4, AVX-512), OpenBLAS 0.3.34
-picks its Haswell (AVX2) kernels; ``OPENBLAS_CORETYPE=SkylakeX`` selects the
-AVX-512 ones (set before the first import).
+own kernels as for ours). OpenBLAS picks its kernels for the CPU it runs on
+(AVX-512 "SkylakeX" ones on this project's AMD EPYC) unless the environment
+variable ``OPENBLAS_CORETYPE`` forces others (this project's machines set it to
+Haswell, AVX2).
 """
 from __future__ import annotations
 

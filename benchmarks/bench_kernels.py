@@ -10,7 +10,8 @@ Aidge's own kernels cannot train BatchNorm (and have no GlobalAveragePooling
 backward): its ResNet-32 row is the BatchNorm-free variant (models built with
 batchnorm=False, pooling as a frozen Conv2D), and its BatchNorm/GAP op rows are
 "n/a". Ratios are computed within this run; the machine may be shared, so
-only ratios are meaningful.
+only ratios are meaningful. On a machine shared with other busy processes run
+it with OMP_WAIT_POLICY=passive (see aidge_incremental/accelerate.py).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import aidge_backend_cpu  # noqa: F401
 import aidge_learning as al
 
 import aidge_incremental as ai
+from aidge_incremental.accelerate import blas_config
 from aidge_incremental.models import IncrementalModel
 
 try:
@@ -196,7 +198,7 @@ def torch_step(net, x, y):
 def bench_steps(batch, repeats, skip_aidge_resnet):
     rng = np.random.default_rng(0)
     print(f"\n== one SGD step (forward, CE, backward, update), batch {batch} (ms, best of N) ==")
-    print(f"{'model':44s} {'time':>9s} {'vs ours':>9s}")
+    print(f"{'model':44s} {'time':>9s} {'vs ours':>9s}  (ours in the same variant)")
 
     x = rng.standard_normal((batch, 3, 32, 32)).astype(np.float32)
     y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, batch)]
@@ -219,7 +221,9 @@ def bench_steps(batch, repeats, skip_aidge_resnet):
         names.append("ResNet-32 Aidge kernels (BN-free)")
         times.append(t[0])
     for n, t in zip(names, times):
-        print(f"{n:44s} {fmt_ms(t)} {ratio(t, times[0]):>9s}")
+        # each row against ours in the same variant (BatchNorm or BN-free)
+        base = times[1] if "BN-free" in n else times[0]
+        print(f"{n:44s} {fmt_ms(t)} {ratio(t, base):>9s}")
     rows.append(("resnet32", dict(zip(names, times))))
 
     x = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
@@ -248,10 +252,10 @@ def main(argv=None):
                    help="skip the (slow: tens of seconds) ResNet-32 step on Aidge's own kernels")
     p.add_argument("--only", choices=["ops", "steps"], default=None)
     args = p.parse_args(argv)
-    print(f"aidge_incremental fast kernels; BLAS: {ai.accelerate.__module__ and ''}"
-          f"{__import__('aidge_incremental.accelerate', fromlist=['blas_config']).blas_config()}")
-    print(f"CPU cores: {os.cpu_count()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
-          f"torch threads: {torch.get_num_threads() if torch else 'n/a'}")
+    print(f"aidge_incremental fast kernels; BLAS: {blas_config()}")
+    print(f"CPU cores: {os.cpu_count()}, " + ", ".join(
+        f"{k}={os.environ.get(k, 'unset')}" for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "OPENBLAS_CORETYPE"))
+        + f", torch threads: {torch.get_num_threads() if torch else 'n/a'}")
     if args.only in (None, "ops"):
         bench_ops(args.batch, args.repeats)
     if args.only in (None, "steps"):

@@ -107,6 +107,18 @@ inline void col2imAdd(const ConvShape &s, const float *dcol, std::size_t ld, flo
     }
 }
 
+/// Per-thread scratch buffer that only grows (no allocation, zero-fill or
+/// page faults on every call; contents are always overwritten before use).
+inline float *scratch(int slot, std::size_t n)
+{
+    thread_local std::vector<float> buffers[2];
+    std::vector<float> &b = buffers[slot];
+    if (b.size() < n) {
+        b.resize(n);
+    }
+    return b.data();
+}
+
 /// Samples per matrix product: enough columns (b*P) for an efficient GEMM,
 /// a column buffer of at most ~4 MB per thread.
 inline int samplesPerChunk(const ConvShape &s)
@@ -127,21 +139,21 @@ inline void fastConvForward(const ConvShape &s, const float *x, const float *w,
     const std::size_t yStride = static_cast<std::size_t>(s.O) * P;
 #pragma omp parallel
     {
-        std::vector<float> col(static_cast<std::size_t>(K) * b * P);
-        std::vector<float> out(static_cast<std::size_t>(s.O) * b * P);
+        float *col = scratch(0, static_cast<std::size_t>(K) * b * P);
+        float *out = scratch(1, static_cast<std::size_t>(s.O) * b * P);
 #pragma omp for schedule(static)
         for (int ch = 0; ch < chunks; ++ch) {
             const int n0 = ch * b, nb = std::min(b, s.N - n0);
             const std::size_t ld = static_cast<std::size_t>(nb) * P;
             for (int j = 0; j < nb; ++j) {
-                im2col(s, x + (n0 + j) * xStride, col.data() + j * P, ld);
+                im2col(s, x + (n0 + j) * xStride, col + j * P, ld);
             }
-            sgemm(false, false, s.O, static_cast<int>(ld), K, 1.0f, w, K, col.data(),
-                  static_cast<int>(ld), 0.0f, out.data(), static_cast<int>(ld));
+            sgemm(false, false, s.O, static_cast<int>(ld), K, 1.0f, w, K, col,
+                  static_cast<int>(ld), 0.0f, out, static_cast<int>(ld));
             for (int j = 0; j < nb; ++j) {
                 float *yn = y + (n0 + j) * yStride;
                 for (int o = 0; o < s.O; ++o) {
-                    const float *src = out.data() + o * ld + j * P;
+                    const float *src = out + o * ld + j * P;
                     float *dst = yn + o * P;
                     const float bo = bias != nullptr ? bias[o] : 0.0f;
                     for (int p = 0; p < P; ++p) {
@@ -170,8 +182,8 @@ inline void fastConvBackward(const ConvShape &s, const float *x, const float *w,
         const int t = omp_get_thread_num();
 #pragma omp single
         used = omp_get_num_threads();
-        std::vector<float> col(static_cast<std::size_t>(K) * b * P);
-        std::vector<float> dyc(static_cast<std::size_t>(s.O) * b * P);
+        float *col = scratch(0, static_cast<std::size_t>(K) * b * P);
+        float *dyc = scratch(1, static_cast<std::size_t>(s.O) * b * P);
         float *dwT = dw != nullptr ? dwAll.data() + static_cast<std::size_t>(t) * s.O * K : nullptr;
         float *dbT = db != nullptr ? dbAll.data() + static_cast<std::size_t>(t) * s.O : nullptr;
 #pragma omp for schedule(static)
@@ -181,12 +193,12 @@ inline void fastConvBackward(const ConvShape &s, const float *x, const float *w,
             for (int j = 0; j < nb; ++j) { // dy of the chunk as [O, nb*P]
                 const float *dyn = dy + (n0 + j) * yStride;
                 for (int o = 0; o < s.O; ++o) {
-                    std::memcpy(dyc.data() + o * ld + j * P, dyn + o * P, sizeof(float) * P);
+                    std::memcpy(dyc + o * ld + j * P, dyn + o * P, sizeof(float) * P);
                 }
             }
             if (db != nullptr) {
                 for (int o = 0; o < s.O; ++o) {
-                    const float *r = dyc.data() + o * ld;
+                    const float *r = dyc + o * ld;
                     float acc = 0.0f;
                     for (std::size_t p = 0; p < ld; ++p) {
                         acc += r[p];
@@ -196,16 +208,16 @@ inline void fastConvBackward(const ConvShape &s, const float *x, const float *w,
             }
             if (dw != nullptr) {
                 for (int j = 0; j < nb; ++j) {
-                    im2col(s, x + (n0 + j) * xStride, col.data() + j * P, ld);
+                    im2col(s, x + (n0 + j) * xStride, col + j * P, ld);
                 }
-                sgemm(false, true, s.O, K, static_cast<int>(ld), 1.0f, dyc.data(),
-                      static_cast<int>(ld), col.data(), static_cast<int>(ld), 1.0f, dwT, K);
+                sgemm(false, true, s.O, K, static_cast<int>(ld), 1.0f, dyc,
+                      static_cast<int>(ld), col, static_cast<int>(ld), 1.0f, dwT, K);
             }
             if (dx != nullptr) { // col is reused as dcol [K, nb*P]
-                sgemm(true, false, K, static_cast<int>(ld), s.O, 1.0f, w, K, dyc.data(),
-                      static_cast<int>(ld), 0.0f, col.data(), static_cast<int>(ld));
+                sgemm(true, false, K, static_cast<int>(ld), s.O, 1.0f, w, K, dyc,
+                      static_cast<int>(ld), 0.0f, col, static_cast<int>(ld));
                 for (int j = 0; j < nb; ++j) {
-                    col2imAdd(s, col.data() + j * P, ld, dx + (n0 + j) * xStride);
+                    col2imAdd(s, col + j * P, ld, dx + (n0 + j) * xStride);
                 }
             }
         }
