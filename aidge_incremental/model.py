@@ -79,12 +79,13 @@ class IncrementalModel:
     """
 
     def __init__(self, architecture: str, input_shape: Sequence[int], hidden: Sequence[int] = (128, 128),
-                 n_classes: int = 0, seed: int = 0):
+                 n_classes: int = 0, seed: int = 0, backend: str = "cpu"):
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {sorted(ARCHITECTURES)}, got {architecture!r}")
         if not hidden:
             raise ValueError("hidden must name at least one layer width")
         self.architecture = architecture
+        self.backend = backend  #: where the graph is compiled ("cpu" or "cuda")
         self.input_shape = tuple(int(d) for d in input_shape)
         self.hidden = tuple(int(h) for h in hidden)
         self.layers, self.feature_dim = ARCHITECTURES[architecture](self.input_shape, self.hidden)
@@ -141,7 +142,7 @@ class IncrementalModel:
             graph.add(node)
         graph.set_ordered_inputs([(nodes[0], 0)])
         graph.set_ordered_outputs([(nodes[-1], 0)])
-        graph.compile("cpu", aidge_core.dtype.float32, dims=[[1, *self.input_shape]])
+        graph.compile(self.backend, aidge_core.dtype.float32, dims=[[1, *self.input_shape]])
         for node in aidge_core.producers(graph):
             tensor = node.get_operator().get_output(0)
             if node.name() not in params:
@@ -165,6 +166,10 @@ class IncrementalModel:
     @property
     def output(self) -> aidge_core.Tensor:
         return self.graph.get_node(HEAD).get_operator().get_output(0)
+
+    def set_training(self, training: bool) -> None:
+        """Train or evaluation mode. No layer here behaves differently (no
+        BatchNorm, no dropout), so this does nothing; the training loop calls it."""
 
     def parameter_nodes(self) -> list:
         return aidge_core.producers(self.graph)
