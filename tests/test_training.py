@@ -41,8 +41,9 @@ class CrossEntropy(BatchHooks):
         self.updates += 1
 
 
-def torch_reference(params, x, y, config, seed, n_classes, feature_weight=0.0):
-    """The same training in PyTorch (float64): torch.optim.SGD + MultiStepLR per epoch."""
+def torch_reference(params, x, y, config, seed, n_classes, feature_weight=0.0, rate=None):
+    """The same training in PyTorch (float64): torch.optim.SGD + MultiStepLR per epoch,
+    or ``rate(epoch, update)`` set before each update."""
     torch = pytest.importorskip("torch")
     w1 = torch.tensor(params["fc1_w"], dtype=torch.float64, requires_grad=True)
     b1 = torch.tensor(params["fc1_b"], dtype=torch.float64, requires_grad=True)
@@ -50,13 +51,18 @@ def torch_reference(params, x, y, config, seed, n_classes, feature_weight=0.0):
     b2 = torch.tensor(params["head_b"], dtype=torch.float64, requires_grad=True)
     opt = torch.optim.SGD([w1, b1, w2, b2], lr=config.lr, momentum=config.momentum,
                           weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(config.milestones), gamma=config.lr_factor)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(config.milestones) or [10 ** 6],
+                                                 gamma=config.lr_factor)
     rng = np.random.default_rng(seed)
     xt = torch.tensor(x.reshape(len(x), -1), dtype=torch.float64)
-    for _ in range(config.epochs):
+    update = 0
+    for epoch in range(config.epochs):
         order = rng.permutation(len(x))
         for start in range(0, len(x), config.batch_size):
             idx = order[start:start + config.batch_size]
+            if rate is not None:
+                opt.param_groups[0]["lr"] = rate(epoch, update)
+            update += 1
             f = torch.relu(xt[idx] @ w1.T + b1)
             logits = f @ w2.T + b2
             loss = torch.nn.functional.cross_entropy(logits, torch.tensor(y[idx]))
@@ -87,6 +93,52 @@ def test_sgd_momentum_weight_decay_multistep_match_pytorch(rng, feature_weight):
     for name, value in expected.items():
         np.testing.assert_allclose(trained[name], value.detach().numpy(), rtol=0, atol=1e-5, err_msg=name)
         assert not np.allclose(trained[name], start[name]), f"{name} did not move"
+
+
+def test_cosine_with_warmup_per_update_matches_pytorch(rng):
+    # 3 epochs of 3 updates (4, 4, 2 samples); warm-up over the first epoch's 3 updates
+    model = IncrementalModel("mlp", SHAPE, hidden=(6,), n_classes=3, seed=4)
+    x = rng.random((10,) + SHAPE).astype(np.float32)
+    y = rng.integers(0, 3, 10)
+    config = TrainConfig(epochs=3, lr=0.3, batch_size=4, momentum=0.8, weight_decay=0.02, schedule="cosine",
+                         min_lr=0.03, warmup_epochs=1)
+    start = model.state_dict()
+    train(model, x, y, CrossEntropy(3), config, np.random.default_rng(5), to_input=identity)
+
+    def rate(epoch, update):  # CosineAnnealingLR(T_max=3, eta_min=0.03) per epoch, linear warm-up per update
+        cosine = 0.03 + (0.3 - 0.03) * (1 + np.cos(np.pi * epoch / 3)) / 2
+        return cosine * min(1.0, (update + 1) / 4)
+    expected = torch_reference(start, x, y, config, 5, 3, rate=rate)
+    for name, value in expected.items():
+        np.testing.assert_allclose(model.state_dict()[name], value.detach().numpy(), rtol=0, atol=1e-5,
+                                   err_msg=name)
+
+
+def test_first_step_settings_apply_to_the_first_step_only(rng):
+    from aidge_incremental.datasets import from_arrays
+    from aidge_incremental.methods.base import IncrementalMethod
+    from aidge_incremental.scenario import ClassIncrementalScenario
+
+    class Counting(IncrementalMethod):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.lrs = []
+
+        def before_forward(self, batch):
+            self.lrs.append((batch.epoch, batch.lr))
+    x = rng.random((40,) + SHAPE).astype(np.float32)
+    y = np.repeat(np.arange(4), 10)
+    data = from_arrays(x, y, x, y, name="arrays")
+    scenario = ClassIncrementalScenario(data, 2, 2, seed=0)
+    config = TrainConfig(epochs=1, lr=0.01, batch_size=10, first_step={"epochs": 3, "lr": 0.05,
+                                                                       "schedule": "multistep",
+                                                                       "milestones": (2,)})
+    method = Counting(IncrementalModel("mlp", SHAPE, hidden=(4,), seed=0), config)
+    method.learn(scenario.step(0), data)
+    assert method.lrs == [(0, 0.05)] * 2 + [(1, 0.05)] * 2 + [(2, 0.05 * 0.1)] * 2
+    method.lrs.clear()
+    method.learn(scenario.step(1), data)
+    assert method.lrs == [(0, 0.01)] * 2
 
 
 def test_aidge_sgd_alone_skips_weight_decay_on_its_first_update():

@@ -125,9 +125,8 @@ class Outputs:
         gradient = np.asarray(gradient, np.float32)
         if tuple(gradient.shape) != tuple(tensor.dims):
             raise ValueError(f"gradient of shape {gradient.shape} for a tensor of shape {tuple(tensor.dims)}")
-        if accumulate:
-            gradient = gradient + np.array(tensor.grad, np.float32)
-        tensor.grad.copy_from(self.tensor(gradient))
+        seed = self.tensor(gradient)
+        tensor.grad.copy_from(tensor.grad + seed if accumulate else seed)
 
 
 class _Pass:
