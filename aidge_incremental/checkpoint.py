@@ -31,7 +31,9 @@ from .evaluation import atomic_write
 __all__ = ["Checkpoint", "CheckpointError", "checkpoint_path", "latest_checkpoint", "load_checkpoint",
            "save_checkpoint", "CHECKPOINT_DIR"]
 
-FORMAT_VERSION = 1
+# 2: options declared by the methods (distillation_weight, memory for every method, ...),
+#    the replay memory under 'replay_memory'
+FORMAT_VERSION = 2
 CHECKPOINT_DIR = "checkpoints"
 _NAME = re.compile(r"^step-(\d+)\.ckpt$")
 # Fault injection for the crash tests: "kill-during-checkpoint-write:STEP" makes the
@@ -121,7 +123,8 @@ def load_checkpoint(path) -> Checkpoint:
             blobs = {key: z.read(f"method/{key}.bin") for key in meta["method_blobs"]}
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, zlib.error, KeyError, ValueError, OSError, EOFError, TypeError) as e:
+    except (zipfile.BadZipFile, zlib.error, KeyError, ValueError, OSError, EOFError, TypeError,
+            NotImplementedError, AttributeError, RuntimeError, RecursionError) as e:  # hostile zip headers
         raise CheckpointError(f"corrupt checkpoint {path}: {e}") from e
     if set(arrays) != set(meta["method_arrays"]) or _params_digest(params) != meta["params_sha256"]:
         raise CheckpointError(f"corrupt checkpoint {path}: contents do not match their digest")
