@@ -199,10 +199,14 @@ def _predict_command(args) -> int:
             predicted = _predict_onnx(args.model, x_raw)
         else:
             method, ckpt, config = _method_from_checkpoint(args.model)
-            divisor = load_dataset(config.dataset, config.data_dir).max_value
-            x = np.asarray(x_raw, np.float32) / np.float32(divisor)
-            if x.ndim == len(method.model.input_shape):  # [N, H, W] -> [N, 1, H, W]
-                x = x[:, None]
+            dataset = load_dataset(config.dataset, config.data_dir)
+            if config.normalize:  # the input the model was trained on (per-channel for CIFAR)
+                from .training import normalized
+                dataset = normalized(dataset)
+            x_raw = np.asarray(x_raw)
+            if x_raw.ndim == len(method.model.input_shape):  # [N, H, W] -> [N, 1, H, W]
+                x_raw = x_raw[:, None]
+            x = dataset.to_input(x_raw)
             classifier = "nme" if args.nme else "head"
             predicted = np.asarray(ckpt.result["class_order"])[method.predict(x, classifier)]
     except (CheckpointError, ValueError, OSError) as e:

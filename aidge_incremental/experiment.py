@@ -41,7 +41,7 @@ COMMON_OPTIONS = (
     Option("model", str, "mlp", "network architecture", choices=tuple(sorted(ARCHITECTURES)),
            source="an MLP: the smallest model that learns digits"),
     Option("hidden", int, [128, 128], "widths of the fully connected layers before the head", sequence=True,
-           minimum=1, maximum=65536, max_length=16, source="chosen: 2 layers of 128 learn digits to ~97%"),
+           minimum=1, maximum=8192, max_length=16, source="chosen: 2 layers of 128 learn digits to ~97%"),
     Option("initial", int, 2, "classes in the first step", minimum=1, maximum=1_000_000,
            source="B0 protocol with 2 classes per step (split digits/MNIST, 5 steps)"),
     Option("increment", int, 2, "classes per later step", minimum=1, maximum=1_000_000,

@@ -23,7 +23,7 @@ __all__ = ["ConfigError", "Option", "load_config_file", "MAX_CONFIG_BYTES", "MAX
 #: a configuration file larger than this is refused before it is parsed
 MAX_CONFIG_BYTES = 1 << 20
 #: values a configuration file may expand to (YAML aliases counted each time they are used)
-MAX_CONFIG_NODES = 100_000
+MAX_CONFIG_NODES = 1_000_000
 #: the largest integer an option accepts unless it says otherwise (what the C++ core takes as int)
 MAX_INT = 2 ** 31 - 1
 

@@ -61,7 +61,7 @@ BAD_FILES = [
     ("list.yaml", "- 1\n- 2\n", "must hold a mapping"),
     ("laughs.yaml", BILLION_LAUGHS, "expands to more than"),
     ("nan.json", '{"lr": NaN}', "lr must be a finite number"),
-    ("order.json", json.dumps({"class_order": list(range(200_000))}), "at most 100000"),
+    ("order.json", json.dumps({"class_order": [0] * 150_000}), "class_order has 150000 items; at most 100000"),
 ]
 
 
