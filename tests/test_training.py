@@ -265,6 +265,25 @@ def test_a_bad_produced_batch_is_refused_before_the_forward_pass(rng, change, me
         np.testing.assert_array_equal(v, start[k])
 
 
+def test_losses_may_be_named_and_make_batch_must_return_a_batch(rng):
+    class Named(CrossEntropy):
+        def losses(self, batch, outputs):
+            return {"ce": super().losses(batch, outputs), "zero": 0.0}
+
+    class Forgetful(CrossEntropy):
+        def make_batch(self, batch):
+            batch.labels = batch.labels  # changes it in place, forgets to return it
+    x = rng.random((6,) + SHAPE).astype(np.float32)
+    y = np.array([0, 1, 2, 0, 1, 2])
+    config = TrainConfig(epochs=2, batch_size=4)
+    runs = [train(IncrementalModel("mlp", SHAPE, hidden=(3,), n_classes=3, seed=0), x, y, hooks, config,
+                  np.random.default_rng(0), to_input=identity) for hooks in (CrossEntropy(3), Named(3))]
+    assert runs[0] == runs[1] and len(runs[0]) == 2
+    with pytest.raises(TypeError, match="make_batch must return a Batch, got NoneType"):
+        train(IncrementalModel("mlp", SHAPE, hidden=(3,), n_classes=3), x, y, Forgetful(3), config, rng,
+              to_input=identity)
+
+
 def test_training_mode_is_on_during_training_only(rng):
     class Spy(IncrementalModel):
         modes = []

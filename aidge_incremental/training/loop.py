@@ -165,6 +165,8 @@ def train(model, x: np.ndarray, y: np.ndarray, hooks: BatchHooks, config: TrainC
                 batch = Batch(np.ascontiguousarray(to_input(raw), dtype=np.float32), y[indices].astype(np.int64),
                               indices=indices, epoch=epoch, lr=lr)
                 batch = hooks.make_batch(batch)
+                if not isinstance(batch, Batch):
+                    raise TypeError(f"make_batch must return a Batch, got {type(batch).__name__}")
                 batch.validate(input_shape, n_classes)
                 batch.lr, batch.epoch = lr, epoch
                 hooks.before_forward(batch)
