@@ -28,6 +28,8 @@ def _add_option(group, option, owners=None) -> None:
     kwargs = {"dest": option.name, "default": None}
     if option.type is bool:
         kwargs["action"] = argparse.BooleanOptionalAction
+    elif option.type is dict:
+        kwargs["type"], kwargs["metavar"] = _mapping, "'{KEY: VALUE, ...}'"
     else:
         kwargs["type"] = option.type
         if option.choices:
@@ -43,6 +45,27 @@ def _add_option(group, option, owners=None) -> None:
     else:
         text = f"{option.help} (default {option.default})"
     group.add_argument(_flag(option.name), help=text.replace("%", "%%"), **kwargs)
+
+
+def _mapping(text: str) -> dict:
+    """A YAML/JSON flow mapping given on the command line, e.g. ``{lr: 0.1, epochs: 200}``."""
+    from .options import MAX_CONFIG_BYTES
+    if len(text) > MAX_CONFIG_BYTES:
+        raise argparse.ArgumentTypeError("value too long")
+    try:
+        import yaml
+        value = yaml.safe_load(text)
+    except ImportError:
+        import json
+        try:
+            value = json.loads(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(f"not a JSON mapping: {e}") from None
+    except Exception as e:  # yaml.YAMLError and its kin
+        raise argparse.ArgumentTypeError(f"not a mapping: {e}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a mapping like '{{lr: 0.1, epochs: 200}}', got {text!r}")
+    return value
 
 
 def method_option_owners() -> dict:

@@ -100,6 +100,18 @@ def test_argparse_rejects_wrong_types_naming_the_option(capsys):
         assert f"argument {flag}" in err
 
 
+def test_first_step_settings_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["run", "--method", "finetune", "--epochs", "1", "--hidden", "8", "--first-step",
+                 "{epochs: 2, lr: 0.1}", "--output-dir", str(out), "--no-progress"]) == 0
+    assert json.loads((out / "results.json").read_text())["config"]["first_step"] == {"epochs": 2, "lr": 0.1}
+    assert main(["run", "--first-step", "{lrr: 1}", "--output-dir", str(tmp_path / "o2")]) == 2
+    assert "first_step: unknown settings ['lrr']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["run", "--first-step", "[1, 2]"])
+    assert "expected a mapping" in capsys.readouterr().err
+
+
 def test_every_declared_option_is_on_the_command_line(capsys):
     from aidge_incremental.experiment import COMMON_OPTIONS, training_options
     from aidge_incremental.methods import METHODS
