@@ -187,6 +187,10 @@ def _export_command(args) -> int:
     from .export import export_model, export_nme
     try:
         method, ckpt, config = _method_from_checkpoint(args.checkpoint)
+        from .training import NORMALIZATION
+        if config.normalize and config.dataset in NORMALIZATION:
+            raise ValueError(f"the model of {args.checkpoint} takes {config.dataset} inputs normalised per "
+                             "channel, which the ONNX export does not carry yet")
         dataset = load_dataset(config.dataset, config.data_dir)
         order = ckpt.result["class_order"]
         meta = {"aidge_incremental.step": str(ckpt.step), "aidge_incremental.method": method.name}
