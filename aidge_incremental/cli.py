@@ -142,6 +142,10 @@ def main(argv=None) -> int:
             if args.resume:
                 if args.overwrite:
                     raise ConfigError("--overwrite and --resume contradict each other")
+                from .experiment import _run_dir_of
+                if _run_dir_of(args.resume) is None and not given.get("output_dir"):
+                    raise ConfigError(f"{args.resume} is not in a run's checkpoints/ folder: give --output-dir "
+                                      "for the resumed run's results")
                 result = run_experiment(given, progress=progress, log=print, resume=args.resume)
                 output_dir = result.config["output_dir"]
             else:
