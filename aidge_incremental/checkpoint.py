@@ -31,7 +31,9 @@ from .evaluation import atomic_write
 __all__ = ["Checkpoint", "CheckpointError", "checkpoint_path", "latest_checkpoint", "load_checkpoint",
            "save_checkpoint", "CHECKPOINT_DIR"]
 
-FORMAT_VERSION = 1
+# 2: options declared by the methods (distillation_weight, memory for every method, ...),
+#    the replay memory under 'replay_memory'
+FORMAT_VERSION = 2
 CHECKPOINT_DIR = "checkpoints"
 _NAME = re.compile(r"^step-(\d+)\.ckpt$")
 # Fault injection for the crash tests: "kill-during-checkpoint-write:STEP" makes the
@@ -135,7 +137,7 @@ def load_checkpoint(path) -> Checkpoint:
     # zipfile reports malformed headers as NotImplementedError (unknown compression),
     # RuntimeError (encrypted member) or AttributeError, besides the usual ones.
     except (zipfile.BadZipFile, zlib.error, KeyError, ValueError, OSError, EOFError, TypeError,
-            NotImplementedError, RuntimeError, AttributeError) as e:
+            NotImplementedError, RuntimeError, AttributeError, RecursionError) as e:
         raise CheckpointError(f"corrupt checkpoint {path}: {type(e).__name__}: {e}") from e
     return checkpoint
 

@@ -8,89 +8,103 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import pathlib
 import sys
 
 import numpy as np
 
-from .experiment import EXPORT_TARGETS, ExperimentConfig, compare, run_experiment
+from .experiment import (COMMON_OPTIONS, ExperimentConfig, compare, run_experiment,
+                         training_options)
 from .methods import METHODS
-from .models import ARCHITECTURES, KERNELS
+from .options import ConfigError, load_config_file
 
 __all__ = ["main"]
 
 
-def _load_config_file(path: str) -> dict:
-    path = pathlib.Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise SystemExit(f"cannot read config file {path}: {e}")
-    if path.suffix in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            raise SystemExit("YAML config files need PyYAML: pip install pyyaml (or use JSON)")
-        data = yaml.safe_load(text)
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _add_option(group, option, owners=None) -> None:
+    """One command-line option generated from its declaration; ``owners``: for a
+    method's option, ``{method: its default there}``."""
+    kwargs = {"dest": option.name, "default": None}
+    if option.type is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif option.type is dict:
+        kwargs["type"], kwargs["metavar"] = _mapping, "'{KEY: VALUE, ...}'"
     else:
-        data = json.loads(text)
-    if not isinstance(data, dict):
-        raise SystemExit(f"config file {path} must hold a mapping of option names to values")
-    return {k.replace("-", "_"): v for k, v in data.items()}
+        kwargs["type"] = option.type
+        if option.choices:
+            kwargs["choices"] = option.choices
+        if option.sequence:
+            kwargs["nargs"] = "+"
+    if owners:
+        by_default = {}
+        for method, default in owners.items():
+            by_default.setdefault(repr(default), []).append(method)
+        default = "; ".join(f"{', '.join(ms)}: {d}" for d, ms in by_default.items())
+        text = f"[{', '.join(owners)}] {option.help} (default {default})"
+    else:
+        text = f"{option.help} (default {option.default})"
+    group.add_argument(_flag(option.name), help=text.replace("%", "%%"), **kwargs)
+
+
+def _mapping(text: str) -> dict:
+    """A YAML/JSON flow mapping given on the command line, e.g. ``{lr: 0.1, epochs: 200}``."""
+    from .options import MAX_CONFIG_BYTES
+    if len(text) > MAX_CONFIG_BYTES:
+        raise argparse.ArgumentTypeError("value too long")
+    try:
+        import yaml
+        value = yaml.safe_load(text)
+    except ImportError:
+        import json
+        try:
+            value = json.loads(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(f"not a JSON mapping: {e}") from None
+    except Exception as e:  # yaml.YAMLError and its kin
+        raise argparse.ArgumentTypeError(f"not a mapping: {e}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a mapping like '{{lr: 0.1, epochs: 200}}', got {text!r}")
+    return value
+
+
+def method_option_owners() -> dict:
+    """``{option name: (declaration, {method: default})}`` over every registered method."""
+    owners = {}
+    for name in sorted(METHODS):
+        for option in METHODS[name].options:
+            owners.setdefault(option.name, (option, {}))[1][name] = option.default
+    return owners
 
 
 def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
-    d = ExperimentConfig()
-    g = parser.add_argument_group("scenario")
-    g.add_argument("--config", help="YAML or JSON file of options (command-line options win)")
-    g.add_argument("--dataset", choices=["digits", "mnist", "cifar10", "cifar100", "npz"],
-                   help=f"dataset (default {d.dataset}: embedded, no download)")
-    g.add_argument("--data-dir", help="directory (MNIST, CIFAR) or file (npz, CIFAR archive)")
-    g.add_argument("--initial", type=int, help=f"classes in the first step (default {d.initial})")
-    g.add_argument("--increment", type=int, help=f"classes per later step (default {d.increment})")
-    g.add_argument("--class-order", type=int, nargs="+", help="explicit class order (default: drawn from seed)")
-    g.add_argument("--seed", type=int, help=f"seed of class order, initialisation, shuffling (default {d.seed})")
-    g = parser.add_argument_group("model and training")
-    g.add_argument("--model", choices=sorted(ARCHITECTURES), help=f"default {d.model}")
-    g.add_argument("--kernels", choices=list(KERNELS),
-                   help=f"fast: our C++ training kernels; aidge: Aidge's own (default {d.kernels})")
-    g.add_argument("--hidden", type=int, nargs="+",
-                   help=f"mlp/lenet: widths of the hidden layers (default {list(d.hidden)})")
-    g.add_argument("--epochs", type=int, help=f"epochs per step (default {d.epochs})")
-    g.add_argument("--lr", type=float, help=f"SGD learning rate (default {d.lr})")
-    g.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
-    g.add_argument("--momentum", type=float, help=f"default {d.momentum}")
-    g.add_argument("--weight-decay", type=float, help=f"default {d.weight_decay}")
-    g = parser.add_argument_group("method")
-    g.add_argument("--memory", type=int, help=f"exemplar budget (default {d.memory})")
-    g.add_argument("--memory-policy", choices=["total", "per_class"], help=f"default {d.memory_policy}")
-    g.add_argument("--selection", choices=["herding", "random", "closest"], help=f"default {d.selection}")
-    g.add_argument("--lambda", dest="lambda_", type=float, help="distillation weight (default: the method's)")
-    g.add_argument("--temperature", type=float, help="distillation temperature (default: the method's)")
-    g.add_argument("--l2-old", type=float, help="LwF: pull toward the old weights (default 0)")
-    parser.add_argument("--output-dir", help="where results.json/.csv, plots and checkpoints go "
-                                             "(default runs/<name>)")
-    parser.add_argument("--export-dir", help="export every step's model there (see --export-target)")
-    parser.add_argument("--export-target", choices=list(EXPORT_TARGETS),
-                        help="onnx (default): step-NNN.onnx; cpp / cpp-int8: step-NNN/, C++ projects built "
-                             "and checked against Aidge, with budget.json")
+    parser.add_argument("--config", help="YAML or JSON file of options (command-line options win)")
+    g = parser.add_argument_group("experiment")
+    for option in COMMON_OPTIONS + training_options():
+        if option.name != "method":
+            _add_option(g, option)
+    g = parser.add_argument_group("method options (each applies only to the methods in brackets)")
+    for option, owners in method_option_owners().values():
+        _add_option(g, option, owners)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run already in the output directory")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _config(args, overrides: dict) -> ExperimentConfig:
-    values = _load_config_file(args.config) if args.config else {}
-    fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
-    for name in fields:
+def _given_options(args, extra: dict) -> dict:
+    """The options the user gave: the config file's, then the command line's."""
+    values = load_config_file(args.config) if args.config else {}
+    names = {o.name for o in COMMON_OPTIONS + training_options()} | set(method_option_owners())
+    for name in names:
         value = getattr(args, name, None)
         if value is not None:
             values[name] = value
-    values.update(overrides)
-    try:
-        return ExperimentConfig.from_dict(values)
-    except (TypeError, ValueError) as e:
-        raise SystemExit(f"invalid configuration: {e}")
+    values.update(extra)
+    return values
 
 
 def main(argv=None) -> int:
@@ -100,7 +114,8 @@ def main(argv=None) -> int:
     run_p = sub.add_parser("run", help="run one method (default: iCaRL on digits)")
     run_p.add_argument("--method", choices=sorted(METHODS), help="default icarl")
     run_p.add_argument("--resume", metavar="DIR_OR_CKPT",
-                       help="continue a run after its last completed step (a run directory or a .ckpt)")
+                       help="continue a run after its last completed step (a run directory or a .ckpt); "
+                            "results go to that run directory (or --output-dir)")
     _add_experiment_options(run_p)
     cmp_p = sub.add_parser("compare", help="several methods on the same scenario and seed")
     cmp_p.add_argument("--methods", nargs="+", choices=sorted(METHODS),
@@ -133,27 +148,35 @@ def main(argv=None) -> int:
     progress = not args.no_progress and sys.stderr.isatty()
     try:
         if args.command == "run":
+            given = _given_options(args, {"method": args.method} if args.method else {})
             if args.resume:
-                overrides = {k: getattr(args, k) for k in ("output_dir", "export_dir") if getattr(args, k)}
-                result = run_experiment(ExperimentConfig(**overrides), progress=progress, log=print,
-                                        resume=args.resume)
-                config = ExperimentConfig.from_dict(result.config)
-                config.output_dir = overrides.get("output_dir", config.output_dir)
+                if args.overwrite:
+                    raise ConfigError("--overwrite and --resume contradict each other")
+                from .experiment import _run_dir_of
+                if _run_dir_of(args.resume) is None and not given.get("output_dir"):
+                    raise ConfigError(f"{args.resume} is not in a run's checkpoints/ folder: give --output-dir "
+                                      "for the resumed run's results")
+                result = run_experiment(given, progress=progress, log=print, resume=args.resume)
+                output_dir = result.config["output_dir"]
             else:
-                config = _config(args, {"method": args.method} if args.method else {})
+                config = ExperimentConfig.from_dict(given)
                 if config.output_dir is None:
-                    config.output_dir = f"runs/{config.method}-{config.dataset}-seed{config.seed}"
-                result = run_experiment(config, progress=progress, log=print)
+                    config = config.replace(output_dir=f"runs/{config.method}-{config.dataset}-seed{config.seed}")
+                result = run_experiment(config, progress=progress, log=print, overwrite=args.overwrite)
+                output_dir = config.output_dir
             print(result.table())
-            print(f"results written to {config.output_dir}/ (results.json, results.csv, accuracy.png)")
+            if output_dir:
+                print(f"results written to {output_dir}/ (results.json, results.csv, accuracy.png)")
         else:
-            config = _config(args, {})
-            if config.output_dir is None:
-                config.output_dir = f"runs/compare-{config.dataset}-seed{config.seed}"
-            results = compare(args.methods, config, progress=progress)
+            given = _given_options(args, {})
+            if "method" in given:
+                raise ConfigError("compare takes --methods, not a method option 'method'")
+            if given.get("output_dir") is None:
+                given["output_dir"] = f"runs/compare-{given.get('dataset', 'digits')}-seed{given.get('seed', 0)}"
+            results = compare(args.methods, given, progress=progress, overwrite=args.overwrite)
             print(_comparison_table(results))
-            print(f"results written to {config.output_dir}/ (one folder per method, comparison.png)")
-    except (ValueError, OSError) as e:
+            print(f"results written to {given['output_dir']}/ (one folder per method, comparison.png)")
+    except (ValueError, OSError) as e:  # ConfigError, RunDirectoryError, CheckpointError, DatasetError
         print(f"aidge-incremental: error: {e}", file=sys.stderr)
         return 2
     return 0
@@ -183,6 +206,10 @@ def _export_command(args) -> int:
             raise ValueError("--nme applies to --target onnx: a C++ export holds the NME classifier "
                              "beside the head when the method has one")
         method, ckpt, config = _method_from_checkpoint(args.checkpoint)
+        from .training import NORMALIZATION
+        if config.normalize and config.dataset in NORMALIZATION:
+            raise ValueError(f"the model of {args.checkpoint} takes {config.dataset} inputs normalised per "
+                             "channel, which the ONNX export does not carry yet")
         dataset = load_dataset(config.dataset, config.data_dir)
         order = ckpt.result["class_order"]
         nme = getattr(method, "nme", None)
@@ -245,10 +272,14 @@ def _predict_command(args) -> int:
             predicted = _predict_onnx(model, x_raw)
         else:
             method, ckpt, config = _method_from_checkpoint(model)
-            divisor = load_dataset(config.dataset, config.data_dir).max_value
-            x = np.asarray(x_raw, np.float32) / np.float32(divisor)
-            if x.ndim == len(method.model.input_shape):  # [N, H, W] -> [N, 1, H, W]
-                x = x[:, None]
+            dataset = load_dataset(config.dataset, config.data_dir)
+            if config.normalize:  # the input the model was trained on (per-channel for CIFAR)
+                from .training import normalized
+                dataset = normalized(dataset)
+            x_raw = np.asarray(x_raw)
+            if x_raw.ndim == len(method.model.input_shape):  # [N, H, W] -> [N, 1, H, W]
+                x_raw = x_raw[:, None]
+            x = dataset.to_input(x_raw)
             classifier = "nme" if args.nme else "head"
             predicted = np.asarray(ckpt.result["class_order"])[method.predict(x, classifier)]
     except (CheckpointError, ExportError, ValueError, OSError) as e:

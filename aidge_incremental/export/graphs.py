@@ -63,8 +63,7 @@ def _deployable(model: IncrementalModel, divisor: float, with_head: bool, scale:
             new.add(reshape)
             if not aidge_core.GraphView.replace(old, new):
                 raise RuntimeError(f"could not replace Flatten node {node.name()}")
-    first_name = model.layers[0][1]
-    first = graph.get_node(first_name)
+    first = graph.get_ordered_inputs()[0][0]
     last = graph.get_node(HEAD if with_head else FEATURES)
     if scale:
         mul = aidge_core.Mul(name="input_scale")

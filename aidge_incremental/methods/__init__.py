@@ -1,10 +1,13 @@
-"""Class-incremental learning methods, one file each."""
+"""Class-incremental learning methods, one file each; each declares its
+options (:class:`aidge_incremental.options.Option`) in ``options``, and its
+constructor takes them as keywords. Register a new method in :data:`METHODS`."""
 from .base import IncrementalMethod
 from .finetune import Finetune
 from .icarl import ICaRL
 from .joint import Joint
 from .lwf import LwF
+from .replay import Replay
 
 METHODS = {cls.name: cls for cls in (Finetune, Joint, LwF, ICaRL)}
 
-__all__ = ["METHODS", "Finetune", "ICaRL", "IncrementalMethod", "Joint", "LwF"]
+__all__ = ["METHODS", "Finetune", "ICaRL", "IncrementalMethod", "Joint", "LwF", "Replay"]

@@ -1,28 +1,61 @@
 """The base class of incremental-learning methods.
 
-A method learns one step at a time through a few hooks, FACIL-style; the
-training loop itself (:func:`aidge_incremental.training.train`) is shared:
+A method learns one step at a time through a few hooks (FACIL's approach
+hooks, Avalanche's plugin callbacks, in one short class); the loop itself is
+shared (:func:`aidge_incremental.training.train`). The hooks, in the order
+they are called by :meth:`IncrementalMethod.learn`:
 
-    before_step -> grow the head -> training_data -> prepare -> train with
-    criterion (and after_update) -> after_step
+Per step::
+
+    before_step(step, dataset)         before the head grows (keep a frozen teacher)
+    model.grow(new classes)
+    training_data(step) -> (x, y)      the RAW samples and labels trained on
+    prepare(x, y)                      once, before the first batch
+    ... the batch loop ...
+    after_step(step, dataset)          e.g. update the exemplar memory
+
+Per batch (the loop draws rows of ``x``, augments them, converts them with
+``dataset.to_input``)::
+
+    make_batch(batch) -> Batch         change or replace the batch (mixup)
+    before_forward(batch)              see it before the forward pass
+                                       (TeacherDistillation runs the teacher here)
+    -- forward pass --
+    losses(batch, outputs) -> float    set/accumulate the gradients of the outputs
+                                       the losses are on; return the loss value
+    -- backward, weight decay, SGD update --
+    after_update()                     after each optimiser update
+
+The contract of ``losses``: ``outputs.logits`` is the head's output tensor,
+``outputs.tap(name)`` any node's output tensor; every activation gradient is
+zero when it starts. Each loss function of :mod:`aidge_incremental.loss`
+(``cross_entropy``, ``distillation``, ...) called with ``accumulate=True``
+adds ``scaling · ∂loss/∂tensor`` to ``tensor.grad``; the loop's single
+backward pass starts from all of them. Extra forward/backward passes
+(Grad-CAM) go inside ``with isolated_pass(self.model) as p:`` — they leave the
+parameter gradients, the batch's activations and the optimiser untouched.
+
+A :class:`~aidge_incremental.training.Batch` carries ``inputs`` (float32
+model input), ``labels``, ``indices`` (rows of ``x``; -1 for produced
+samples), optional soft ``targets`` ``[B, n_seen]``, an ``extra`` dict for
+method data, and the ``epoch`` and ``lr`` of its update.
 """
 from __future__ import annotations
 
 from typing import Optional, Tuple
 
-import aidge_core
 import numpy as np
 
 from ..datasets import Dataset
 from ..loss import cross_entropy, tensor_value
 from ..model import IncrementalModel
 from ..scenario import Step
-from ..training import TrainConfig, one_hot, train
+from ..training import Batch, BatchHooks, Outputs, TrainConfig, train
 
 __all__ = ["IncrementalMethod"]
 
 
-class IncrementalMethod:
+class IncrementalMethod(BatchHooks):
     name = "base"
     #: classifiers this method reports, the first being its own
     classifiers: Tuple[str, ...] = ("head",)
@@ -33,54 +66,55 @@ class IncrementalMethod:
         self.rng = np.random.default_rng(seed)
         self.seed = seed
         self.n_known = 0  #: classes learnt before the current step
-        self.losses: list = []
+        self.n_seen = 0   #: classes seen once the current step is learnt
+        self.losses_per_epoch: list = []
 
     # -- the step --------------------------------------------------------------
     def learn(self, step: Step, dataset: Dataset, progress=None) -> None:
+        config = self.config.for_step(step.index)
         self.before_step(step, dataset)
         self.model.grow(len(step.classes))
-        x_raw, y = self.training_data(step)
-        x = dataset.to_input(x_raw)
         self.n_seen = step.n_seen
+        x, y = self.training_data(step)
         self.prepare(x, y)
-        self.losses.append(train(self.model, x, lambda out, idx: self.criterion(out, y, idx),
-                                 self.config, self.rng, progress=progress,
-                                 after_update=self.after_update))
+        self.losses_per_epoch.append(train(
+            self.model, x, y, self, config, self.rng, to_input=dataset.to_input,
+            augmentation=config.augmentation(dataset.name), progress=progress))
         self.after_step(step, dataset)
         self.n_known = step.n_seen
 
-    # -- hooks -------------------------------------------------------------------
+    # -- per-step hooks -----------------------------------------------------------
     def before_step(self, step: Step, dataset: Dataset) -> None:
         """Called before the head grows (e.g. to keep a frozen teacher)."""
 
     def training_data(self, step: Step) -> Tuple[np.ndarray, np.ndarray]:
-        """Raw samples and labels trained on during the step."""
+        """Raw samples (as stored) and labels trained on during the step."""
         return step.x_train, step.y_train
 
     def prepare(self, x: np.ndarray, y: np.ndarray) -> None:
-        """Called once with the step's training inputs (e.g. teacher logits)."""
-
-    def criterion(self, logits: aidge_core.Tensor, y: np.ndarray, batch: np.ndarray) -> float:
-        """Loss of one batch; must set ``logits.grad``. Default: cross-entropy
-        over every class seen so far."""
-        return tensor_value(cross_entropy(logits, one_hot(y[batch], self.n_seen)))
-
-    def after_update(self) -> None:
-        """Called after each optimiser update."""
+        """Called once with the step's raw training samples and labels, before the first batch."""
 
     def after_step(self, step: Step, dataset: Dataset) -> None:
         """Called once the step's training is over."""
+
+    # -- per-batch hooks (see the module docstring) ---------------------------------
+    def losses(self, batch: Batch, outputs: Outputs) -> float:
+        """Default: cross-entropy over every class seen so far, on the one-hot
+        labels or the batch's soft targets."""
+        target = outputs.tensor(batch.target_matrix(self.n_seen))
+        return tensor_value(cross_entropy(outputs.logits, target, accumulate=True))
 
     # -- checkpointing ---------------------------------------------------------------
     def state_dict(self) -> dict:
         """What the method needs to continue after a step (values: JSON-able,
         NumPy arrays or bytes). The model is saved separately."""
-        return {"n_known": self.n_known, "rng": self.rng.bit_generator.state, "losses": self.losses}
+        return {"n_known": self.n_known, "rng": self.rng.bit_generator.state,
+                "losses": self.losses_per_epoch}
 
     def load_state_dict(self, state: dict) -> None:
         self.n_known = int(state["n_known"])
         self.rng.bit_generator.state = state["rng"]
-        self.losses = list(state["losses"])
+        self.losses_per_epoch = list(state["losses"])
 
     # -- inference -----------------------------------------------------------------
     def predict(self, x: np.ndarray, classifier: str = "head") -> np.ndarray:

@@ -1,10 +1,16 @@
 """Fine-tuning: train on each step's new classes only.
 
 The lower bound of class-incremental learning: with nothing to keep the old
-classes, the model forgets them (catastrophic forgetting, McCloskey & Cohen 1989).
+classes, the model forgets them (catastrophic forgetting, McCloskey & Cohen
+1989). With ``memory > 0`` it replays exemplars of the old classes (the
+"Finetune + replay" baseline of Masana et al. 2022, "Class-incremental
+learning: survey and performance evaluation", TPAMI).
 """
 from .base import IncrementalMethod
+from .l2sp import L2SP_OPTIONS, WithL2SP
+from .replay import REPLAY_OPTIONS, Replaying
 
 
-class Finetune(IncrementalMethod):
+class Finetune(Replaying, WithL2SP, IncrementalMethod):
     name = "finetune"
+    options = REPLAY_OPTIONS + L2SP_OPTIONS

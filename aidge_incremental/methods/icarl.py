@@ -2,60 +2,73 @@
 (Rebuffi, Kolesnikov, Sperl & Lampert, CVPR 2017).
 
 Algorithm 2 (update representation): train on the new data plus the
-exemplars with classification loss on the labels and distillation toward
-the previous model's sigmoid outputs on the old classes (the paper's BCE
-form; CE on the labels as FACIL and PyCIL do).
+exemplars (the replay component) with classification loss on the labels and
+distillation toward the previous model's sigmoid outputs on the old classes
+(the paper's BCE form; CE on the labels, as FACIL and PyCIL do).
 Algorithm 5 then 4 (memory): reduce the old exemplar sets to K / n_classes,
 select the new classes' exemplars by herding.
 Algorithm 1 (classify): nearest mean of exemplars (NME); the trained head
 is reported too.
 """
-import numpy as np
+import dataclasses
 
-from ..memory import ExemplarMemory, NearestMeanClassifier
+from ..memory import NearestMeanClassifier
+from ..options import Option
 from .distillation import TeacherDistillation
+from .l2sp import L2SP_OPTIONS, WithL2SP
+from .replay import REPLAY_OPTIONS, Replaying
+
+_memory, _policy, _selection = REPLAY_OPTIONS
 
 
-class ICaRL(TeacherDistillation):
+class ICaRL(Replaying, WithL2SP, TeacherDistillation):
     name = "icarl"
     classifiers = ("nme", "head")
+    options = (
+        dataclasses.replace(
+            _memory, default=200, minimum=1, help="exemplars kept (the budget K)",
+            source="iCaRL Sec. 4 keeps K = 2000 for 100 classes, 20 per class at the end; "
+                   "200 keeps 20 per class for 10 classes"),
+        _policy, _selection,
+        Option("distillation_weight", float, 1.0, "weight of the distillation term", minimum=0.0,
+               source="FACIL's icarl.py (lamb = 1); the paper sums the two BCE terms (Sec. 2.2)"),
+        Option("temperature", float, 1.0, "distillation temperature", minimum=1e-3,
+               source="iCaRL Sec. 2.2: plain sigmoids (T = 1)"),
+        Option("distillation", str, "bce", "'bce': sigmoid targets (the paper); 'kl': softmax targets "
+               "at the temperature (PyCIL's icarl.py, T = 2)", choices=("bce", "kl"),
+               source="iCaRL Sec. 2.2 (binary cross-entropy on sigmoid outputs)"),
+    ) + L2SP_OPTIONS
 
-    def __init__(self, *args, memory: int = 200, selection: str = "herding", memory_policy: str = "total",
-                 lambda_: float = 1.0, temperature: float = 1.0, distillation: str = "bce", **kwargs):
-        """memory: budget K (total, or per class with memory_policy="per_class");
-        lambda_ = 1, T = 1, BCE distillation: iCaRL's objective as FACIL implements it."""
-        super().__init__(*args, lambda_=lambda_, temperature=temperature, distillation=distillation,
-                         **kwargs)
-        budget = {"budget": memory} if memory_policy == "total" else {"per_class": memory}
-        self.memory = ExemplarMemory(selection=selection, seed=self.seed, **budget)
+    def __init__(self, *args, memory: int = 200, distillation_weight: float = 1.0, temperature: float = 1.0,
+                 distillation: str = "bce", **kwargs):
+        if memory <= 0:
+            raise ValueError(f"iCaRL needs a memory (memory > 0), got {memory}")
+        super().__init__(*args, memory=memory, lambda_=distillation_weight, temperature=temperature,
+                         distillation=distillation, **kwargs)
         self.nme = NearestMeanClassifier()
 
-    def before_step(self, step, dataset):
-        self.memory.quotas(step.n_seen)  # fails before training if the budget is too small
-        super().before_step(step, dataset)
-
-    def training_data(self, step):
-        if not len(self.memory):
-            return step.x_train, step.y_train
-        return (np.concatenate([step.x_train, self.memory.samples()]),
-                np.concatenate([step.y_train, self.memory.labels()]))
+    @property
+    def memory(self):
+        """The exemplar memory (the replay component's)."""
+        return self.replay.memory
 
     def after_step(self, step, dataset):
-        features = lambda x_raw: self.model.features(dataset.to_input(x_raw))
-        self.memory.update(step.x_train, step.y_train, features)
-        self.nme.fit(features(self.memory.samples()), self.memory.labels())
+        super().after_step(step, dataset)  # the replay memory is updated there
+        self._fit_nme(dataset)
+
+    def _fit_nme(self, dataset):
+        features = self.model.features(dataset.to_input(self.memory.samples()))
+        self.nme.fit(features, self.memory.labels())
 
     def state_dict(self):
         state = super().state_dict()
-        if len(self.memory):
-            state.update(memory=self.memory.to_bytes(), nme_means=self.nme.means, nme_classes=self.nme.classes)
+        if self.nme.means is not None:
+            state.update(nme_means=self.nme.means, nme_classes=self.nme.classes)
         return state
 
     def load_state_dict(self, state):
         super().load_state_dict(state)
-        if "memory" in state:
-            self.memory = ExemplarMemory.from_bytes(state["memory"], selection=self.memory.selection,
-                                                    seed=self.memory.seed, source="checkpoint")
+        if "nme_means" in state:
             self.nme.means, self.nme.classes = state["nme_means"], state["nme_classes"]
 
     def predict(self, x, classifier="nme"):

@@ -1,6 +1,9 @@
 """Joint training: at each step, train on all the data of every class seen.
 
 Not incremental (it keeps the whole past): the upper bound methods aim at.
+What it trains on is derived from the scenario (steps 0..t), never from state
+kept between steps, so a resumed run trains on the same data as an
+uninterrupted one.
 """
 import numpy as np
 
@@ -9,12 +12,15 @@ from .base import IncrementalMethod
 
 class Joint(IncrementalMethod):
     name = "joint"
+    options = ()
+    uses_scenario = True  #: built with ``scenario=``
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, scenario=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self._seen_x, self._seen_y = [], []
+        self.scenario = scenario
 
     def training_data(self, step):
-        self._seen_x.append(step.x_train)
-        self._seen_y.append(step.y_train)
-        return np.concatenate(self._seen_x), np.concatenate(self._seen_y)
+        if self.scenario is None:
+            raise ValueError("Joint needs the scenario (build it with scenario=...)")
+        steps = [self.scenario.step(t) for t in range(step.index + 1)]
+        return np.concatenate([s.x_train for s in steps]), np.concatenate([s.y_train for s in steps])

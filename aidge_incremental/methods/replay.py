@@ -1,0 +1,107 @@
+"""Replay: a class-balanced exemplar memory any method can train with.
+
+At each step the method trains on the step's new samples plus the memory's
+exemplars; once the step is learnt, the old classes' sets shrink to their new
+quotas and the new classes' exemplars are chosen (iCaRL's Algorithms 4 and 5,
+Rebuffi et al. 2017). With ``memory = 0`` there is no replay. The memory is
+part of the method's checkpointed state, so what a resumed run trains on is
+exactly what the uninterrupted run trained on.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from ..memory import SELECTIONS, ExemplarMemory
+from ..options import Option
+
+__all__ = ["Replay", "REPLAY_OPTIONS"]
+
+REPLAY_OPTIONS = (
+    Option("memory", int, 0, "exemplars kept for replay (0: no replay)", minimum=0,
+           source="0: the method without replay; iCaRL's paper keeps 2000 for CIFAR-100 (Sec. 4)"),
+    Option("memory_policy", str, "total", "'total': the budget is shared by all classes seen; "
+           "'per_class': that many exemplars per class", choices=("total", "per_class"),
+           source="iCaRL (Sec. 3.2): a fixed total K, K/t per class"),
+    Option("selection", str, "herding", "how exemplars are chosen", choices=SELECTIONS,
+           source="iCaRL Algorithm 4 (herding)"),
+)
+
+
+class Replay:
+    """The replay component of a method (see the module docstring)."""
+
+    def __init__(self, memory: int = 0, memory_policy: str = "total", selection: str = "herding",
+                 seed: int = 0):
+        self.size, self.policy, self.selection, self.seed = int(memory), memory_policy, selection, int(seed)
+        self.memory: Optional[ExemplarMemory] = None
+        if self.size:
+            budget = {"budget": self.size} if memory_policy == "total" else {"per_class": self.size}
+            self.memory = ExemplarMemory(selection=selection, seed=seed, **budget)
+
+    @property
+    def enabled(self) -> bool:
+        return self.memory is not None
+
+    def __len__(self) -> int:
+        return 0 if self.memory is None else len(self.memory)
+
+    def check_budget(self, n_classes: int) -> None:
+        """Raise before training if the budget cannot hold ``n_classes`` classes."""
+        if self.memory is not None:
+            self.memory.quotas(n_classes)
+
+    def training_data(self, x: np.ndarray, y: np.ndarray):
+        """The step's samples followed by the exemplars of the old classes."""
+        if not len(self):
+            return x, y
+        return (np.concatenate([x, self.memory.samples()]),
+                np.concatenate([y, self.memory.labels()]))
+
+    def update(self, x: np.ndarray, y: np.ndarray, features) -> None:
+        """After a step: shrink the old sets, select the new classes' exemplars
+        (``features``: a function of raw samples, used by herding and closest)."""
+        if self.memory is not None:
+            self.memory.update(x, y, features)
+
+    def state_dict(self) -> dict:
+        return {"replay_memory": self.memory.to_bytes()} if len(self) else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if "replay_memory" in state:
+            if self.memory is None:
+                raise ValueError("the checkpoint holds a replay memory but the method has memory = 0")
+            self.memory = ExemplarMemory.from_bytes(state["replay_memory"], selection=self.selection,
+                                                    seed=self.seed, source="checkpoint")
+            if (self.memory.policy, self.memory.budget) != (self.policy, self.size):
+                raise ValueError(f"the checkpoint's memory ({self.memory.policy} {self.memory.budget}) "
+                                 f"differs from the configuration ({self.policy} {self.size})")
+
+
+class Replaying:
+    """Mixin giving a method the replay component: ``class Finetune(Replaying,
+    IncrementalMethod)``. Takes the :data:`REPLAY_OPTIONS` keywords."""
+
+    def __init__(self, *args, memory: int = 0, memory_policy: str = "total", selection: str = "herding",
+                 **kwargs):
+        super().__init__(*args, **kwargs)
+        self.replay = Replay(memory, memory_policy, selection, seed=self.seed)
+
+    def before_step(self, step, dataset):
+        self.replay.check_budget(step.n_seen)  # fails before training if the budget is too small
+        super().before_step(step, dataset)
+
+    def training_data(self, step):
+        return self.replay.training_data(*super().training_data(step))
+
+    def after_step(self, step, dataset):
+        super().after_step(step, dataset)
+        self.replay.update(step.x_train, step.y_train, lambda x_raw: self.model.features(dataset.to_input(x_raw)))
+
+    def state_dict(self):
+        return {**super().state_dict(), **self.replay.state_dict()}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.replay.load_state_dict(state)

@@ -1,0 +1,197 @@
+"""The training loop shared by every method; its unit is a batch.
+
+For each epoch the samples are visited in a new random order (the last batch
+may be smaller). For each batch:
+
+1. draw the raw samples (rows of the data the method trains on), augment
+   them (optional, :mod:`.augmentation`), convert them to model input
+   (the dataset's ``to_input``): a :class:`~.batch.Batch`;
+2. ``hooks.make_batch(batch)`` may change or replace it (mixup);
+3. ``hooks.before_forward(batch)`` sees it (the teacher runs here);
+4. forward pass; ``hooks.losses(batch, outputs)`` sets the gradients of the
+   outputs/taps its losses are computed on and returns the loss value;
+5. backward pass from all those gradients; weight decay; one
+   ``aidge_learning.SGD`` update at the schedule's rate;
+6. ``hooks.after_update()``.
+
+Optimiser. ``aidge_learning.SGD`` implements PyTorch's SGD with momentum
+(``buf = m·buf + g``, ``p -= lr·buf``, ``buf = g`` on the first update), but
+on its first update it leaves weight decay out (``inertia = grad`` with no
+``wd·p``; AIDGE_NOTES). So the loop applies weight decay itself,
+``grad += wd·p`` on every update, and gives SGD ``weight_decay = 0``: the
+updates are exactly ``torch.optim.SGD(momentum, weight_decay)``'s (checked in
+tests/test_training.py). Weight decay applies to every trainable parameter,
+biases included, as ``torch.optim.SGD(model.parameters(), weight_decay=…)``
+in PyCIL and FACIL (iCaRL's Theano code decays the weights only).
+
+The rate changes per epoch: the loop gives SGD a fresh ``constant_lr``
+scheduler already advanced past step 0 (a scheduler at step 0 would make SGD
+restart its momentum), so momentum carries over a rate change as in PyTorch.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Callable, Mapping, Optional, Sequence
+
+import aidge_core
+import aidge_learning
+import numpy as np
+
+from .augmentation import Augmentation
+from .backend import require_backend, to_tensor
+from .batch import Batch, BatchHooks, Outputs
+from .schedules import LRSchedule
+
+__all__ = ["TrainConfig", "train"]
+
+
+@dataclass
+class TrainConfig:
+    """How one step trains. ``first_step`` holds overrides for the first step
+    (e.g. PyCIL's ``init_lr``/``init_epoch``/``init_weight_decay``):
+    ``TrainConfig(lr=0.1, first_step={"lr": 0.1, "weight_decay": 5e-4})``.
+
+    ``augment``: None = the dataset's default (crop + flip for CIFAR, none for
+    digits/MNIST), False = off, True = on with ``crop_padding``/``flip``.
+    """
+    epochs: int = 30
+    lr: float = 0.05
+    batch_size: int = 64
+    momentum: float = 0.9       # SGD with momentum, as in iCaRL/LwF/FACIL
+    weight_decay: float = 0.0
+    schedule: str = "constant"  # constant, multistep, cosine (see schedules.py)
+    milestones: Sequence[int] = ()
+    lr_factor: float = 0.1      # multistep: lr multiplied by this at each milestone (PyCIL: 0.1)
+    min_lr: float = 0.0         # cosine: floor
+    warmup_epochs: int = 0      # linear warm-up per update over these epochs
+    augment: Optional[bool] = None
+    crop_padding: int = 4       # CIFAR default (iCaRL, PyCIL)
+    flip: bool = True
+    first_step: Optional[Mapping[str, object]] = None
+
+    def __post_init__(self):
+        self.milestones = tuple(int(m) for m in self.milestones)
+        if int(self.batch_size) <= 0:
+            raise ValueError(f"batch_size must be > 0, got {self.batch_size}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.augment not in (None, True, False):
+            raise ValueError(f"augment must be true, false or null (dataset default), got {self.augment!r}")
+        self.lr_schedule()  # validates epochs, lr, schedule, milestones, warm-up
+        Augmentation(self.crop_padding, self.flip)
+        if self.first_step is not None:
+            names = {f.name for f in dataclasses.fields(self)} - {"first_step"}
+            unknown = sorted(set(self.first_step) - names)
+            if unknown:
+                raise ValueError(f"unknown first_step settings {unknown}; known: {sorted(names)}")
+            self.for_step(0)  # validates the overridden settings too
+
+    def for_step(self, index: int) -> "TrainConfig":
+        """The settings of step ``index``: ``first_step`` overrides on step 0."""
+        if index == 0 and self.first_step:
+            return dataclasses.replace(self, **dict(self.first_step), first_step=None)
+        return dataclasses.replace(self, first_step=None) if self.first_step else self
+
+    def lr_schedule(self) -> LRSchedule:
+        return LRSchedule(self.lr, self.epochs, self.schedule, self.milestones, self.lr_factor,
+                          self.min_lr, self.warmup_epochs)
+
+    def augmentation(self, dataset_name: str) -> Optional[Augmentation]:
+        from .augmentation import default_augmentation
+        if self.augment is None:
+            default = default_augmentation(dataset_name)
+            return None if default is None else Augmentation(self.crop_padding, self.flip)
+        return Augmentation(self.crop_padding, self.flip) if self.augment else None
+
+
+def _constant_rate(lr: float, started: bool):
+    scheduler = aidge_learning.constant_lr(lr)
+    if started:  # SGD treats scheduler step 0 as its first update (momentum restarts)
+        scheduler.update()
+    return scheduler
+
+
+def _apply_weight_decay(parameters, weight_decay: float, backend: str) -> None:
+    """``grad += weight_decay · p`` for every parameter (on its own backend)."""
+    decay = to_tensor(np.array([weight_decay], np.float32), backend)
+    for node in parameters:
+        tensor = node.get_operator().get_output(0)
+        tensor.grad.copy_from(tensor.grad + tensor * decay)
+
+
+def train(model, x: np.ndarray, y: np.ndarray, hooks: BatchHooks, config: TrainConfig,
+          rng: np.random.Generator, to_input: Callable[[np.ndarray], np.ndarray],
+          augmentation: Optional[Augmentation] = None, progress=None) -> list:
+    """Train ``model`` in place on the raw samples ``x`` with labels ``y``; returns
+    the mean loss per epoch (each batch weighted by its size).
+
+    ``to_input`` turns raw samples into float32 model input (``dataset.to_input``);
+    ``augmentation``, if given, runs on the raw samples first, with ``rng``.
+    """
+    backend = require_backend(getattr(model, "backend", "cpu"))
+    x, y = np.asarray(x), np.asarray(y)
+    if len(x) == 0:
+        raise ValueError("no training sample")
+    if len(x) != len(y):
+        raise ValueError(f"{len(x)} samples but {len(y)} labels")
+    schedule = config.lr_schedule()
+    batch_size = int(config.batch_size)
+    updates_per_epoch = -(-len(x) // batch_size)
+    input_shape = tuple(model.input_shape)
+    n_classes = model.n_classes
+
+    parameters = model.parameter_nodes()
+    optimizer = aidge_learning.SGD(momentum=config.momentum, weight_decay=0.0)
+    optimizer.set_parameters(parameters)
+    rate = None
+    scheduler, outputs = model.scheduler, Outputs(model)
+    epoch_losses = []
+    update = 0
+    model.set_training(True)
+    try:
+        for epoch in range(config.epochs):
+            order = rng.permutation(len(x))
+            total, count = 0.0, 0
+            for start in range(0, len(x), batch_size):
+                indices = order[start:start + batch_size]
+                raw = x[indices]
+                if augmentation is not None:
+                    raw = augmentation(raw, rng)
+                lr = schedule.lr_at(epoch, update, updates_per_epoch)
+                batch = Batch(np.ascontiguousarray(to_input(raw), dtype=np.float32), y[indices].astype(np.int64),
+                              indices=indices, epoch=epoch, lr=lr)
+                batch = hooks.make_batch(batch)
+                if not isinstance(batch, Batch):
+                    raise TypeError(f"make_batch must return a Batch, got {type(batch).__name__}")
+                batch.validate(input_shape, n_classes)
+                batch.lr, batch.epoch = lr, epoch
+                hooks.before_forward(batch)
+
+                scheduler.forward(data=[to_tensor(batch.inputs, backend)])
+                value = hooks.losses(batch, outputs)
+                loss = float(sum(value.values())) if isinstance(value, Mapping) else float(value)
+                if not math.isfinite(loss):
+                    raise FloatingPointError(f"training diverged at epoch {epoch} (loss {loss}); "
+                                             f"lower the learning rate")
+                optimizer.reset_grad()
+                scheduler.backward()
+                if config.weight_decay:
+                    _apply_weight_decay(parameters, config.weight_decay, backend)
+                if lr != rate:
+                    optimizer.set_learning_rate_scheduler(_constant_rate(lr, started=update > 0))
+                    rate = lr
+                optimizer.update()
+                update += 1
+                hooks.after_update()
+                total += loss * len(batch)
+                count += len(batch)  # a produced batch may differ in size from the drawn one
+            epoch_losses.append(total / count)
+            if progress is not None:
+                progress.update(1)
+    finally:
+        model.set_training(False)
+    return epoch_losses
