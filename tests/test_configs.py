@@ -154,8 +154,8 @@ def test_the_cifar_protocol_runs_on_a_generated_archive(tmp_path):
     out = tmp_path / "out"
     # the paper's protocol, shrunk: 2 epochs (lr /5 after the first), a small model
     assert main(["run", "--config", str(CONFIGS / "cifar100_icarl_b0_10steps.yaml"), "--data-dir", str(path),
-                 "--model", "mlp", "--hidden", "16", "--epochs", "2",
-                 "--milestones", "1", "--lr", "0.01", "--memory", "200", "--output-dir", str(out),
+                 "--model", "mlp", "--hidden", "64", "--epochs", "2",
+                 "--milestones", "1", "--lr", "0.001", "--memory", "200", "--output-dir", str(out),
                  "--no-progress"]) == 0
     data = json.loads((out / "results.json").read_text())
     assert data["class_order"] == np.random.RandomState(1993).permutation(100).tolist()
