@@ -78,9 +78,8 @@ def test_default_layer_resolution():
     assert last_conv_layer(lenet()) == "crelu2"
     assert last_conv_layer(lenet().graph) == "crelu2"
 
-    class Declared(IncrementalModel):
-        last_conv_layer = "crelu1"
-    declared = Declared("lenet", SHAPE, hidden=(12,), n_classes=3)
+    declared = IncrementalModel("lenet", SHAPE, hidden=(12,), n_classes=3)
+    declared.last_conv_layer = "crelu1"  # a model that declares its layer is taken at its word
     assert last_conv_layer(declared) == "crelu1"
     mlp = IncrementalModel("mlp", SHAPE, hidden=(8,), n_classes=3)
     with pytest.raises(ValueError, match="no convolutional layer"):

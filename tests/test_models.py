@@ -276,16 +276,13 @@ def test_state_survives_clone_grow_load_and_checkpoints(tmp_path, rng):
 def test_optimizer_never_touches_running_statistics(rng):
     """Weight decay on every parameter_nodes() entry; the running statistics move only
     by BatchNorm's own update (same as in a forward-only train pass)."""
-    from aidge_incremental.training import TrainConfig, train
-    from aidge_incremental.loss import cross_entropy, tensor_value
-    from aidge_incremental.training import one_hot
+    from aidge_incremental.training import TrainConfig
     x = rng.standard_normal((8, 1, 8, 8)).astype(np.float32)
     y = rng.integers(0, 3, 8)
     trained = IncrementalModel("resnet20", (1, 8, 8), n_classes=3, kernels="fast")
     forward_only = trained.clone()
     config = TrainConfig(epochs=1, lr=0.1, batch_size=8, weight_decay=0.5)
-    train(trained, x, lambda out, idx: tensor_value(cross_entropy(out, one_hot(y[idx], 3))), config,
-          np.random.default_rng(0))
+    _train_ce(trained, x, y, 3, config)
     with forward_only.mode(training=True):
         forward_only.scheduler.forward(data=[aidge_core.Tensor(x)])
     a, b = trained.state_dict(), forward_only.state_dict()
@@ -295,31 +292,39 @@ def test_optimizer_never_touches_running_statistics(rng):
     assert not np.allclose(a["conv1_w"], b["conv1_w"])
 
 
+def _train_ce(model, x, y, n_classes, config, seed=0):
+    """Cross-entropy training through the engine's batch loop; the loss per epoch."""
+    from aidge_incremental.loss import cross_entropy, tensor_value
+    from aidge_incremental.training import BatchHooks, train
+
+    class CE(BatchHooks):
+        def losses(self, batch, outputs):
+            target = outputs.tensor(batch.target_matrix(n_classes))
+            return tensor_value(cross_entropy(outputs.logits, target, accumulate=True))
+    return train(model, x, y, CE(), config, np.random.default_rng(seed), to_input=lambda raw: raw)
+
+
 # -- training ------------------------------------------------------------------------------------
 
 @needs_fast
 def test_a_batchnorm_resnet_learns(digits):
-    from aidge_incremental.training import TrainConfig, train, one_hot
-    from aidge_incremental.loss import cross_entropy, tensor_value
+    from aidge_incremental.training import TrainConfig
     keep = digits.y_train < 3
     x = digits.to_input(digits.x_train[keep][:96])
     y = digits.y_train[keep][:96]
     model = IncrementalModel("resnet20", digits.input_shape, n_classes=3, kernels="fast")
-    loss = lambda out, idx: tensor_value(cross_entropy(out, one_hot(y[idx], 3)))
-    losses = train(model, x, loss, TrainConfig(epochs=6, lr=0.05, batch_size=32), np.random.default_rng(0))
+    losses = _train_ce(model, x, y, 3, TrainConfig(epochs=6, lr=0.05, batch_size=32))
     assert losses[-1] < 0.5 * losses[0]
     assert np.mean(model.predict(x) == y) > 0.8
 
 
 def test_a_bn_free_resnet_learns_with_aidge_kernels(digits):
-    from aidge_incremental.training import TrainConfig, train, one_hot
-    from aidge_incremental.loss import cross_entropy, tensor_value
+    from aidge_incremental.training import TrainConfig
     keep = digits.y_train < 2
     x = digits.to_input(digits.x_train[keep][:16])
     y = digits.y_train[keep][:16]
     model = _bn_free("resnet20", digits.input_shape, n_classes=2)
-    loss = lambda out, idx: tensor_value(cross_entropy(out, one_hot(y[idx], 2)))
-    losses = train(model, x, loss, TrainConfig(epochs=3, lr=0.1, batch_size=16), np.random.default_rng(0))
+    losses = _train_ce(model, x, y, 2, TrainConfig(epochs=3, lr=0.1, batch_size=16))
     assert losses[-1] < 0.85 * losses[0]  # Aidge's conv backward is slow: 3 steps only
 
 
@@ -413,7 +418,7 @@ def test_tap_gives_the_last_conv_stage_and_its_gradient(rng):
     x = rng.standard_normal((2, 1, 8, 8)).astype(np.float32)
     with model.mode(training=False):
         model.scheduler.forward(data=[aidge_core.Tensor(x)])
-        cross_entropy(model.output, one_hot(np.array([0, 1]), 3))
+        cross_entropy(model.output, aidge_core.Tensor(one_hot(np.array([0, 1]), 3)))
         model.scheduler.backward()
     stage = model.tap(model.last_conv_layer)
     assert list(stage.dims) == [2, 64, 2, 2]
@@ -443,7 +448,7 @@ def test_a_resumed_resnet_run_ends_as_the_uninterrupted_one(tiny_mnist, tmp_path
     first = checkpoint_path(tmp_path / "full", 0)
     saved = load_checkpoint(first).params
     assert "bn1_batch_mean" in saved and np.any(saved["bn1_batch_mean"] != 0)
-    resumed = run_experiment(ExperimentConfig(output_dir=str(tmp_path / "resumed")), resume=first)
+    resumed = run_experiment({"output_dir": str(tmp_path / "resumed")}, resume=first)
     assert resumed.classifiers["nme"].acc_seen == full.classifiers["nme"].acc_seen
     assert resumed.classifiers["head"].acc_seen == full.classifiers["head"].acc_seen
     a = load_checkpoint(checkpoint_path(tmp_path / "full", 1)).params

@@ -414,8 +414,12 @@ def test_backend_choice(monkeypatch, rng):
     monkeypatch.setitem(sys.modules, "aidge_incremental.cuda", fake)
     with pytest.raises(RuntimeError, match="no CUDA driver"):
         require_backend("cuda")
-    # train() checks the model's backend before touching anything
-    model = IncrementalModel("mlp", SHAPE, hidden=(3,), n_classes=2, seed=0, backend="cuda")
+    # a model on that backend is refused when it is made, before any training
+    with pytest.raises(RuntimeError, match="no CUDA driver"):
+        IncrementalModel("mlp", SHAPE, hidden=(3,), n_classes=2, seed=0, backend="cuda")
+    # and train() checks the model's backend before touching anything
+    model = IncrementalModel("mlp", SHAPE, hidden=(3,), n_classes=2, seed=0)
+    model.backend = "cuda"
     hooks = CrossEntropy(2)
     with pytest.raises(RuntimeError, match="no CUDA driver"):
         train(model, rng.random((2,) + SHAPE).astype(np.float32), np.array([0, 1]), hooks, TrainConfig(),

@@ -66,7 +66,7 @@ def _replace_dir(tmp: pathlib.Path, folder: pathlib.Path) -> None:
 
 
 def _has_conv(model: IncrementalModel) -> bool:
-    return any(kind == "conv" for kind, _, _ in model.layers)
+    return any(layer.kind == "conv" for layer in model.layers)
 
 
 def export_cpp(model: IncrementalModel, folder, class_order: Sequence[int], divisor: float,

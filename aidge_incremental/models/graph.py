@@ -82,13 +82,10 @@ def _accelerate_function():
 
 
 def _load_backend(backend: str) -> None:
-    """Import the Aidge backend module (it registers its kernels), with a clear error."""
-    import importlib
-    try:
-        importlib.import_module(f"aidge_backend_{backend}")
-    except ImportError as e:
-        raise ImportError(f"backend {backend!r} needs the aidge_backend_{backend} package, which could "
-                          f"not be imported ({e})") from e
+    """Load a backend other than the CPU's, with a clear error naming what is missing
+    (the same check as the training loop's: aidge_incremental.training.backend)."""
+    from ..training.backend import require_backend  # here: training imports the models
+    require_backend(backend)
 
 
 class IncrementalModel:
