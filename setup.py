@@ -3,6 +3,12 @@
 The CMake build tree lives in ``build/cmake-<key>/`` (key = interpreter and
 Aidge location), so rebuilding after a change recompiles only what changed:
 ``pip install --no-build-isolation -e .`` or ``python setup.py build_ext --inplace``.
+
+``AIDGE_INCREMENTAL_CUDA=1`` also builds ``aidge_incremental._core_cuda``, the
+CUDA kernels of our operators (needs nvcc and the ``[cuda]`` extra installed
+first, hence ``--no-build-isolation``); ``AIDGE_INCREMENTAL_CUDA_ARCHITECTURES``
+overrides the GPU architectures (CMake syntax, default "80-real;90").
+Without it nothing CUDA is compiled or needed.
 """
 import hashlib
 import importlib.util
@@ -16,6 +22,9 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = pathlib.Path(__file__).resolve().parent
+
+
+CUDA = os.environ.get("AIDGE_INCREMENTAL_CUDA", "0").strip().lower() in ("1", "on", "true", "yes")
 
 
 class CMakeExtension(Extension):
@@ -58,12 +67,20 @@ class CMakeBuild(build_ext):
             f"-DAIDGE_SITE_PACKAGES={site}",
             f"-DCMAKE_BUILD_TYPE={config}",
             f"-DCMAKE_LIBRARY_OUTPUT_DIRECTORY={out_dir}",
-        ], check=True)
+            # Always explicit, so that a build tree once configured with CUDA
+            # goes back to CPU-only when the variable is unset.
+            f"-DAIDGE_INCREMENTAL_CUDA={'ON' if CUDA else 'OFF'}",
+        ] + ([f"-DCMAKE_CUDA_ARCHITECTURES={os.environ['AIDGE_INCREMENTAL_CUDA_ARCHITECTURES']}"]
+             if CUDA and os.environ.get("AIDGE_INCREMENTAL_CUDA_ARCHITECTURES") else []),
+            check=True)
         jobs = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
         subprocess.run([cmake, "--build", str(build_dir), "--parallel", jobs], check=True)
 
 
 setup(
-    ext_modules=[CMakeExtension("aidge_incremental._core")],
+    # One CMake build produces both modules; the second build_extension call
+    # finds nothing left to do.
+    ext_modules=[CMakeExtension("aidge_incremental._core")]
+    + ([CMakeExtension("aidge_incremental._core_cuda")] if CUDA else []),
     cmdclass={"build_ext": CMakeBuild},
 )

@@ -1,8 +1,10 @@
 """aidge_incremental: class-incremental learning for Eclipse Aidge."""
+from . import _cuda_preload  # noqa: F401  (CUDA 12 libraries, if any, before aidge_core)
 import aidge_core  # noqa: F401  (our C++ types derive from aidge_core's)
 import aidge_backend_cpu  # noqa: F401  (CPU tensors and kernels)
 
-from ._core import Distillation, DistillationForm, DistillationOp
+from ._core import (AttentionDistillation, AttentionDistillationOp, CrossEntropy, CrossEntropyOp,
+                    Distillation, DistillationForm, DistillationOp)
 from . import loss, memory
 from ._core import CorruptFileError
 from .memory import ExemplarMemory, NearestMeanClassifier, ReservoirMemory
@@ -14,7 +16,8 @@ from .experiment import ExperimentConfig, compare, run_experiment
 
 __version__ = "0.1.0"
 
-__all__ = ["METHODS", "ClassIncrementalScenario", "CorruptFileError", "Dataset", "DatasetError",
+__all__ = ["AttentionDistillation", "AttentionDistillationOp", "CrossEntropy", "CrossEntropyOp",
+           "METHODS", "ClassIncrementalScenario", "CorruptFileError", "Dataset", "DatasetError",
            "Distillation", "DistillationForm", "DistillationOp", "ExemplarMemory", "ExperimentConfig",
            "Finetune", "ICaRL", "IncrementalModel", "Joint", "LwF", "NearestMeanClassifier",
            "ReservoirMemory", "compare", "load_dataset", "loss", "memory", "run_experiment",

@@ -1,8 +1,11 @@
 """Loss functions in the style of ``aidge_learning.loss``.
 
-Each function takes the prediction Tensor (logits), returns the loss as an
-Aidge Tensor and sets ``prediction.grad``, so it drops into a plain Aidge
-training loop::
+Each function runs the matching Aidge operator of the C++ core
+(``CrossEntropy``, ``Distillation``, ``AttentionDistillation``) on the given
+tensors, with the implementation registered for the tensors' backend (CPU
+kernels here; a CUDA kernel once registered): it returns the loss as an Aidge
+Tensor on that backend and sets the gradient of its first argument, so it
+drops into a plain Aidge training loop::
 
     scheduler.forward(data=[x])
     loss = distillation(logits, teacher_logits, temperature=2.0, n_old=4)
@@ -23,7 +26,7 @@ def _check_logits(tensor, name: str) -> None:
     if not isinstance(tensor, aidge_core.Tensor):
         raise TypeError(f"{name} must be an aidge_core.Tensor, got {type(tensor).__name__}")
     if tensor.dtype not in _FLOAT_TYPES:
-        raise TypeError(f"{name} logits must be float32 or float64, got {tensor.dtype}")
+        raise TypeError(f"{name} must be float32 or float64, got {tensor.dtype}")
 
 
 def distillation(student, teacher, temperature: float = 2.0, n_old: int = 0,
@@ -78,6 +81,31 @@ def cross_entropy_with_distillation(prediction, target, teacher, lambda_: float 
     kd = distillation(prediction, teacher, temperature=temperature, n_old=n_old, form=form,
                       scaling=lambda_, accumulate=True)
     return tensor_value(ce) + tensor_value(kd)
+
+
+def attention_distillation(features, weights, teacher_map, scaling: float = 1.0,
+                           accumulate: bool = False, epsilon: float = 1e-12):
+    """Attention-distillation loss of Learning without Memorizing (Dhar et al., CVPR 2019, Eq. 3).
+
+    ``features`` is the student's tapped feature map ``A [B, C, H, W]``, ``weights`` its
+    Grad-CAM weights ``α [B, C]`` and ``teacher_map`` the teacher's Grad-CAM map
+    ``Q_t [B, H, W]`` (see :func:`aidge_incremental.gradcam.grad_cam`). Per sample,
+    ``q = ReLU(Σ_c α_c A_c)`` and ``L_b = ‖q/max(‖q‖₂, ε) − Q_t/max(‖Q_t‖₂, ε)‖₁``; the
+    loss is the batch mean. A map that ReLU zeroes entirely normalises to the zero vector
+    (``ε = 1e-12``, ``torch.nn.functional.normalize``'s definition).
+
+    Returns a Tensor holding ``scaling · L_AD`` and sets ``features.grad`` to
+    ``scaling · ∂L_AD/∂A`` (added when ``accumulate``). The gradient is first order: α is
+    held constant. α is a mean of ∂y/∂A, i.e. a product of the backward pass of the layers
+    above A; its own derivative w.r.t. A is a second-order (Hessian) term that Aidge's
+    backward does not form, and it is zero almost everywhere when those layers are
+    piecewise linear (ReLU, max-pooling, convolutions, FC). The differentiable
+    re-implementations of LwM back-propagate the same first-order term.
+    """
+    for tensor, name in ((features, "features"), (weights, "weights"), (teacher_map, "teacher_map")):
+        _check_logits(tensor, name)
+    return _core.loss.attention_distillation(features, weights, teacher_map, float(scaling),
+                                             bool(accumulate), float(epsilon))
 
 
 def tensor_value(loss) -> float:

@@ -1,8 +1,11 @@
-"""Forward + backward time of the distillation loss, side by side in one run.
+"""Forward + backward time of our loss operators, side by side in one run.
 
-Compared: our Distillation node run by Aidge's scheduler, our loss function,
-aidge_learning.loss.KD (upstream, a different and inconsistent definition; see
-README), a vectorised NumPy implementation, and PyTorch when installed.
+Distillation: our Distillation node run by Aidge's scheduler, our loss function
+(which runs the operator), aidge_learning.loss.KD (upstream, a different and
+inconsistent definition; see README), a vectorised NumPy implementation, and
+PyTorch when installed. Cross-entropy: our function (CrossEntropy operator) vs
+aidge_learning.loss.CELoss and PyTorch. Attention distillation (LwM): our
+function (AttentionDistillation operator) vs NumPy and PyTorch.
 
     python benchmarks/bench_distillation.py [--repeat 50]
 """
@@ -16,7 +19,7 @@ import aidge_learning
 import numpy as np
 
 import aidge_incremental as ai
-from aidge_incremental.loss import distillation
+from aidge_incremental.loss import attention_distillation, cross_entropy, distillation
 
 SIZES = [(128, 100), (256, 1000)]
 TEMPERATURE = 2.0
@@ -58,8 +61,7 @@ def node_runner(s, t):
     loss = node.get_operator().get_output(0)
 
     def run():
-        scheduler.forward()
-        loss.grad.ones()
+        scheduler.forward()  # the node seeds d loss / d loss = 1 itself
         scheduler.backward()
     return run
 
@@ -80,7 +82,7 @@ def op_only_runner(s, t):
     impl = op.get_impl()  # holds a reference to op: keep op alive with it
 
     def run(op=op, impl=impl):
-        impl.forward()
+        impl.forward()  # the impl alone does not seed: the grad set above stays
         impl.backward()
     return run
 
@@ -129,6 +131,62 @@ def main():
             ms = best_time(fn, args.repeat) * 1e3
             reference = reference or ms
             print(f"{f'{batch} x {classes}':>16} | {name:<28} | {ms:10.3f} | {ms / reference:10.2f}x")
+        print("-" * len(header))
+
+    print("cross-entropy (one-hot targets), fwd+bwd")
+    for batch, classes in SIZES:
+        s = rng.normal(0, 3, (batch, classes)).astype(np.float32)
+        y = np.eye(classes, dtype=np.float32)[rng.integers(0, classes, batch)]
+        S, Y = aidge_core.Tensor(s), aidge_core.Tensor(y)
+        rows = [("aidge_incremental.loss", lambda: cross_entropy(S, Y)),
+                ("aidge_learning.loss.CELoss", lambda: aidge_learning.loss.CELoss(S, Y))]
+        if torch is not None:
+            ts, labels = torch.tensor(s, requires_grad=True), torch.tensor(y.argmax(1))
+
+            def torch_ce():
+                ts.grad = None
+                torch.nn.functional.cross_entropy(ts, labels).backward()
+            rows.append((f"torch {torch.__version__}", torch_ce))
+        reference = None
+        for name, fn in rows:
+            ms = best_time(fn, args.repeat) * 1e3
+            reference = reference or ms
+            print(f"{f'{batch} x {classes}':>16} | {name:<28} | {ms:10.3f} | {ms / reference:10.2f}x")
+        print("-" * len(header))
+
+    print("attention distillation (LwM), fwd+bwd, features [B, C, H, W]")
+    for dims in [(64, 32, 5, 5), (128, 512, 4, 4)]:
+        a = np.maximum(rng.normal(size=dims), 0).astype(np.float32)
+        alpha = rng.normal(size=dims[:2]).astype(np.float32)
+        qt = np.maximum(rng.normal(size=(dims[0], *dims[2:])), 0).astype(np.float32)
+        A, W, Q = aidge_core.Tensor(a), aidge_core.Tensor(alpha), aidge_core.Tensor(qt)
+
+        def numpy_ad():
+            z = np.einsum("bc,bchw->bhw", alpha, a).reshape(len(a), -1)
+            q = np.maximum(z, 0)
+            n = np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+            v = qt.reshape(len(a), -1)
+            v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+            u = q / n
+            sg = np.sign(u - v)
+            g = (sg - u * (sg * u).sum(1, keepdims=True)) / n * (z > 0) / len(a)
+            return np.abs(u - v).sum(1).mean(), np.einsum("bc,bp->bcp", alpha, g)
+        rows = [("aidge_incremental.loss", lambda: attention_distillation(A, W, Q)),
+                ("numpy float32", numpy_ad)]
+        if torch is not None:
+            ta, tw, tq = torch.tensor(a, requires_grad=True), torch.tensor(alpha), torch.tensor(qt)
+
+            def torch_ad():
+                ta.grad = None
+                F = torch.nn.functional
+                q = F.relu(torch.einsum("bc,bchw->bhw", tw, ta)).flatten(1)
+                (F.normalize(q, dim=1) - F.normalize(tq.flatten(1), dim=1)).abs().sum(1).mean().backward()
+            rows.append((f"torch {torch.__version__}", torch_ad))
+        reference = None
+        for name, fn in rows:
+            ms = best_time(fn, args.repeat) * 1e3
+            reference = reference or ms
+            print(f"{'x'.join(map(str, dims)):>16} | {name:<28} | {ms:10.3f} | {ms / reference:10.2f}x")
         print("-" * len(header))
 
 

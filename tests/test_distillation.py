@@ -294,3 +294,49 @@ def test_cross_entropy_rejects_bad_input():
         cross_entropy(_t(np.zeros((2, 3), np.float32)), _t(-np.ones((2, 3), np.float32)))
     with pytest.raises(TypeError, match="float32 or float64"):
         cross_entropy(_t(np.zeros((2, 3), np.int32)), _t(np.zeros((2, 3), np.float32)))
+
+
+# --- a terminal loss node seeds itself ---------------------------------------------
+
+@pytest.mark.parametrize("form", FORMS)
+def test_node_backward_without_a_manual_seed_gives_the_exact_gradient(rng, form):
+    """SequentialScheduler.forward() zeroes every gradient (Aidge 0.10.1). Before the
+    node seeded d loss / d loss = 1 in its own forward, backward without
+    ``get_output(0).grad.ones()`` silently gave the FC zero gradients."""
+    batch, in_features, classes, temperature = 4, 3, 5, 2.0
+    x = rng.normal(size=(batch, in_features)).astype(np.float32)
+    teacher = rng.normal(0, 2, (batch, classes)).astype(np.float32)
+    fc = aidge_core.FC(in_features, classes, name="fc")
+    node = ai.Distillation(temperature, 0, form, name="kd")
+    graph = loss_graph(node, teacher)
+    fc.add_child(node, 0, 0)
+    graph.add(fc)
+    graph.compile("cpu", aidge_core.dtype.float32, dims=[[batch, in_features]])
+    weight = rng.normal(0, 0.5, (classes, in_features)).astype(np.float32)
+    fc.get_operator().get_input(1).copy_from(aidge_core.Tensor(weight))
+    scheduler = aidge_core.SequentialScheduler(graph)
+    fd = central_difference(lambda w: REFERENCE[form](x @ w.T, teacher, temperature, classes), weight)
+    for _ in range(3):  # every step: forward (zeroes gradients, re-seeds), backward
+        scheduler.forward(data=[aidge_core.Tensor(x)])
+        np.testing.assert_array_equal(np.asarray(node.get_operator().get_output(0).grad), [1.0])
+        scheduler.backward()
+        grad = np.asarray(fc.get_operator().get_input(1).grad)
+        assert np.linalg.norm(grad) > 0
+        assert relative_error(grad, fd) < 1e-3
+    # weighting the loss: write the seed after forward
+    scheduler.forward(data=[aidge_core.Tensor(x)])
+    node.get_operator().get_output(0).grad.copy_from(aidge_core.Tensor(np.array([3.0], np.float32)))
+    scheduler.backward()
+    assert relative_error(np.asarray(fc.get_operator().get_input(1).grad), 3 * fd) < 1e-3
+
+
+def test_function_form_gives_the_node_value(rng):
+    """The function form goes through the Distillation operator: same value as the node."""
+    s = rng.normal(size=(3, 4)).astype(np.float32)
+    t = rng.normal(size=(3, 4)).astype(np.float32)
+    node = ai.Distillation(2.0, 0, "kl")
+    graph = loss_graph(node, t, s)
+    graph.compile("cpu", aidge_core.dtype.float32)
+    aidge_core.SequentialScheduler(graph).forward()
+    value = distillation(aidge_core.Tensor(s), aidge_core.Tensor(t))
+    assert tensor_value(value) == np.asarray(node.get_operator().get_output(0))[0]

@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 
 #include "aidge/data/Tensor.hpp"
+#include "aidge/incremental/loss/AttentionDistillation.hpp"
 #include "aidge/incremental/loss/CrossEntropy.hpp"
 #include "aidge/incremental/loss/Distillation.hpp"
 #include "../pybind_form.hpp"
@@ -26,14 +27,23 @@ void init_Loss(py::module &m)
         py::arg("accumulate") = false,
         R"doc(Distillation loss; returns scaling * loss and sets student.grad.
 
-Same definition as the Distillation operator. With ``accumulate=True`` the
+Runs the Distillation operator on the tensors' backend. With ``accumulate=True`` the
 gradient is added to student.grad instead of replacing it.)doc");
 
     m.def("cross_entropy", &loss::crossEntropy, py::arg("prediction"), py::arg("target"),
           py::arg("scaling") = 1.0f, py::arg("accumulate") = false,
           R"doc(Softmax cross-entropy (log-sum-exp: finite for any finite logits).
 
-Returns scaling * mean_b -sum_j y_bj log softmax(s_b)_j and sets prediction.grad.)doc");
+Runs the CrossEntropy operator on the tensors' backend. Returns
+scaling * mean_b -sum_j y_bj log softmax(s_b)_j and sets prediction.grad.)doc");
+
+    m.def("attention_distillation", &loss::attentionDistillation, py::arg("features"),
+          py::arg("weights"), py::arg("teacher_map"), py::arg("scaling") = 1.0f,
+          py::arg("accumulate") = false, py::arg("epsilon") = 1e-12f,
+          R"doc(Attention-distillation loss (LwM); returns scaling * L_AD and sets features.grad.
+
+Same definition as the AttentionDistillation operator, which it runs on the tensors'
+backend; first-order gradient (Grad-CAM weights held constant).)doc");
 }
 
 } // namespace Aidge

@@ -8,6 +8,7 @@
 
 #include "aidge/data/Tensor.hpp"
 #include "aidge/graph/Node.hpp"
+#include "aidge/incremental/operator/LossOperator.hpp"
 
 namespace Aidge {
 
@@ -116,6 +117,12 @@ bool Distillation_Op::forwardDims(const DataDependency & /*allowDataDependency*/
     checkDistillationInputs(*getInput(0), *getInput(1), temperature(), nbOld());
     mOutputs[0]->resize({1});
     return true;
+}
+
+void Distillation_Op::forward()
+{
+    OperatorTensorWithImpl::forward();
+    seedLossGradient(mOutputs[0]);
 }
 
 std::shared_ptr<Node> Distillation(float temperature,

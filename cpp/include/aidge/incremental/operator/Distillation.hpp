@@ -11,8 +11,10 @@
  *        1 / B * sum_b sum_{j < n_old} BCE( sigmoid(s_bj/T), target = sigmoid(t_bj/T) )
  *    (T = 1 is iCaRL's original; sum over the distilled outputs, mean over the batch).
  *
- * Backward sets d loss / d student (scaled by the output gradient) and leaves the
- * teacher without gradient: the teacher is a fixed target.
+ * Backward adds d loss / d student (times the output gradient) to the student's
+ * gradient and leaves the teacher without gradient: the teacher is a fixed
+ * target. A terminal loss node: forward seeds its output gradient with 1
+ * (LossOperator.hpp says why and how to weight it).
  */
 #ifndef AIDGE_INCREMENTAL_OPERATOR_DISTILLATION_H_
 #define AIDGE_INCREMENTAL_OPERATOR_DISTILLATION_H_
@@ -89,6 +91,10 @@ class Distillation_Op : public OperatorTensorWithImpl<Distillation_Op> {
 
     /// Output is the scalar loss {1}; validates the inputs' shapes and types.
     bool forwardDims(const DataDependency &allowDataDependency = false) override;
+    /// Runs the implementation, then seeds d loss / d loss = 1 (terminal loss
+    /// node, see LossOperator.hpp: without it the scheduler's zeroed gradient
+    /// gave every parameter a zero gradient).
+    void forward() override;
 
     std::shared_ptr<Attributes> attributes() const override { return mAttributes; }
 
