@@ -28,6 +28,8 @@ def _add_option(group, option, owners=None) -> None:
     kwargs = {"dest": option.name, "default": None}
     if option.type is bool:
         kwargs["action"] = argparse.BooleanOptionalAction
+    elif option.type is dict:
+        kwargs["type"], kwargs["metavar"] = _mapping, "'{KEY: VALUE, ...}'"
     else:
         kwargs["type"] = option.type
         if option.choices:
@@ -43,6 +45,27 @@ def _add_option(group, option, owners=None) -> None:
     else:
         text = f"{option.help} (default {option.default})"
     group.add_argument(_flag(option.name), help=text.replace("%", "%%"), **kwargs)
+
+
+def _mapping(text: str) -> dict:
+    """A YAML/JSON flow mapping given on the command line, e.g. ``{lr: 0.1, epochs: 200}``."""
+    from .options import MAX_CONFIG_BYTES
+    if len(text) > MAX_CONFIG_BYTES:
+        raise argparse.ArgumentTypeError("value too long")
+    try:
+        import yaml
+        value = yaml.safe_load(text)
+    except ImportError:
+        import json
+        try:
+            value = json.loads(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(f"not a JSON mapping: {e}") from None
+    except Exception as e:  # yaml.YAMLError and its kin
+        raise argparse.ArgumentTypeError(f"not a mapping: {e}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a mapping like '{{lr: 0.1, epochs: 200}}', got {text!r}")
+    return value
 
 
 def method_option_owners() -> dict:
@@ -119,6 +142,10 @@ def main(argv=None) -> int:
             if args.resume:
                 if args.overwrite:
                     raise ConfigError("--overwrite and --resume contradict each other")
+                from .experiment import _run_dir_of
+                if _run_dir_of(args.resume) is None and not given.get("output_dir"):
+                    raise ConfigError(f"{args.resume} is not in a run's checkpoints/ folder: give --output-dir "
+                                      "for the resumed run's results")
                 result = run_experiment(given, progress=progress, log=print, resume=args.resume)
                 output_dir = result.config["output_dir"]
             else:
@@ -164,6 +191,10 @@ def _export_command(args) -> int:
     from .export import export_model, export_nme
     try:
         method, ckpt, config = _method_from_checkpoint(args.checkpoint)
+        from .training import NORMALIZATION
+        if config.normalize and config.dataset in NORMALIZATION:
+            raise ValueError(f"the model of {args.checkpoint} takes {config.dataset} inputs normalised per "
+                             "channel, which the ONNX export does not carry yet")
         dataset = load_dataset(config.dataset, config.data_dir)
         order = ckpt.result["class_order"]
         meta = {"aidge_incremental.step": str(ckpt.step), "aidge_incremental.method": method.name}

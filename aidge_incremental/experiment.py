@@ -24,7 +24,7 @@ from .methods import METHODS
 from .model import ARCHITECTURES, IncrementalModel
 from .options import ConfigError, Option
 from .scenario import ClassIncrementalScenario
-from .training import BACKENDS, SCHEDULES, TrainConfig, normalized
+from .training import BACKENDS, NORMALIZATION, SCHEDULES, TrainConfig, normalized
 
 __all__ = ["COMMON_OPTIONS", "ConfigError", "ExperimentConfig", "RunDirectoryError", "build_method", "compare",
            "export_step", "method_options", "run_experiment", "training_options"]
@@ -156,6 +156,9 @@ class ExperimentConfig:
             checked[name] = list(value) if isinstance(value, list) else value
         if checked.get("first_step") is not None:
             checked["first_step"] = _check_first_step(checked["first_step"], options)
+        if checked["export_dir"] and checked["normalize"] and checked["dataset"] in NORMALIZATION:
+            raise ConfigError(f"export_dir: the ONNX export does not carry {checked['dataset']}'s per-channel "
+                              "normalisation yet; export with normalize: false (--no-normalize)")
         object.__setattr__(self, "_values", checked)
         try:
             self.train_config  # the loop's own checks (schedule against epochs, ...), before any work

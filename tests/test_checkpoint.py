@@ -184,6 +184,9 @@ def test_resume_writes_where_the_user_says(tmp_path, short_run):
                  "--no-progress"]) == 0
     assert final_metrics(tmp_path / "third") == final_metrics(short_run)
     assert not (other / "results.json").exists()
+    lone = tmp_path / "lone.ckpt"
+    shutil.copy(checkpoint_path(short_run, 1), lone)
+    assert main(["run", "--resume", str(lone)]) == 2
     after = {p: p.stat().st_mtime_ns for p in short_run.rglob("*") if p.is_file()}
     assert after == before, "the original run was not touched"
 

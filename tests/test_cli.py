@@ -84,6 +84,7 @@ def test_bad_config_files_are_refused_naming_the_problem(tmp_path, capsys, name,
     (["--epochs", "0"], "epochs must be >= 1"),
     (["--seed", "99999999999999999999"], "seed must be <= "),
     (["--method", "icarl", "--memory", "0"], "memory must be >= 1"),
+    (["--dataset", "cifar10", "--export-dir", "x"], "does not carry cifar10's per-channel normalisation"),
 ], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
 def test_bad_command_line_values_are_refused(tmp_path, capsys, argv, message):
     out = tmp_path / "out"
@@ -98,6 +99,18 @@ def test_argparse_rejects_wrong_types_naming_the_option(capsys):
             main(["run", *argv])
         err = capsys.readouterr().err
         assert f"argument {flag}" in err
+
+
+def test_first_step_settings_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["run", "--method", "finetune", "--epochs", "1", "--hidden", "8", "--first-step",
+                 "{epochs: 2, lr: 0.1}", "--output-dir", str(out), "--no-progress"]) == 0
+    assert json.loads((out / "results.json").read_text())["config"]["first_step"] == {"epochs": 2, "lr": 0.1}
+    assert main(["run", "--first-step", "{lrr: 1}", "--output-dir", str(tmp_path / "o2")]) == 2
+    assert "first_step: unknown settings ['lrr']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["run", "--first-step", "[1, 2]"])
+    assert "expected a mapping" in capsys.readouterr().err
 
 
 def test_every_declared_option_is_on_the_command_line(capsys):

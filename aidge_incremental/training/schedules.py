@@ -56,9 +56,8 @@ class LRSchedule:
                                  "by factor)")
             if list(milestones) != sorted(set(milestones)) or milestones[0] <= 0:
                 raise ValueError(f"milestones must be strictly increasing epochs > 0, got {list(milestones)}")
-            if milestones[-1] >= self.epochs:
-                raise ValueError(f"milestone {milestones[-1]} is not before the last epoch "
-                                 f"({self.epochs} epochs): it would never apply")
+            # A milestone at or past the last epoch never applies; allowed, as in PyTorch, so that
+            # a reference protocol shortened with fewer epochs (a smoke test) keeps its milestones.
             if not 0 < self.factor < 1:
                 raise ValueError(f"factor must be in (0, 1), got {self.factor}")
         elif milestones:
