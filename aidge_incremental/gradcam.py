@@ -7,7 +7,7 @@ Memorizing (Dhar et al. 2019) distils with :func:`aidge_incremental.loss.attenti
 
 The gradient comes from one Aidge backward pass seeded with a one-hot gradient on
 the logits (one row per sample: the samples of a batch are independent, so one
-pass gives every sample's own ∂y_b/∂A_b). It runs on a clone of the model's graph
+pass gives every sample's own ∂y_b/∂A_b), stopped at the tapped layer. It runs on a clone of the model's graph
 (``GraphView.clone()`` deep-copies the parameters), so the live graph — its
 parameter gradients, its activations, the optimiser's references to its
 parameters and its state — is never touched: Grad-CAM can run between a training
@@ -21,6 +21,8 @@ from typing import NamedTuple, Optional, Sequence
 
 import aidge_core
 import numpy as np
+
+from . import _core
 
 __all__ = ["GradCAM", "grad_cam", "last_conv_layer", "plot_grad_cam"]
 
@@ -52,6 +54,8 @@ def last_conv_layer(model) -> str:
     declared = getattr(model, "last_conv_layer", None)
     if declared is not None and not isinstance(model, aidge_core.GraphView):
         name = declared() if callable(declared) else declared
+        if isinstance(name, aidge_core.Node):
+            name = name.name()
         if not isinstance(name, str):
             raise TypeError(f"model.last_conv_layer must be a layer name, got {type(name).__name__}")
         return name
@@ -75,6 +79,21 @@ def _logits_port(graph: aidge_core.GraphView, model):
     if not outputs:
         raise ValueError("the graph has no ordered output to take the class scores from")
     return outputs[0].node.name(), outputs[0].index
+
+
+def _skip_backward_below(tap) -> None:
+    """Grad-CAM needs ∂y/∂A only: the backward stops at the tapped layer (the tap and
+    everything that feeds it are skipped: their backward would compute gradients nobody
+    reads — for a ResNet's last stage, almost the whole backward pass)."""
+    stack, seen, alive = [tap], set(), []  # alive: wrappers kept so that ids stay unique
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        alive.append(node)
+        _core.set_skip_backward(node, True)
+        stack.extend(node.get_parents())
 
 
 def grad_cam(model, x, classes, layer: Optional[str] = None) -> GradCAM:
@@ -111,6 +130,7 @@ def grad_cam(model, x, classes, layer: Optional[str] = None) -> GradCAM:
     head, head_index = _logits_port(graph, model)
 
     clone = graph.clone()  # deep copy: the live graph and its gradients stay as they are
+    _skip_backward_below(clone.get_node(name))
     scheduler = aidge_core.SequentialScheduler(clone)
     scheduler.forward(data=[aidge_core.Tensor(x)])
     logits = clone.get_node(head).get_operator().get_output(head_index)

@@ -109,5 +109,8 @@ def attention_distillation(features, weights, teacher_map, scaling: float = 1.0,
 
 
 def tensor_value(loss) -> float:
-    """The scalar held by a loss Tensor (shape {1} or {1, 1})."""
+    """The scalar held by a loss Tensor (shape {1} or {1, 1}), on any backend."""
+    if isinstance(loss, aidge_core.Tensor) and loss.backend not in ("", "cpu"):
+        loss = loss.clone()  # a device tensor: read a host copy
+        loss.to_backend("cpu")
     return float(np.asarray(loss).reshape(-1)[0])

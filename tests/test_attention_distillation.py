@@ -222,3 +222,42 @@ def test_node_rejects_maps_of_different_shapes():
         graph.set_backend("cpu")
         graph.forward_dims()
         aidge_core.SequentialScheduler(graph).forward()
+
+
+def test_function_form_composes_with_cross_entropy_on_a_live_model(rng):
+    """The LwM step: CE on the logits + γ·L_AD on the tapped map of the live graph, one
+    scheduler.backward(): the parameter gradients equal PyTorch's (α held constant)."""
+    torch = pytest.importorskip("torch")
+    from aidge_incremental.loss import cross_entropy
+    from aidge_incremental.model import IncrementalModel
+    model = IncrementalModel("lenet", (1, 16, 16), hidden=(8,), n_classes=3, seed=4)
+    x = rng.normal(size=(4, 1, 16, 16)).astype(np.float32)
+    labels = np.array([0, 2, 1, 2])
+    onehot = np.eye(3, dtype=np.float32)[labels]
+    gamma = 0.7
+    # positive weights on post-ReLU features: student maps with many active pixels
+    alpha = rng.uniform(0.1, 1.0, (4, 32)).astype(np.float32)
+    qt = np.maximum(rng.normal(size=(4, 5, 5)), 0).astype(np.float32)  # a teacher map
+
+    model.scheduler.forward(data=[aidge_core.Tensor(x)])
+    cross_entropy(model.output, aidge_core.Tensor(onehot))
+    tap = model.graph.get_node("crelu2").get_operator().get_output(0)
+    attention_distillation(tap, aidge_core.Tensor(alpha), aidge_core.Tensor(qt), scaling=gamma)
+    model.scheduler.backward()
+    ours = {n.name(): np.array(n.get_operator().get_output(0).grad) for n in model.parameter_nodes()}
+
+    F = torch.nn.functional
+    p = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in model.state_dict().items()}
+    h = F.max_pool2d(F.relu(F.conv2d(torch.tensor(x, dtype=torch.float64), p["conv1_w"], p["conv1_b"])), 2)
+    a = F.relu(F.conv2d(h, p["conv2_w"], p["conv2_b"]))
+    logits = F.relu(F.max_pool2d(a, 2).flatten(1) @ p["fc1_w"].T + p["fc1_b"]) @ p["head_w"].T + p["head_b"]
+    q = F.relu(torch.einsum("bc,bchw->bhw", torch.tensor(alpha, dtype=torch.float64), a)).flatten(1)
+    lad = (F.normalize(q, dim=1) - F.normalize(torch.tensor(qt, dtype=torch.float64).flatten(1), dim=1)).abs().sum(1).mean()
+    ce = F.cross_entropy(logits, torch.tensor(labels))
+    ce_only = torch.autograd.grad(ce, p["conv2_w"], retain_graph=True)[0].numpy()
+    (ce + gamma * lad).backward()
+    for name, grad in ours.items():
+        ref = p[name].grad.numpy()
+        assert relative_error(grad, ref) < 1e-4, name
+    # the attention term is a visible part of that gradient
+    assert relative_error(ce_only, p["conv2_w"].grad.numpy()) > 1e-2

@@ -6,8 +6,9 @@ from .finetune import Finetune
 from .icarl import ICaRL
 from .joint import Joint
 from .lwf import LwF
+from .lwm import LwM
 from .replay import Replay
 
-METHODS = {cls.name: cls for cls in (Finetune, Joint, LwF, ICaRL)}
+METHODS = {cls.name: cls for cls in (Finetune, Joint, LwF, ICaRL, LwM)}
 
 __all__ = ["METHODS", "Finetune", "ICaRL", "IncrementalMethod", "Joint", "LwF", "Replay"]
