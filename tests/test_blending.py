@@ -125,7 +125,7 @@ def test_attentive_weights_are_the_softmax_of_the_scores_of_the_pair():
 def test_scorer_gradient_through_the_pair_normalisation_by_central_differences():
     rng = np.random.default_rng(0)
     scorer = Scorer((1, 2, 2), hidden=3, seed=2)
-    x_i, x_j = rng.random((3, 1, 2, 2)).astype(np.float32), rng.random((3, 1, 2, 2)).astype(np.float32)
+    x_i, x_j = (rng.standard_normal((3, 1, 2, 2)).astype(np.float32) for _ in range(2))
     t_i = np.array([0.2, 0.9, 0.5])
     loss, a_i, grads = scorer.pair_loss_and_gradient(x_i, x_j, t_i)
     params = {k: v.astype(np.float64) for k, v in scorer.net.state_dict().items()}
