@@ -112,6 +112,8 @@ METHOD_RUNS = {
     "lwf": ["--method", "lwf"],
     "lwf+replay": ["--method", "lwf", "--memory", "40", "--l2sp-weight", "0.1"],
     "icarl": ["--method", "icarl", "--memory", "40"],
+    "mixup": ["--method", "mixup", "--memory", "40"],
+    "attentive": ["--method", "attentive", "--memory", "40"],
 }
 SMALL = ["--epochs", "3", "--hidden", "32", "--no-progress"]
 
