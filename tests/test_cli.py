@@ -123,7 +123,7 @@ def test_every_declared_option_is_on_the_command_line(capsys):
     names += [o.name for cls in METHODS.values() for o in cls.options]
     for name in names:
         assert "--" + name.replace("_", "-") in text, name
-    assert "[attentive, icarl, lwf, mixup]" in text  # a method option says which methods take it
+    assert "[attentive, icarl, lwf, lwm, mixup]" in text  # a method option says which methods take it
 
 
 def test_missing_data_is_an_error_not_a_traceback(tmp_path, capsys):

@@ -5,6 +5,8 @@
 #include <limits>
 #include <numeric>
 #include <stdexcept>
+#include <unordered_map>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -294,16 +296,32 @@ std::vector<std::size_t> randomSelection(std::size_t n, std::size_t m, std::uint
         throw std::invalid_argument(fmt::format(
             "random selection: cannot select m = {} exemplars out of {} samples", m, n));
     }
-    // Partial Fisher-Yates shuffle: the first m entries are a uniform sample.
-    std::vector<std::size_t> idx(n);
-    std::iota(idx.begin(), idx.end(), std::size_t{0});
+    // The result alone takes 8 bytes a pick: refuse what no exemplar set needs
+    // rather than let the allocation take the machine down.
+    constexpr std::size_t maxPicks = std::size_t{1} << 24;
+    if (m > maxPicks) {
+        throw std::invalid_argument(fmt::format(
+            "random selection: m = {} exemplars is more than the {} a selection may hold", m, maxPicks));
+    }
+    // Partial Fisher-Yates shuffle of 0..n-1: the first m entries are a uniform
+    // sample. Only the moved entries are stored (O(m) memory whatever n is); the
+    // picks are those of the dense shuffle, entry for entry.
+    std::unordered_map<std::size_t, std::size_t> moved;
+    moved.reserve(2 * m);
+    const auto at = [&moved](std::size_t k) {
+        const auto it = moved.find(k);
+        return it == moved.end() ? k : it->second;
+    };
+    std::vector<std::size_t> picks(m);
     SplitMix64 rng(seed);
     for (std::size_t i = 0; i < m; ++i) {
         const std::size_t j = i + static_cast<std::size_t>(rng.below(n - i));
-        std::swap(idx[i], idx[j]);
+        const std::size_t vi = at(i), vj = at(j);
+        moved[j] = vi;
+        moved[i] = vj;
+        picks[i] = vj;
     }
-    idx.resize(m);
-    return idx;
+    return picks;
 }
 
 std::vector<float> classMeans(const float *features, const std::int64_t *labels,
