@@ -19,7 +19,7 @@ import os
 import pathlib
 import tempfile
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -93,6 +93,9 @@ class RunResult:
     step_seconds: List[float] = field(default_factory=list)
     dataset_note: str = ""
     classes_seen: List[int] = field(default_factory=list)  #: after each step
+    #: the trained method object after the last step (its model, memory, NME classifier) as
+    #: run_experiment left it; not serialised (to_dict/from_dict drop it), None once read back
+    trained_method: Optional[object] = field(default=None, repr=False, compare=False)
 
     @property
     def main(self) -> ClassifierHistory:

@@ -323,6 +323,8 @@ def run_experiment(config: Optional[ExperimentConfig] = None, dataset: Optional[
     accuracy.png and a checkpoint after every step (the directory is locked
     for the run; one holding an older run is refused unless ``overwrite``);
     with ``config.export_dir``, the ONNX model(s) of every step.
+    The result's ``trained_method`` is the trained method object (e.g. its
+    ``model`` and, for iCaRL, ``memory`` and ``nme``), for use after the run.
 
     ``resume`` (a checkpoint file, or a run directory: its newest checkpoint)
     continues after the last completed step, with the checkpoint's
@@ -439,6 +441,7 @@ def _run(config: ExperimentConfig, dataset, progress, log, checkpoint) -> RunRes
                       pathlib.Path(config.output_dir) / "accuracy.png",
                       title=scenario.describe().split(",")[0] + f", {scenario.n_steps} steps",
                       classes_per_step=[len(scenario.step_classes(t)) for t in range(scenario.n_steps)])
+    result.trained_method = method
     return result
 
 
