@@ -38,8 +38,9 @@ def main():
     for method in args.methods:
         rows, seconds = {}, []
         for seed in args.seeds:
-            config = ExperimentConfig(method=method, hidden=tuple(args.hidden), epochs=args.epochs,
-                                      memory=args.memory, lr=args.lr, seed=seed)
+            replay = {"memory": args.memory} if method == "icarl" else {}  # the others without exemplars
+            config = ExperimentConfig(method=method, hidden=list(args.hidden), epochs=args.epochs, lr=args.lr,
+                                      seed=seed, **replay)
             start = time.perf_counter()
             result = run_experiment(config, dataset)
             seconds.append(time.perf_counter() - start)
