@@ -35,6 +35,16 @@ def best_time(fn, repeat):
     return float(np.median(times))
 
 
+def print_rows(size: str, rows, repeat: int, width: int) -> None:
+    """Time each (name, fn) of ``rows``, interleaved in one run; ratios against the first."""
+    reference = None
+    for name, fn in rows:
+        ms = best_time(fn, repeat) * 1e3
+        reference = reference or ms
+        print(f"{size:>16} | {name:<28} | {ms:10.3f} | {ms / reference:10.2f}x")
+    print("-" * width)
+
+
 def numpy_kd(s, t, temperature):
     zs, zt = s / temperature, t / temperature
     ls = zs - zs.max(1, keepdims=True)
@@ -126,12 +136,7 @@ def main():
                     reduction="batchmean", log_target=True) * TEMPERATURE ** 2
                 loss.backward()
             rows.append((f"torch {torch.__version__}", torch_kd))
-        reference = None
-        for name, fn in rows:
-            ms = best_time(fn, args.repeat) * 1e3
-            reference = reference or ms
-            print(f"{f'{batch} x {classes}':>16} | {name:<28} | {ms:10.3f} | {ms / reference:10.2f}x")
-        print("-" * len(header))
+        print_rows(f'{batch} x {classes}', rows, args.repeat, len(header))
 
     print("cross-entropy (one-hot targets), fwd+bwd")
     for batch, classes in SIZES:
@@ -147,12 +152,7 @@ def main():
                 ts.grad = None
                 torch.nn.functional.cross_entropy(ts, labels).backward()
             rows.append((f"torch {torch.__version__}", torch_ce))
-        reference = None
-        for name, fn in rows:
-            ms = best_time(fn, args.repeat) * 1e3
-            reference = reference or ms
-            print(f"{f'{batch} x {classes}':>16} | {name:<28} | {ms:10.3f} | {ms / reference:10.2f}x")
-        print("-" * len(header))
+        print_rows(f'{batch} x {classes}', rows, args.repeat, len(header))
 
     print("attention distillation (LwM), fwd+bwd, features [B, C, H, W]")
     for dims in [(64, 32, 5, 5), (128, 512, 4, 4)]:
@@ -182,12 +182,7 @@ def main():
                 q = F.relu(torch.einsum("bc,bchw->bhw", tw, ta)).flatten(1)
                 (F.normalize(q, dim=1) - F.normalize(tq.flatten(1), dim=1)).abs().sum(1).mean().backward()
             rows.append((f"torch {torch.__version__}", torch_ad))
-        reference = None
-        for name, fn in rows:
-            ms = best_time(fn, args.repeat) * 1e3
-            reference = reference or ms
-            print(f"{'x'.join(map(str, dims)):>16} | {name:<28} | {ms:10.3f} | {ms / reference:10.2f}x")
-        print("-" * len(header))
+        print_rows('x'.join(map(str, dims)), rows, args.repeat, len(header))
 
 
 if __name__ == "__main__":
