@@ -51,7 +51,7 @@ def main() -> None:
     model = IncrementalModel(args.model, args.input, n_classes=args.classes, kernels=args.kernels, **options)
     rng = np.random.default_rng(0)
     x = aidge_core.Tensor(rng.random((args.batch, *args.input), dtype=np.float32))
-    y = one_hot(rng.integers(0, args.classes, args.batch), args.classes)
+    y = aidge_core.Tensor(one_hot(rng.integers(0, args.classes, args.batch), args.classes))
     optimizer = aidge_learning.SGD(momentum=0.9)
     optimizer.set_learning_rate_scheduler(aidge_learning.constant_lr(0.01))
     optimizer.set_parameters(model.parameter_nodes())

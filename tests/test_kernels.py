@@ -92,22 +92,69 @@ def test_conv2d_matches_aidge(rng, case):
         assert rel_err(ours[2][idx], ref[2][idx]) <= 1e-5, f"gradient of input #{idx}"
 
 
-@pytest.mark.parametrize("pad,stride", [([1, 1, 1, 1], [1, 1]), ([1, 1, 1, 1], [2, 2]), ([2, 2, 2, 2], [1, 1])])
-def test_padded_conv2d_inner_conv_accelerated_and_matches_aidge(rng, pad, stride):
-    N, C, H, W, O = 2, 3, 8, 7, 4
+PADDED_CONV_CASES = [
+    # (N, C, H, W, O, KH, KW, padding_dims, stride, bias)
+    (2, 3, 8, 7, 4, 3, 3, [1, 1, 1, 1], [1, 1], False),
+    (2, 3, 8, 7, 4, 3, 3, [1, 1, 1, 1], [2, 2], True),
+    (2, 3, 8, 7, 4, 3, 3, [2, 2, 2, 2], [1, 1], False),
+    (3, 2, 9, 6, 5, 3, 2, [0, 1, 2, 3], [1, 1], True),   # asymmetric pads
+    (1, 4, 5, 5, 3, 5, 5, [2, 2, 2, 2], [1, 1], True),   # kernel as large as the padded input
+    # several chunks per thread and a partial last chunk (16x16 images: one
+    # sample per chunk; 6x6: several samples side by side in one product)
+    (9, 16, 16, 16, 16, 3, 3, [1, 1, 1, 1], [1, 1], False),
+    (23, 8, 6, 6, 12, 3, 3, [1, 1, 1, 1], [1, 1], True),
+]
+
+
+@pytest.mark.parametrize("case", PADDED_CONV_CASES)
+def test_padded_conv2d_runs_as_one_kernel_and_matches_aidge(rng, case):
+    N, C, H, W, O, KH, KW, pad, stride, bias = case
     x = rng.standard_normal((N, C, H, W)).astype(np.float32)
-    params = {1: rng.standard_normal((O, C, 3, 3)).astype(np.float32)}
+    params = {1: rng.standard_normal((O, C, KH, KW)).astype(np.float32)}
+    if bias:
+        params[2] = rng.standard_normal(O).astype(np.float32)
 
     def make():
-        return ac.PaddedConv2D(C, O, [3, 3], name="pc", stride_dims=stride, padding_dims=pad, no_bias=True)
+        return ac.PaddedConv2D(C, O, [KH, KW], name="pc", stride_dims=stride, padding_dims=pad,
+                               no_bias=not bias)
 
     probe = single_op_graph(make(), x.shape)
     out_shape = probe.get_ordered_outputs()[0][0].get_operator().get_output(0).dims
     dy = rng.standard_normal(out_shape).astype(np.float32)
     ref = run_node(make, x, params, dy, accelerate=False)
     ours = run_node(make, x, params, dy, accelerate=True)
-    inner = [n for n in ours[3].get_micro_graph().get_nodes() if n.type() == "Conv2D"]
-    assert len(inner) == 1 and is_accelerated(inner[0])
+    meta = ours[3]
+    inner = {n.type(): n for n in meta.get_micro_graph().get_nodes()}
+    # one kernel: the inner Conv2D reads the Pad's input and the padded tensor
+    # is never written
+    assert is_accelerated(inner["Conv2D"]) and is_accelerated(inner["Pad"])
+    assert not np.any(np.array(inner["Pad"].get_operator().get_output(0)))
+    assert ours[0].shape == ref[0].shape
+    for a, b in [(ours[0], ref[0]), (ours[1], ref[1])] + [(ours[2][i], ref[2][i]) for i in params]:
+        assert rel_err(a, b) <= 1e-5
+
+
+def test_padded_conv2d_with_edge_padding_runs_its_micro_graph(rng):
+    """A PaddedConv2D whose Pad is not a zero padding stays a micro-graph; its
+    inner nodes are accelerated where they can be (the Pad in edge mode cannot)."""
+    x = rng.standard_normal((2, 2, 5, 5)).astype(np.float32)
+    params = {1: rng.standard_normal((3, 2, 3, 3)).astype(np.float32)}
+    dy = rng.standard_normal((2, 3, 5, 5)).astype(np.float32)
+
+    def make():
+        node = ac.PaddedConv2D(2, 3, [3, 3], name="pc", padding_dims=[1, 1, 1, 1], no_bias=True)
+        for inner in node.get_operator().get_micro_graph().get_nodes():
+            if inner.type() == "Pad":
+                inner.get_operator().attr.mode = ac.PaddingMode.EDGE
+        return node
+
+    probe = make()
+    single_op_graph(probe, x.shape)
+    assert "zero padding" in unsupported_reason(probe)
+    ref = run_node(make, x, params, dy, accelerate=False)
+    ours = run_node(make, x, params, dy, accelerate=True)
+    inner = {n.type(): n for n in ours[3].get_micro_graph().get_nodes()}
+    assert is_accelerated(inner["Conv2D"]) and not is_accelerated(inner["Pad"])
     for a, b in [(ours[0], ref[0]), (ours[1], ref[1]), (ours[2][1], ref[2][1])]:
         assert rel_err(a, b) <= 1e-5
 
@@ -406,7 +453,7 @@ def train_steps(accelerate, steps=3):
     graph.compile("cpu", ac.dtype.float32, dims=[[4, 2, 8, 8]])
     fill_params(graph, 7)
     if accelerate:
-        assert ai.accelerate(graph) == 8  # c1's Pad and Conv2D, c2, c3, fc, three ReLUs
+        assert ai.accelerate(graph) == 8  # c1's Pad and Conv2D (one fused kernel), c2, c3, fc, three ReLUs
     opt = al.SGD(momentum=0.9)
     opt.set_learning_rate_scheduler(al.constant_lr(0.05))
     opt.set_parameters(list(ac.producers(graph)))

@@ -55,9 +55,11 @@ bool FastImpl::tensorsSupported() const
     const auto &op = static_cast<const OperatorTensor &>(mOp);
     for (IOIndex_t i = 0; i < op.nbInputs(); ++i) {
         const auto in = op.getInput(i);
-        if (in ? !isCpuFloat32(in)
-               : (op.inputCategory(i) == InputCategory::Data ||
-                  op.inputCategory(i) == InputCategory::Param)) {
+        // an empty tensor is an unconnected optional input (a meta-operator
+        // holds one for a PaddedConv2D without bias)
+        if (in && in->size() > 0 ? !isCpuFloat32(in)
+                                 : (op.inputCategory(i) == InputCategory::Data ||
+                                    op.inputCategory(i) == InputCategory::Param)) {
             return false;
         }
     }
@@ -74,7 +76,7 @@ OperatorImpl &FastImpl::aidgeImpl()
 
 void FastImpl::forward()
 {
-    if (tensorsSupported()) {
+    if (runsFast()) {
         fastForward();
     } else {
         aidgeImpl().forward();
@@ -83,7 +85,7 @@ void FastImpl::forward()
 
 void FastImpl::backward()
 {
-    if (tensorsSupported()) {
+    if (runsFast()) {
         fastBackward();
     } else {
         aidgeImpl().backward();
@@ -91,6 +93,9 @@ void FastImpl::backward()
 }
 
 namespace {
+
+/// Type name of the meta-operator made by Aidge's PaddedConv2D().
+constexpr const char *kPaddedConv2DType = "PaddedConv2D";
 
 bool dataFormatOk(const std::shared_ptr<Tensor> &t)
 {
@@ -134,7 +139,24 @@ std::string unsupportedReason(const std::shared_ptr<Node> &node)
     if (!op) {
         return "not a tensor operator";
     }
-    if (type == Conv_Op<2>::Type) {
+    // The backend whose implementations the node runs (a meta-operator without
+    // an implementation of its own runs its micro-graph's).
+    std::shared_ptr<OperatorImpl> impl = op->getImpl();
+    if (type == kPaddedConv2DType) {
+        const auto meta = std::dynamic_pointer_cast<MetaOperator_Op>(op);
+        if (!meta) {
+            return "unexpected operator class for PaddedConv2D";
+        }
+        const std::string reason = paddedConvUnsupportedReason(*meta);
+        if (!reason.empty()) {
+            return reason;
+        }
+        for (const auto &inner : meta->getMicroGraph()->getNodes()) {
+            if (inner->type() == Conv_Op<2>::Type && !impl) {
+                impl = inner->getOperator()->getImpl();
+            }
+        }
+    } else if (type == Conv_Op<2>::Type) {
         const auto conv = std::dynamic_pointer_cast<Conv_Op<2>>(op);
         if (!conv) {
             return "unexpected operator class for Conv2D";
@@ -190,8 +212,8 @@ std::string unsupportedReason(const std::shared_ptr<Node> &node)
     } else {
         return fmt::format("no fast kernel for {}", type);
     }
-    if (!op->getImpl() || op->backend() != "cpu") {
-        return fmt::format("backend '{}' (only 'cpu')", op->backend());
+    if (!impl || impl->backend() != "cpu") {
+        return fmt::format("backend '{}' (only 'cpu')", impl ? impl->backend() : std::string());
     }
     for (IOIndex_t i = 0; i < op->nbInputs(); ++i) {
         const auto in = op->getInput(i);
@@ -234,10 +256,15 @@ std::size_t accelerateNodes(const GraphView &graph)
     for (const auto &node : graph.getNodes()) {
         const auto op = node->getOperator();
         if (!op->isAtomic()) {
-            // A meta-operator without an implementation of its own runs its
-            // micro-graph with the inner nodes' implementations.
             const auto meta = std::dynamic_pointer_cast<MetaOperator_Op>(op);
-            if (meta && !meta->getImpl() && meta->getMicroGraph()) {
+            if (!meta || meta->getImpl()) {
+                continue; // ours already, or an implementation of its own
+            }
+            if (node->type() == kPaddedConv2DType && unsupportedReason(node).empty()) {
+                // one kernel for the Pad and the Conv2D (FastConvImpl.hpp)
+                changed += accelerateFusedPaddedConv(*meta);
+            } else if (meta->getMicroGraph()) {
+                // otherwise the micro-graph runs, with the inner nodes' implementations
                 changed += accelerateNodes(*meta->getMicroGraph());
             }
             continue;

@@ -39,9 +39,12 @@ class FastImpl : public OperatorImpl {
     virtual std::shared_ptr<OperatorImpl> makeAidgeImpl() const = 0;
     /// Aidge's implementation, created on first use.
     OperatorImpl &aidgeImpl();
+    /// Whether this call runs our kernel (default: every connected tensor is
+    /// float32 on the cpu backend).
+    virtual bool runsFast() const { return tensorsSupported(); }
+    bool tensorsSupported() const;
 
   private:
-    bool tensorsSupported() const;
     std::shared_ptr<OperatorImpl> mAidgeImpl;
 };
 

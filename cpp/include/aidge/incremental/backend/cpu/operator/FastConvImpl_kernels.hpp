@@ -1,7 +1,22 @@
 /**
- * Float32 2-D convolution (NCHW, dilation 1) as im2col + OpenBLAS sgemm,
- * forward and backward. Backward ACCUMULATES (+=) into the input, weight and
- * bias gradients, as Aidge's own kernels do.
+ * Float32 2-D convolution (NCHW, dilation 1) on OpenBLAS sgemm, forward and
+ * backward. Backward ACCUMULATES (+=) into the input, weight and bias
+ * gradients, as Aidge's own kernels do.
+ *
+ * Two formulations:
+ * - stride 1 ("shifted", the convolutions of every ResNet block): a chunk of
+ *   samples is copied, zero-padded, into a buffer xp[C][b * plane] (plane =
+ *   Hp * Wp, the padded image). Output position (oy, ox) of sample j is column
+ *   q = j*plane + oy*Wp + ox of a wide output yp[O][b * plane], and kernel tap
+ *   (ki, kj) reads column q + ki*Wp + kj of xp: the whole convolution is KH*KW
+ *   matrix products  yp += W_k[O, C] * xp[:, off_k : off_k + b*plane]  on
+ *   shifted views, with no im2col matrix (KH*KW times smaller traffic). The
+ *   columns that are not output positions (right margin, bottom rows) are
+ *   computed and dropped; in the backward pass the output gradient is zero
+ *   there, so they contribute nothing to dW or dx. The weight and input
+ *   gradients are the same shifted products, transposed.
+ * - any stride (im2col): each sample unfolds into col[K, P] and one product
+ *   per chunk does the rest.
  *
  * Parallelism: one OpenMP region over chunks of samples; each thread unfolds
  * its chunk side by side into a private column matrix [K, b*P] (b samples, so
@@ -111,7 +126,7 @@ inline void col2imAdd(const ConvShape &s, const float *dcol, std::size_t ld, flo
 /// page faults on every call; contents are always overwritten before use).
 inline float *scratch(int slot, std::size_t n)
 {
-    thread_local std::vector<float> buffers[2];
+    thread_local std::vector<float> buffers[4];
     std::vector<float> &b = buffers[slot];
     if (b.size() < n) {
         b.resize(n);
@@ -129,8 +144,8 @@ inline int samplesPerChunk(const ConvShape &s)
     return static_cast<int>(std::min<long>(b, std::max(1, s.N)));
 }
 
-/// y[N, O, HO, WO] = conv(x, w) + bias (bias may be null).
-inline void fastConvForward(const ConvShape &s, const float *x, const float *w,
+/// y[N, O, HO, WO] = conv(x, w) + bias (bias may be null), through im2col.
+inline void im2colConvForward(const ConvShape &s, const float *x, const float *w,
                             const float *bias, float *y)
 {
     const int K = s.K(), P = s.P(), b = samplesPerChunk(s);
@@ -165,8 +180,8 @@ inline void fastConvForward(const ConvShape &s, const float *x, const float *w,
     }
 }
 
-/// dx += conv^T(dy, w); dw += dy * col^T; db += sum(dy). Any of dx, dw, db may be null.
-inline void fastConvBackward(const ConvShape &s, const float *x, const float *w,
+/// dx += conv^T(dy, w); dw += dy * col^T; db += sum(dy), through im2col.
+inline void im2colConvBackward(const ConvShape &s, const float *x, const float *w,
                              const float *dy, float *dx, float *dw, float *db)
 {
     const int K = s.K(), P = s.P(), b = samplesPerChunk(s);
@@ -235,6 +250,238 @@ inline void fastConvBackward(const ConvShape &s, const float *x, const float *w,
                 db[o] += src[o];
             }
         }
+    }
+}
+
+// ------------------------------------------------------------ stride 1
+
+/// Geometry of the shifted formulation for a chunk of `nb` samples.
+struct ShiftedChunk {
+    int Hp, Wp;            // padded image
+    std::size_t plane;     // Hp * Wp
+    std::size_t cols;      // nb * plane: columns of every product
+    std::size_t ld;        // row length of xp / dxp: cols + the largest tap offset
+    ShiftedChunk(const ConvShape &s, int nb)
+        : Hp(s.H + s.PT + s.PB), Wp(s.W + s.PL + s.PR),
+          plane(static_cast<std::size_t>(Hp) * Wp),
+          cols(static_cast<std::size_t>(nb) * plane),
+          ld(cols + static_cast<std::size_t>(s.KH - 1) * Wp + (s.KW - 1)) {}
+    std::size_t offset(int tap, const ConvShape &s) const
+    {
+        return static_cast<std::size_t>(tap / s.KW) * Wp + tap % s.KW;
+    }
+};
+
+inline bool shiftedApplies(const ConvShape &s) { return s.SH == 1 && s.SW == 1; }
+
+/// Samples per chunk of the shifted formulation. Measured on a 2-core Zen 5
+/// (benchmarks/bench_kernels.py): the products run fastest while a chunk's
+/// padded input (C * b * plane floats) stays within about 64 KB, i.e. close to
+/// the L1/L2 boundary; one sample per chunk for 3x3 convolutions on 16x16
+/// images and up.
+inline int shiftedSamplesPerChunk(const ConvShape &s)
+{
+    const long plane = static_cast<long>(s.H + s.PT + s.PB) * (s.W + s.PL + s.PR);
+    const long perSample = std::max(1L, plane * std::max(s.C, s.O));
+    const long b = std::max(1L, (16L * 1024) / perSample);
+    return static_cast<int>(std::min<long>(b, std::max(1, s.N)));
+}
+
+/// Weights as KH*KW matrices wk[tap][O][C] (tap = ki*KW + kj).
+inline std::vector<float> tapMajorWeights(const ConvShape &s, const float *w)
+{
+    const int taps = s.KH * s.KW;
+    std::vector<float> wk(static_cast<std::size_t>(taps) * s.O * s.C);
+    for (int o = 0; o < s.O; ++o) {
+        for (int c = 0; c < s.C; ++c) {
+            const float *src = w + (static_cast<std::size_t>(o) * s.C + c) * taps;
+            for (int t = 0; t < taps; ++t) {
+                wk[(static_cast<std::size_t>(t) * s.O + o) * s.C + c] = src[t];
+            }
+        }
+    }
+    return wk;
+}
+
+/// xp[c][j*plane + (iy+PT)*Wp + ix+PL] = x[j][c][iy][ix]; zero elsewhere, tail included.
+inline void padChunk(const ConvShape &s, const ShiftedChunk &g, const float *x, int nb, float *xp)
+{
+    const std::size_t xStride = static_cast<std::size_t>(s.C) * s.H * s.W;
+    for (int c = 0; c < s.C; ++c) {
+        float *row = xp + c * g.ld;
+        for (int j = 0; j < nb; ++j) {
+            float *img = row + j * g.plane;
+            const float *src = x + j * xStride + static_cast<std::size_t>(c) * s.H * s.W;
+            std::memset(img, 0, sizeof(float) * s.PT * g.Wp);
+            for (int iy = 0; iy < s.H; ++iy) {
+                float *r = img + static_cast<std::size_t>(iy + s.PT) * g.Wp;
+                std::memset(r, 0, sizeof(float) * s.PL);
+                std::memcpy(r + s.PL, src + static_cast<std::size_t>(iy) * s.W, sizeof(float) * s.W);
+                std::memset(r + s.PL + s.W, 0, sizeof(float) * s.PR);
+            }
+            std::memset(img + static_cast<std::size_t>(s.PT + s.H) * g.Wp, 0, sizeof(float) * s.PB * g.Wp);
+        }
+        std::memset(row + g.cols, 0, sizeof(float) * (g.ld - g.cols));
+    }
+}
+
+inline void shiftedConvForward(const ConvShape &s, const float *x, const float *w,
+                               const float *bias, float *y)
+{
+    const int b = shiftedSamplesPerChunk(s), taps = s.KH * s.KW;
+    const int chunks = (s.N + b - 1) / b;
+    const std::size_t xStride = static_cast<std::size_t>(s.C) * s.H * s.W;
+    const std::size_t yStride = static_cast<std::size_t>(s.O) * s.P();
+    const std::vector<float> wk = tapMajorWeights(s, w);
+    const ShiftedChunk full(s, b);
+#pragma omp parallel
+    {
+        float *xp = scratch(0, static_cast<std::size_t>(s.C) * full.ld);
+        float *yp = scratch(1, static_cast<std::size_t>(s.O) * full.cols);
+#pragma omp for schedule(static)
+        for (int ch = 0; ch < chunks; ++ch) {
+            const int n0 = ch * b, nb = std::min(b, s.N - n0);
+            const ShiftedChunk g(s, nb);
+            padChunk(s, g, x + n0 * xStride, nb, xp);
+            const int cols = static_cast<int>(g.cols), ld = static_cast<int>(g.ld);
+            for (int t = 0; t < taps; ++t) {
+                sgemm(false, false, s.O, cols, s.C, 1.0f, wk.data() + static_cast<std::size_t>(t) * s.O * s.C,
+                      s.C, xp + g.offset(t, s), ld, t == 0 ? 0.0f : 1.0f, yp, cols);
+            }
+            for (int j = 0; j < nb; ++j) {
+                for (int o = 0; o < s.O; ++o) {
+                    const float bo = bias != nullptr ? bias[o] : 0.0f;
+                    const float *src = yp + o * g.cols + j * g.plane;
+                    float *dst = y + (n0 + j) * yStride + static_cast<std::size_t>(o) * s.P();
+                    for (int oy = 0; oy < s.HO; ++oy) {
+                        for (int ox = 0; ox < s.WO; ++ox) {
+                            dst[oy * s.WO + ox] = src[static_cast<std::size_t>(oy) * g.Wp + ox] + bo;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+inline void shiftedConvBackward(const ConvShape &s, const float *x, const float *w,
+                                const float *dy, float *dx, float *dw, float *db)
+{
+    const int b = shiftedSamplesPerChunk(s), taps = s.KH * s.KW;
+    const int chunks = (s.N + b - 1) / b;
+    const std::size_t xStride = static_cast<std::size_t>(s.C) * s.H * s.W;
+    const std::size_t yStride = static_cast<std::size_t>(s.O) * s.P();
+    const std::size_t wSize = static_cast<std::size_t>(taps) * s.O * s.C;
+    const std::vector<float> wk = dx != nullptr ? tapMajorWeights(s, w) : std::vector<float>();
+    const ShiftedChunk full(s, b);
+    const int nThreads = omp_get_max_threads();
+    std::vector<float> dwAll(dw != nullptr ? nThreads * wSize : 0, 0.0f); // [t][tap][O][C]
+    std::vector<float> dbAll(db != nullptr ? static_cast<std::size_t>(nThreads) * s.O : 0, 0.0f);
+    int used = 1;
+#pragma omp parallel num_threads(nThreads)
+    {
+        const int t = omp_get_thread_num();
+#pragma omp single
+        used = omp_get_num_threads();
+        float *xp = scratch(0, static_cast<std::size_t>(s.C) * full.ld);
+        float *dyp = scratch(1, static_cast<std::size_t>(s.O) * full.cols);
+        float *dxp = scratch(2, static_cast<std::size_t>(s.C) * full.ld);
+        float *dwT = dw != nullptr ? dwAll.data() + t * wSize : nullptr;
+        float *dbT = db != nullptr ? dbAll.data() + static_cast<std::size_t>(t) * s.O : nullptr;
+#pragma omp for schedule(static)
+        for (int ch = 0; ch < chunks; ++ch) {
+            const int n0 = ch * b, nb = std::min(b, s.N - n0);
+            const ShiftedChunk g(s, nb);
+            const int cols = static_cast<int>(g.cols), ld = static_cast<int>(g.ld);
+            // dy in the wide layout, zero on the columns that are not outputs
+            std::memset(dyp, 0, sizeof(float) * s.O * g.cols);
+            for (int j = 0; j < nb; ++j) {
+                for (int o = 0; o < s.O; ++o) {
+                    const float *src = dy + (n0 + j) * yStride + static_cast<std::size_t>(o) * s.P();
+                    float *dst = dyp + o * g.cols + j * g.plane;
+                    float acc = 0.0f;
+                    for (int oy = 0; oy < s.HO; ++oy) {
+                        for (int ox = 0; ox < s.WO; ++ox) {
+                            const float v = src[oy * s.WO + ox];
+                            dst[static_cast<std::size_t>(oy) * g.Wp + ox] = v;
+                            acc += v;
+                        }
+                    }
+                    if (db != nullptr) {
+                        dbT[o] += acc;
+                    }
+                }
+            }
+            if (dw != nullptr) {
+                padChunk(s, g, x + n0 * xStride, nb, xp);
+                for (int k = 0; k < taps; ++k) {
+                    sgemm(false, true, s.O, s.C, cols, 1.0f, dyp, cols, xp + g.offset(k, s), ld,
+                          1.0f, dwT + static_cast<std::size_t>(k) * s.O * s.C, s.C);
+                }
+            }
+            if (dx != nullptr) {
+                std::memset(dxp, 0, sizeof(float) * s.C * g.ld);
+                for (int k = 0; k < taps; ++k) {
+                    sgemm(true, false, s.C, cols, s.O, 1.0f, wk.data() + static_cast<std::size_t>(k) * s.O * s.C,
+                          s.C, dyp, cols, 1.0f, dxp + g.offset(k, s), ld);
+                }
+                for (int j = 0; j < nb; ++j) {
+                    for (int c = 0; c < s.C; ++c) {
+                        const float *src = dxp + c * g.ld + j * g.plane +
+                                           static_cast<std::size_t>(s.PT) * g.Wp + s.PL;
+                        float *dst = dx + (n0 + j) * xStride + static_cast<std::size_t>(c) * s.H * s.W;
+                        for (int iy = 0; iy < s.H; ++iy) {
+                            for (int ix = 0; ix < s.W; ++ix) {
+                                dst[iy * s.W + ix] += src[static_cast<std::size_t>(iy) * g.Wp + ix];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (int t = 0; t < used; ++t) { // thread order: deterministic for a given thread count
+        if (dw != nullptr) {
+            const float *src = dwAll.data() + t * wSize;
+            for (int k = 0; k < taps; ++k) {
+                for (int o = 0; o < s.O; ++o) {
+                    for (int c = 0; c < s.C; ++c) {
+                        dw[(static_cast<std::size_t>(o) * s.C + c) * taps + k] +=
+                            src[(static_cast<std::size_t>(k) * s.O + o) * s.C + c];
+                    }
+                }
+            }
+        }
+        if (db != nullptr) {
+            const float *src = dbAll.data() + static_cast<std::size_t>(t) * s.O;
+            for (int o = 0; o < s.O; ++o) {
+                db[o] += src[o];
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------ dispatch
+
+/// y[N, O, HO, WO] = conv(x, w) + bias (bias may be null).
+inline void fastConvForward(const ConvShape &s, const float *x, const float *w,
+                            const float *bias, float *y)
+{
+    if (shiftedApplies(s)) {
+        shiftedConvForward(s, x, w, bias, y);
+    } else {
+        im2colConvForward(s, x, w, bias, y);
+    }
+}
+
+/// dx += conv^T(dy, w); dw += conv(x, dy); db += sum(dy). Any of dx, dw, db may be null.
+inline void fastConvBackward(const ConvShape &s, const float *x, const float *w,
+                             const float *dy, float *dx, float *dw, float *db)
+{
+    if (shiftedApplies(s)) {
+        shiftedConvBackward(s, x, w, dy, dx, dw, db);
+    } else {
+        im2colConvBackward(s, x, w, dy, dx, dw, db);
     }
 }
 
