@@ -99,6 +99,8 @@ PADDED_CONV_CASES = [
     (2, 3, 8, 7, 4, 3, 3, [2, 2, 2, 2], [1, 1], False),
     (3, 2, 9, 6, 5, 3, 2, [0, 1, 2, 3], [1, 1], True),   # asymmetric pads
     (1, 4, 5, 5, 3, 5, 5, [2, 2, 2, 2], [1, 1], True),   # kernel as large as the padded input
+    (3, 3, 6, 5, 4, 3, 3, [3, 3, 3, 3], [1, 1], True),   # pads > kernel - 1: rows/samples keep their own pads
+    (4, 2, 7, 6, 3, 2, 3, [3, 0, 1, 2], [1, 1], False),  # shared rows but not shared columns
     # several chunks per thread and a partial last chunk (16x16 images: one
     # sample per chunk; 6x6: several samples side by side in one product)
     (9, 16, 16, 16, 16, 3, 3, [1, 1, 1, 1], [1, 1], False),

@@ -5,16 +5,21 @@
  *
  * Two formulations:
  * - stride 1 ("shifted", the convolutions of every ResNet block): a chunk of
- *   samples is copied, zero-padded, into a buffer xp[C][b * plane] (plane =
- *   Hp * Wp, the padded image). Output position (oy, ox) of sample j is column
- *   q = j*plane + oy*Wp + ox of a wide output yp[O][b * plane], and kernel tap
- *   (ki, kj) reads column q + ki*Wp + kj of xp: the whole convolution is KH*KW
- *   matrix products  yp += W_k[O, C] * xp[:, off_k : off_k + b*plane]  on
- *   shifted views, with no im2col matrix (KH*KW times smaller traffic). The
- *   columns that are not output positions (right margin, bottom rows) are
- *   computed and dropped; in the backward pass the output gradient is zero
- *   there, so they contribute nothing to dW or dx. The weight and input
- *   gradients are the same shifted products, transposed.
+ *   b samples is copied, zero-padded, into a buffer xp[C][b * plane]: rows of
+ *   Wp values, one sample every `plane` = rowsPerSample * Wp values. Output
+ *   position (oy, ox) of sample j is column q = j*plane + oy*Wp + ox of a wide
+ *   output yp[O][b * plane], and kernel tap (ki, kj) reads column
+ *   q + ki*Wp + kj of xp: the whole convolution is KH*KW matrix products
+ *   yp += W_k[O, C] * xp[:, off_k : off_k + b*plane]  on shifted views, with
+ *   no im2col matrix (KH*KW times less memory traffic). Neighbours share their
+ *   zero padding: a row's left pad is also the previous row's right pad
+ *   (Wp = W + max(PL, PR)) and the zero rows between two samples are the
+ *   bottom pad of one and the top pad of the next, which leaves fewer columns
+ *   that are not output positions (a 3x3, pad-1 convolution on 8x8 images
+ *   computes 81 columns per sample for 64 outputs instead of 100). Those
+ *   columns are computed and dropped; in the backward pass the output
+ *   gradient is zero there, so they contribute nothing to dW or dx. The weight
+ *   and input gradients are the same shifted products, transposed.
  * - any stride (im2col): each sample unfolds into col[K, P] and one product
  *   per chunk does the rest.
  *
@@ -257,15 +262,27 @@ inline void im2colConvBackward(const ConvShape &s, const float *x, const float *
 
 /// Geometry of the shifted formulation for a chunk of `nb` samples.
 struct ShiftedChunk {
-    int Hp, Wp;            // padded image
-    std::size_t plane;     // Hp * Wp
+    int Wp;                // row length
+    int rowsPerSample;     // rows from one sample to the next
+    std::size_t plane;     // rowsPerSample * Wp: values from one sample to the next
     std::size_t cols;      // nb * plane: columns of every product
     std::size_t ld;        // row length of xp / dxp: cols + the largest tap offset
     ShiftedChunk(const ConvShape &s, int nb)
-        : Hp(s.H + s.PT + s.PB), Wp(s.W + s.PL + s.PR),
-          plane(static_cast<std::size_t>(Hp) * Wp),
-          cols(static_cast<std::size_t>(nb) * plane),
-          ld(cols + static_cast<std::size_t>(s.KH - 1) * Wp + (s.KW - 1)) {}
+    {
+        // Neighbouring rows (samples) can share their zero padding when the
+        // outputs of one never reach the next: at most KW-1 (KH-1) of the
+        // smaller pad. Otherwise each row (sample) keeps its own.
+        const bool shareCols = std::min(s.PL, s.PR) <= s.KW - 1;
+        const bool shareRows = std::min(s.PT, s.PB) <= s.KH - 1;
+        Wp = s.W + (shareCols ? std::max(s.PL, s.PR) : s.PL + s.PR);
+        rowsPerSample = s.H + (shareRows ? std::max(s.PT, s.PB) : s.PT + s.PB);
+        plane = static_cast<std::size_t>(rowsPerSample) * Wp;
+        cols = static_cast<std::size_t>(nb) * plane;
+        // the first sample's top pad, then the bottom pad and the reach of the
+        // last taps past the last sample (all zero)
+        ld = static_cast<std::size_t>(s.PT) * Wp + cols +
+             static_cast<std::size_t>(s.KH + s.PB) * Wp + s.KW;
+    }
     std::size_t offset(int tap, const ConvShape &s) const
     {
         return static_cast<std::size_t>(tap / s.KW) * Wp + tap % s.KW;
@@ -281,7 +298,7 @@ inline bool shiftedApplies(const ConvShape &s) { return s.SH == 1 && s.SW == 1; 
 /// images and up.
 inline int shiftedSamplesPerChunk(const ConvShape &s)
 {
-    const long plane = static_cast<long>(s.H + s.PT + s.PB) * (s.W + s.PL + s.PR);
+    const long plane = static_cast<long>(ShiftedChunk(s, 1).plane);
     const long perSample = std::max(1L, plane * std::max(s.C, s.O));
     const long b = std::max(1L, (16L * 1024) / perSample);
     return static_cast<int>(std::min<long>(b, std::max(1, s.N)));
@@ -309,19 +326,15 @@ inline void padChunk(const ConvShape &s, const ShiftedChunk &g, const float *x, 
     const std::size_t xStride = static_cast<std::size_t>(s.C) * s.H * s.W;
     for (int c = 0; c < s.C; ++c) {
         float *row = xp + c * g.ld;
+        std::memset(row, 0, sizeof(float) * g.ld);
         for (int j = 0; j < nb; ++j) {
-            float *img = row + j * g.plane;
+            float *img = row + j * g.plane + static_cast<std::size_t>(s.PT) * g.Wp + s.PL;
             const float *src = x + j * xStride + static_cast<std::size_t>(c) * s.H * s.W;
-            std::memset(img, 0, sizeof(float) * s.PT * g.Wp);
             for (int iy = 0; iy < s.H; ++iy) {
-                float *r = img + static_cast<std::size_t>(iy + s.PT) * g.Wp;
-                std::memset(r, 0, sizeof(float) * s.PL);
-                std::memcpy(r + s.PL, src + static_cast<std::size_t>(iy) * s.W, sizeof(float) * s.W);
-                std::memset(r + s.PL + s.W, 0, sizeof(float) * s.PR);
+                std::memcpy(img + static_cast<std::size_t>(iy) * g.Wp, src + static_cast<std::size_t>(iy) * s.W,
+                            sizeof(float) * s.W);
             }
-            std::memset(img + static_cast<std::size_t>(s.PT + s.H) * g.Wp, 0, sizeof(float) * s.PB * g.Wp);
         }
-        std::memset(row + g.cols, 0, sizeof(float) * (g.ld - g.cols));
     }
 }
 
