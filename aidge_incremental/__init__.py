@@ -1,4 +1,5 @@
 """aidge_incremental: class-incremental learning for Eclipse Aidge."""
+from . import _openmp_preload  # noqa: F401  (one OpenMP runtime: before aidge_core)
 from . import _cuda_preload  # noqa: F401  (CUDA 12 libraries, if any, before aidge_core)
 import aidge_core  # noqa: F401  (our C++ types derive from aidge_core's)
 import aidge_backend_cpu  # noqa: F401  (CPU tensors and kernels)

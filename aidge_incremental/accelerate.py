@@ -1,12 +1,18 @@
 """Fast float32 CPU training kernels for Aidge graphs (issue 10).
 
-``accelerate(graph)`` gives aidge_incremental's own implementation (C++,
-im2col + OpenBLAS from the scipy-openblas32 wheel, OpenMP) to every node it
-supports, forward and backward:
+``accelerate(graph)`` gives aidge_incremental's own implementation (C++ on
+OpenBLAS from the scipy-openblas32 wheel, OpenMP) to every node it supports,
+forward and backward:
 
-* Conv2D (any kernel and stride, dilation 1, with or without bias), also the
-  Conv2D and Pad inside a PaddedConv2D meta-operator (which runs its
-  micro-graph);
+* Conv2D (any kernel and stride, dilation 1, with or without bias): stride 1
+  as KH*KW matrix products on shifted views of a zero-padded copy of the input
+  (no im2col matrix), other strides through im2col;
+* PaddedConv2D (Aidge's meta-operator: a Pad, then a Conv2D, run as a
+  micro-graph) as ONE kernel when its Pad is a zero padding of the spatial
+  axes: its two inner nodes get a pair of implementations by which the
+  Conv2D pads as it reads the Pad's input and back-propagates straight into
+  the Pad's input gradient, so the padded tensor is never materialised
+  (otherwise the inner Pad and Conv2D are accelerated one by one);
 * FC;
 * BatchNorm2D: train mode (batch mean and biased variance to normalise;
   running mean/variance updated as ``running = running*momentum +
@@ -40,15 +46,23 @@ Consequences (tests/test_kernels.py):
 Threads: OpenBLAS runs single-threaded; each kernel splits its work over the
 OpenMP threads (chunks of samples, rows, or channels) and each thread calls the
 BLAS on its own slice, so BLAS and OpenMP threads never compete. The module
-links the libgomp bundled in the Aidge wheels, so the process has one OpenMP
-runtime. On a machine shared with other busy processes, run with
-``OMP_WAIT_POLICY=passive``: with libgomp's default spin-waiting, threads that
-wait at a barrier for a descheduled sibling burn their time slice (measured on
-2 loaded cores: a 784-256-256-10 MLP step 150 ms instead of 4 ms, for Aidge's
-own kernels as for ours). OpenBLAS picks its kernels for the CPU it runs on
-(AVX-512 "SkylakeX" ones on this project's AMD EPYC) unless the environment
-variable ``OPENBLAS_CORETYPE`` forces others (this project's machines set it to
-Haswell, AVX2).
+links the libgomp bundled in the Aidge wheels, the one Aidge's own libraries
+use. aidge-quantization (the ``export`` and ``test`` extras) bundles another,
+and Aidge's CPU backend binds to it when aidge_core is imported first: import
+aidge_incremental before aidge_core (``_openmp_preload.py``; ``openmp_runtimes()``
+lists what a process has). On a machine shared with other busy processes, run
+with ``OMP_WAIT_POLICY=passive``: with libgomp's default spin-waiting, threads
+that wait at a barrier for a descheduled sibling burn their time slice
+(measured on 2 loaded cores: a 784-256-256-10 MLP step 150 ms instead of 4 ms,
+for Aidge's own kernels as for ours).
+
+OpenBLAS picks its kernels for the CPU it runs on (AVX-512 "SkylakeX" ones on
+this project's AMD EPYC) unless the environment variable ``OPENBLAS_CORETYPE``
+forces others; this project's machines set it to Haswell (AVX2), which makes
+the convolutions about 1.6x slower (benchmarks/bench_kernels.py prints the
+kernels in use). We leave that choice to the user: a library that overrode it
+would defeat a setting made, for instance, to get the same floating-point
+results on every machine.
 """
 from __future__ import annotations
 
@@ -56,7 +70,7 @@ import aidge_core
 
 from . import _core
 
-__all__ = ["accelerate", "blas_config", "is_accelerated", "unsupported_reason"]
+__all__ = ["accelerate", "blas_config", "is_accelerated", "openmp_runtimes", "unsupported_reason"]
 
 
 def accelerate(graph: aidge_core.GraphView) -> int:
@@ -88,3 +102,25 @@ def unsupported_reason(node: aidge_core.Node) -> str:
 def blas_config() -> str:
     """Configuration string of the OpenBLAS library the kernels call."""
     return str(_core.blas_config())
+
+
+def openmp_runtimes() -> list[str]:
+    """Paths of the OpenMP runtime libraries loaded in this process (Linux).
+
+    More than one means kernels of different libraries run on different thread
+    pools that spin against each other (see ``aidge_incremental/_openmp_preload.py``:
+    import aidge_incremental before aidge_core). Empty where ``/proc/self/maps``
+    does not exist.
+    """
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            lines = maps.read().splitlines()
+    except OSError:
+        return []
+    found = set()
+    for line in lines:
+        path = line.split()[-1] if line.split() else ""
+        name = path.rsplit("/", 1)[-1]
+        if name.startswith(("libgomp", "libiomp", "libomp")) and ".so" in name:
+            found.add(path)
+    return sorted(found)

@@ -14,11 +14,11 @@ import os
 import platform
 import time
 
+import aidge_incremental as ai  # first: one OpenMP runtime (see its _openmp_preload)
 import aidge_core
 import aidge_learning
 import numpy as np
 
-import aidge_incremental as ai
 from aidge_incremental.loss import attention_distillation, cross_entropy, distillation
 
 SIZES = [(128, 100), (256, 1000)]

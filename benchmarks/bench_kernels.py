@@ -21,12 +21,12 @@ import time
 
 import numpy as np
 
+import aidge_incremental as ai  # first: one OpenMP runtime (see its _openmp_preload)
 import aidge_core as ac
 import aidge_backend_cpu  # noqa: F401
 import aidge_learning as al
 
-import aidge_incremental as ai
-from aidge_incremental.accelerate import blas_config
+from aidge_incremental.accelerate import blas_config, openmp_runtimes
 from aidge_incremental.models import IncrementalModel
 
 try:
@@ -256,6 +256,13 @@ def main(argv=None):
     print(f"CPU cores: {os.cpu_count()}, " + ", ".join(
         f"{k}={os.environ.get(k, 'unset')}" for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "OPENBLAS_CORETYPE"))
         + f", torch threads: {torch.get_num_threads() if torch else 'n/a'}")
+    runtimes = openmp_runtimes()
+    print(f"OpenMP runtimes loaded: {len(runtimes)} " + " ".join(os.path.basename(r) for r in runtimes))
+    if len(runtimes) > 1:
+        print("  WARNING: several OpenMP runtimes spin against each other (small ops slow down many times)")
+    if os.environ.get("OPENBLAS_CORETYPE"):
+        print(f"  NOTE: OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} forces OpenBLAS's kernels for that CPU "
+              "type (PyTorch's oneDNN ignores it); unset it to let OpenBLAS pick this CPU's own")
     if args.only in (None, "ops"):
         bench_ops(args.batch, args.repeats)
     if args.only in (None, "steps"):

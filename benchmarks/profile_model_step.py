@@ -16,6 +16,7 @@ import re
 import tempfile
 import time
 
+import aidge_incremental  # noqa: F401  (first: one OpenMP runtime, see its _openmp_preload)
 import aidge_core
 import aidge_learning
 import numpy as np

@@ -1,3 +1,7 @@
+# aidge_incremental before anything imports aidge_core: one OpenMP runtime for
+# Aidge's CPU kernels (aidge_incremental/_openmp_preload.py).
+import aidge_incremental  # noqa: F401
+
 import numpy as np
 import pytest
 
