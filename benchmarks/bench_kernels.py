@@ -10,8 +10,12 @@ Aidge's own kernels cannot train BatchNorm (and have no GlobalAveragePooling
 backward): its ResNet-32 row is the BatchNorm-free variant (models built with
 batchnorm=False, pooling as a frozen Conv2D), and its BatchNorm/GAP op rows are
 "n/a". Ratios are computed within this run; the machine may be shared, so
-only ratios are meaningful. On a machine shared with other busy processes run
+only ratios are meaningful. Every timed call follows an untimed call of the
+same function (see best_of). On a machine shared with other busy processes run
 it with OMP_WAIT_POLICY=passive (see aidge_incremental/accelerate.py).
+OPENBLAS_CORETYPE, when set, forces OpenBLAS's kernels (PyTorch ignores it):
+`env -u OPENBLAS_CORETYPE python benchmarks/bench_kernels.py` measures with the
+kernels OpenBLAS picks for this CPU.
 """
 from __future__ import annotations
 
@@ -35,13 +39,21 @@ except ImportError:  # PyTorch is optional: its columns are then "n/a"
     torch = None
 
 
-def best_of(fns, repeats):
-    """Interleaved best-of-``repeats`` wall time of each callable (None = skipped)."""
+def best_of(fns, repeats, settle=True):
+    """Interleaved best-of-``repeats`` wall time of each callable (None = skipped).
+
+    With ``settle``, each timed call follows one untimed call of the same
+    callable: PyTorch brings its own OpenMP runtime (torch/lib/libgomp), whose
+    worker threads keep spinning for a while after a PyTorch call and would
+    otherwise steal the cores from whatever is timed next (and ours from it).
+    """
     best = [float("inf")] * len(fns)
     for _ in range(repeats):
         for i, fn in enumerate(fns):
             if fn is None:
                 continue
+            if settle:
+                fn()
             t0 = time.perf_counter()
             fn()
             best[i] = min(best[i], time.perf_counter() - t0)
@@ -217,7 +229,7 @@ def bench_steps(batch, repeats, skip_aidge_resnet):
         m_aidge = IncrementalModel("resnet32", (3, 32, 32), n_classes=10, kernels="aidge", batchnorm=False)
         aidge_fn = aidge_model_step(m_aidge, x, y)
         # tens of seconds a step: best of 2, interleaved with ours (BN-free)
-        t = best_of([aidge_fn, fns[1]], 2)
+        t = best_of([aidge_fn, fns[1]], 2, settle=False)
         names.append("ResNet-32 Aidge kernels (BN-free)")
         times.append(t[0])
     for n, t in zip(names, times):
@@ -257,9 +269,12 @@ def main(argv=None):
         f"{k}={os.environ.get(k, 'unset')}" for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "OPENBLAS_CORETYPE"))
         + f", torch threads: {torch.get_num_threads() if torch else 'n/a'}")
     runtimes = openmp_runtimes()
-    print(f"OpenMP runtimes loaded: {len(runtimes)} " + " ".join(os.path.basename(r) for r in runtimes))
-    if len(runtimes) > 1:
-        print("  WARNING: several OpenMP runtimes spin against each other (small ops slow down many times)")
+    ours = [r for r in runtimes if "/torch/" not in r]
+    print("OpenMP runtimes loaded: " + ", ".join(
+        os.path.basename(r) + (" (PyTorch's)" if r not in ours else "") for r in runtimes))
+    if len(ours) > 1:
+        print("  WARNING: Aidge's kernels run on several OpenMP runtimes that spin against each other "
+              "(import aidge_incremental before aidge_core)")
     if os.environ.get("OPENBLAS_CORETYPE"):
         print(f"  NOTE: OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} forces OpenBLAS's kernels for that CPU "
               "type (PyTorch's oneDNN ignores it); unset it to let OpenBLAS pick this CPU's own")

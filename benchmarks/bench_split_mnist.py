@@ -6,14 +6,63 @@ and wall time per method, in one run.
 With only the 10,000-image MNIST test split (t10k) in the directory, it is
 split 80/20 (stratified, fixed seed) into train and test parts; the output
 says so.
+
+When PyTorch is installed, the same Finetune run is also written in PyTorch
+(same scenario and class order, same inputs, MLP, SGD settings, batch size,
+epochs and evaluation after every step; a head over the classes seen so far)
+and both runs are timed, interleaved, best of --repeats: the last lines
+compare the wall time of the whole run, training and evaluation included.
 """
 import argparse
 import time
 
 import numpy as np
 
+import aidge_incremental  # noqa: F401  (first: one OpenMP runtime, see its _openmp_preload)
 from aidge_incremental.datasets import load_mnist
 from aidge_incremental.experiment import ExperimentConfig, run_experiment
+from aidge_incremental.scenario import ClassIncrementalScenario
+from aidge_incremental.training import normalized
+
+try:
+    import torch
+except ImportError:  # the PyTorch comparison is then skipped
+    torch = None
+
+
+def torch_finetune(dataset, config):
+    """Finetune on the scenario of ``config`` in PyTorch; returns the last step's accuracy."""
+    torch.manual_seed(config.seed)
+    dataset = normalized(dataset) if config.normalize else dataset
+    scenario = ClassIncrementalScenario(dataset, config.initial, config.increment, config.class_order,
+                                        seed=config.seed)
+    sizes = [int(np.prod(dataset.input_shape)), *config.hidden]
+    layers = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+    body = torch.nn.Sequential(torch.nn.Flatten(), *layers)
+    head = torch.nn.Linear(sizes[-1], scenario.n_classes)
+    params = list(body.parameters()) + list(head.parameters())
+    opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    rng = np.random.default_rng(config.seed)
+    accuracy = 0.0
+    for t in range(scenario.n_steps):
+        step = scenario.step(t)
+        n_seen = step.n_seen
+        for _ in range(config.epochs):
+            order = rng.permutation(len(step.y_train))
+            for i in range(0, len(order), config.batch_size):
+                rows = order[i:i + config.batch_size]
+                x = torch.from_numpy(dataset.to_input(step.x_train[rows]))
+                y = torch.from_numpy(step.y_train[rows].astype(np.int64))
+                loss = torch.nn.functional.cross_entropy(head(body(x))[:, :n_seen], y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        with torch.no_grad():
+            logits = head(body(torch.from_numpy(dataset.to_input(step.x_test))))[:, :n_seen]
+            accuracy = float((logits.argmax(1).numpy() == step.y_test).mean())
+    return accuracy
 
 
 def main():
@@ -25,6 +74,7 @@ def main():
     parser.add_argument("--memory", type=int, default=200)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--repeats", type=int, default=3, help="PyTorch comparison: best of this many runs")
     args = parser.parse_args()
 
     dataset = load_mnist(args.data_dir)
@@ -52,6 +102,25 @@ def main():
             print(f"{label:<14} {100 * mean['average_incremental_accuracy']:15.2f}% "
                   f"{100 * mean['last_accuracy']:9.2f}% {100 * mean['average_forgetting']:10.2f}% "
                   f"{np.mean(seconds):8.1f}")
+
+    if torch is None:
+        print("\nPyTorch is not installed: no comparison with the same run written in PyTorch")
+        return
+    config = ExperimentConfig(method="finetune", hidden=list(args.hidden), epochs=args.epochs, lr=args.lr,
+                              seed=args.seeds[0])
+    ours, theirs, acc = [], [], {}
+    for _ in range(args.repeats):  # interleaved
+        start = time.perf_counter()
+        acc["ours"] = run_experiment(config, dataset).metrics()["head"]["last_accuracy"]
+        ours.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        acc["torch"] = torch_finetune(dataset, config)
+        theirs.append(time.perf_counter() - start)
+    print(f"\nFinetune run, wall time best of {args.repeats} (torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads):")
+    print(f"  aidge_incremental {min(ours):7.2f} s  (last-step accuracy {100 * acc['ours']:.2f}%)")
+    print(f"  PyTorch           {min(theirs):7.2f} s  (last-step accuracy {100 * acc['torch']:.2f}%)")
+    print(f"  ours / PyTorch    {min(ours) / min(theirs):7.2f}x")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include "aidge/graph/GraphView.hpp"
 #include "aidge/graph/Node.hpp"
 #include "aidge/incremental/backend/cpu/Blas.hpp"
 #include "aidge/incremental/backend/cpu/FastImpl.hpp"
+#include "aidge/incremental/backend/cpu/FastSGD.hpp"
 
 namespace py = pybind11;
 
@@ -22,6 +24,14 @@ void init_Accelerate(py::module &m)
           "Why accelerate() leaves this node on Aidge's kernel ('' when it would not).");
     m.def("blas_config", []() { return std::string(scipy_openblas_get_config()); },
           "Build configuration string of the OpenBLAS the fast kernels call.");
+    py::class_<FastSGD>(m, "FastSGD",
+                        "SGD with momentum and L2 weight decay, PyTorch's rule, in one pass per "
+                        "float32 cpu parameter tensor (see FastSGD.hpp).")
+        .def(py::init<std::vector<std::shared_ptr<Tensor>>, float, float>(), py::arg("parameters"),
+             py::arg("momentum"), py::arg("weight_decay"))
+        .def("reset_grad", &FastSGD::resetGrad)
+        .def("update", &FastSGD::update, py::arg("lr"))
+        .def_property_readonly("step", &FastSGD::step);
 }
 
 } // namespace incremental
