@@ -30,7 +30,9 @@ import aidge_core as ac
 import aidge_backend_cpu  # noqa: F401
 import aidge_learning as al
 
+from aidge_incremental import _core
 from aidge_incremental.accelerate import blas_config, openmp_runtimes
+from aidge_incremental.loss import cross_entropy
 from aidge_incremental.models import IncrementalModel
 
 try:
@@ -140,12 +142,25 @@ def bench_ops(batch, repeats):
 # ----------------------------------------------------------- full steps
 
 def aidge_model_step(model, x, y, lr=0.05):
+    """One SGD step (momentum 0.9) of an IncrementalModel, as our training loop
+    does it when the model runs our kernels (our cross-entropy node and FastSGD),
+    and with aidge_learning's CELoss and SGD when it runs Aidge's own kernels."""
     model.set_training(True)
+    sched = model.scheduler
+    xt, yt = ac.Tensor(x), ac.Tensor(y)
+    if model.kernels == "fast":
+        opt = _core.FastSGD([n.get_operator().get_output(0) for n in model.parameter_nodes()], 0.9, 0.0)
+
+        def step():
+            sched.forward(data=[xt])
+            cross_entropy(model.output, yt)
+            opt.reset_grad()
+            sched.backward()
+            opt.update(lr)
+        return step
     opt = al.SGD(momentum=0.9)
     opt.set_learning_rate_scheduler(al.constant_lr(lr))
     opt.set_parameters(model.parameter_nodes())
-    sched = model.scheduler
-    xt, yt = ac.Tensor(x), ac.Tensor(y)
 
     def step():
         sched.forward(data=[xt])
