@@ -15,6 +15,14 @@ from .model import IncrementalModel
 from .methods import METHODS, Finetune, ICaRL, Joint, LwF
 from .experiment import ExperimentConfig, compare, run_experiment
 from .accelerate import accelerate  # noqa: F401  (fast CPU kernels, opt-in per graph)
+from .accelerate import openmp_runtimes as _openmp_runtimes
+
+if _openmp_preload.skipped.startswith("aidge_core was imported") and \
+        len([r for r in _openmp_runtimes() if "/torch/" not in r]) > 1:
+    import warnings
+    warnings.warn("several OpenMP runtimes are loaded (aidge-quantization bundles its own libgomp and Aidge's "
+                  "CPU backend bound to it because aidge_core was imported first): small operations get many "
+                  "times slower. Import aidge_incremental before aidge_core.", RuntimeWarning, stacklevel=2)
 
 __version__ = "0.1.0"
 

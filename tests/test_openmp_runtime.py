@@ -21,11 +21,15 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="gl
 BINDING = re.compile(r"binding file (\S+) \[\d+\] to (\S+) \[\d+\]: normal symbol `GOMP_parallel'")
 
 
-def gomp_bindings(tmp_path, code):
-    """{library basename: basename of the libgomp its GOMP_parallel binds to}."""
+def gomp_bindings(tmp_path, code, stderr=None):
+    """{library basename: basename of the libgomp its GOMP_parallel binds to};
+    the interpreter's stderr is appended to the list ``stderr`` when given."""
     out = tmp_path / "ld"
     env = dict(os.environ, LD_DEBUG="bindings", LD_DEBUG_OUTPUT=str(out))
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=tmp_path)
+    done = subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=tmp_path,
+                          capture_output=True, text=True)
+    if stderr is not None:
+        stderr.append(done.stderr)
     bindings = {}
     for log in tmp_path.glob("ld.*"):
         for match in BINDING.finditer(log.read_text(errors="replace")):
@@ -34,7 +38,9 @@ def gomp_bindings(tmp_path, code):
 
 
 def test_import_aidge_incremental_first_gives_one_openmp_runtime(tmp_path):
-    bindings = gomp_bindings(tmp_path, "import aidge_incremental, aidge_learning")
+    stderr = []
+    bindings = gomp_bindings(tmp_path, "import aidge_incremental, aidge_learning", stderr)
+    assert "OpenMP" not in stderr[0]
     ours = [lib for lib in bindings if lib.startswith("_core.")]
     assert ours and "lib_aidge_backend_cpu.so" in bindings and "lib_aidge_learning.so" in bindings, bindings
     runtimes = {bindings[lib] for lib in ours + ["lib_aidge_backend_cpu.so", "lib_aidge_learning.so"]}
@@ -44,8 +50,10 @@ def test_import_aidge_incremental_first_gives_one_openmp_runtime(tmp_path):
 def test_without_the_preload_aidge_quantization_takes_the_backend(tmp_path):
     if importlib.util.find_spec("aidge_quantization") is None:
         pytest.skip("aidge-quantization is not installed: a single libgomp either way")
-    bindings = gomp_bindings(tmp_path, "import aidge_core, aidge_incremental")
+    stderr = []
+    bindings = gomp_bindings(tmp_path, "import aidge_core, aidge_incremental", stderr)
     assert bindings["lib_aidge_backend_cpu.so"] == bindings["lib_aidge_quantization.so"], bindings
+    assert "RuntimeWarning: several OpenMP runtimes" in stderr[0]  # and the user is told
     assert bindings["lib_aidge_backend_cpu.so"] != bindings[next(b for b in bindings if b.startswith("_core."))]
 
 
