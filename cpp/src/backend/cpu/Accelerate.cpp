@@ -258,7 +258,7 @@ std::size_t accelerateNodes(const GraphView &graph)
         if (!op->isAtomic()) {
             const auto meta = std::dynamic_pointer_cast<MetaOperator_Op>(op);
             if (!meta || meta->getImpl()) {
-                continue; // ours already, or an implementation of its own
+                continue; // a meta-operator with an implementation of its own runs that
             }
             if (node->type() == kPaddedConv2DType && unsupportedReason(node).empty()) {
                 // one kernel for the Pad and the Conv2D (FastConvImpl.hpp)

@@ -2,8 +2,8 @@
 
 #include <array>
 #include <memory>
-#include <vector>
 #include <stdexcept>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -11,7 +11,6 @@
 #include "aidge/incremental/backend/cpu/operator/FastPadImpl.hpp"
 #include "aidge/operator/Conv.hpp"
 #include "aidge/operator/Pad.hpp"
-#include "aidge/scheduler/SequentialScheduler.hpp"
 
 #include "aidge/utils/Registrar.hpp"
 
