@@ -62,8 +62,8 @@ CONV_CASES = [
     (2, 6, 9, 9, 8, 1, 1, (2, 2), False),
     (1, 2, 11, 6, 3, 5, 3, (2, 1), True),
     (5, 3, 5, 5, 7, 2, 2, (3, 2), True),
-    # stride 1 computes dx as a convolution of dy: several chunks per thread,
-    # and (O*KH*KW large) sub-chunks smaller than the forward's chunks
+    # stride 1 (the shifted formulation): one sample per chunk (many output
+    # channels), several samples per chunk with a partial last chunk, 1x1
     (45, 4, 12, 12, 64, 3, 3, (1, 1), False),
     (37, 16, 10, 13, 16, 3, 3, (1, 1), True),
     (33, 8, 6, 6, 24, 1, 1, (1, 1), False),
