@@ -12,9 +12,10 @@
  *   q + ki*Wp + kj of xp: the whole convolution is KH*KW matrix products
  *   yp += W_k[O, C] * xp[:, off_k : off_k + b*plane]  on shifted views, with
  *   no im2col matrix (KH*KW times less memory traffic). Neighbours share their
- *   zero padding: a row's left pad is also the previous row's right pad
- *   (Wp = W + max(PL, PR)) and the zero rows between two samples are the
- *   bottom pad of one and the top pad of the next, which leaves fewer columns
+ *   zero padding where the smaller pad is at most the kernel size - 1: a
+ *   row's left pad is also the previous row's right pad (Wp = W + max(PL, PR))
+ *   and the zero rows between two samples are the bottom pad of one and the
+ *   top pad of the next (see ShiftedChunk), which leaves fewer columns
  *   that are not output positions (a 3x3, pad-1 convolution on 8x8 images
  *   computes 81 columns per sample for 64 outputs instead of 100). Those
  *   columns are computed and dropped; in the backward pass the output
@@ -23,10 +24,10 @@
  * - any stride (im2col): each sample unfolds into col[K, P] and one product
  *   per chunk does the rest.
  *
- * Parallelism: one OpenMP region over chunks of samples; each thread unfolds
- * its chunk side by side into a private column matrix [K, b*P] (b samples, so
- * that the product is wide enough to run near the BLAS's peak) and calls the
- * (single-threaded) BLAS. Weight/bias gradients are summed in per-thread
+ * Parallelism: one OpenMP region over chunks of samples; each thread lays its
+ * chunk out in private buffers (the padded copy, or the column matrix [K, b*P]
+ * of b samples side by side, so that the product is wide enough to run near
+ * the BLAS's peak) and calls the (single-threaded) BLAS. Weight/bias gradients are summed in per-thread
  * buffers, then added in thread order (deterministic for a given thread count).
  */
 #ifndef AIDGE_INCREMENTAL_BACKEND_CPU_OPERATOR_FASTCONVIMPL_KERNELS_H_
