@@ -10,7 +10,7 @@ of its dependencies: the dynamic loader then binds the backend's OpenMP calls to
 the libgomp that aidge_quantization needs directly, i.e. its own (seen with
 ``LD_DEBUG=bindings``). Two OpenMP runtimes then share the cores, each with its
 own spinning worker threads: measured on 2 cores, one SGD step of the
-784-256-256-10 MLP took 14.3 ms instead of 0.93 ms.
+784-256-256-10 MLP took 14.2 ms instead of 0.94 ms.
 
 ``preload()`` (run by ``aidge_incremental/__init__.py`` before anything imports
 aidge_core) loads ``lib_aidge_backend_cpu.so`` first, on its own, so that its
