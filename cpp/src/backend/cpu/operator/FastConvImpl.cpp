@@ -146,7 +146,10 @@ bool spatialZeroPads(const Pad_Op &pad, const std::vector<DimSize_t> &x, std::ar
     return true;
 }
 
-bool cpuFloat32OrAbsent(const std::shared_ptr<Tensor> &t) { return !t || t->size() == 0 || isCpuFloat32(t); }
+bool cpuFloat32OrAbsent(const std::shared_ptr<Tensor> &t)
+{
+    return !t || t->size() == 0 || isCpuFloat32(t);
+}
 
 /// The joint decision of the pair (see FastConvImpl.hpp).
 bool pairRunsFused(const std::shared_ptr<Operator> &padOp, const std::shared_ptr<Operator> &convOp)
@@ -157,6 +160,11 @@ bool pairRunsFused(const std::shared_ptr<Operator> &padOp, const std::shared_ptr
         !std::dynamic_pointer_cast<FastConvFromPadImpl>(conv->getImpl()) ||
         conv->getInput(0) != pad->getOutput(0)) {
         return false;
+    }
+    for (const auto d : conv->dilationDims()) { // attributes may have changed since accelerate()
+        if (d != 1) {
+            return false;
+        }
     }
     const auto x = pad->getInput(0);
     if (!isCpuFloat32(x) || !isCpuFloat32(pad->getOutput(0)) || !isCpuFloat32(conv->getInput(1)) ||
@@ -178,14 +186,20 @@ ConvShape fusedShape(const Pad_Op &pad, const Conv_Op<2> &conv)
 
 } // namespace
 
-bool FastPadIntoConvImpl::runsFast() const { return pairRunsFused(std::const_pointer_cast<Operator>(mOp.shared_from_this()), mConv.lock()); }
+bool FastPadIntoConvImpl::runsFast() const
+{
+    return pairRunsFused(std::const_pointer_cast<Operator>(mOp.shared_from_this()), mConv.lock());
+}
 
 std::shared_ptr<OperatorImpl> FastPadIntoConvImpl::makeAidgeImpl() const
 {
     return Registrar<Pad_Op>::create("cpu")(static_cast<const Pad_Op &>(mOp));
 }
 
-bool FastConvFromPadImpl::runsFast() const { return pairRunsFused(mPad.lock(), std::const_pointer_cast<Operator>(mOp.shared_from_this())); }
+bool FastConvFromPadImpl::runsFast() const
+{
+    return pairRunsFused(mPad.lock(), std::const_pointer_cast<Operator>(mOp.shared_from_this()));
+}
 
 void FastConvFromPadImpl::fastForward()
 {
