@@ -30,9 +30,9 @@ import aidge_core as ac
 import aidge_backend_cpu  # noqa: F401
 import aidge_learning as al
 
-from aidge_incremental import _core
 from aidge_incremental.accelerate import blas_config, openmp_runtimes
 from aidge_incremental.loss import cross_entropy
+from aidge_incremental.training.loop import fast_sgd
 from aidge_incremental.models import IncrementalModel
 
 try:
@@ -149,7 +149,7 @@ def aidge_model_step(model, x, y, lr=0.05):
     sched = model.scheduler
     xt, yt = ac.Tensor(x), ac.Tensor(y)
     if model.kernels == "fast":
-        opt = _core.FastSGD([n.get_operator().get_output(0) for n in model.parameter_nodes()], 0.9, 0.0)
+        opt = fast_sgd(model.parameter_nodes(), 0.9, 0.0)
 
         def step():
             sched.forward(data=[xt])

@@ -21,8 +21,8 @@ import aidge_core
 import aidge_learning
 import numpy as np
 
-from aidge_incremental import _core
 from aidge_incremental.loss import cross_entropy
+from aidge_incremental.training.loop import fast_sgd
 from aidge_incremental.models import ARCHITECTURES, KERNELS, IncrementalModel
 from aidge_incremental.training import one_hot
 
@@ -55,7 +55,7 @@ def main() -> None:
     x = aidge_core.Tensor(rng.random((args.batch, *args.input), dtype=np.float32))
     y = aidge_core.Tensor(one_hot(rng.integers(0, args.classes, args.batch), args.classes))
     if args.kernels == "fast":  # what the training loop uses on the cpu backend
-        optimizer = _core.FastSGD([n.get_operator().get_output(0) for n in model.parameter_nodes()], 0.9, 0.0)
+        optimizer = fast_sgd(model.parameter_nodes(), 0.9, 0.0)
         update = lambda: optimizer.update(0.01)  # noqa: E731
     else:
         optimizer = aidge_learning.SGD(momentum=0.9)

@@ -120,14 +120,15 @@ def _constant_rate(lr: float, started: bool):
     return scheduler
 
 
-def _fast_sgd(parameters, config: "TrainConfig", backend: str):
-    """Our FastSGD for float32 parameters on the cpu backend, else None."""
+def fast_sgd(parameters, momentum: float, weight_decay: float, backend: str = "cpu"):
+    """Our FastSGD over the parameter nodes' tensors when they are float32 on
+    the cpu backend (what the loop uses there); None otherwise."""
     if backend != "cpu":
         return None
     tensors = [node.get_operator().get_output(0) for node in parameters]
     if any(t.dtype != aidge_core.dtype.float32 for t in tensors):
         return None
-    return _core.FastSGD(tensors, float(config.momentum), float(config.weight_decay))
+    return _core.FastSGD(tensors, float(momentum), float(weight_decay))
 
 
 def _apply_weight_decay(parameters, weight_decay: float, backend: str) -> None:
@@ -160,8 +161,8 @@ def train(model, x: np.ndarray, y: np.ndarray, hooks: BatchHooks, config: TrainC
     n_classes = model.n_classes
 
     parameters = model.parameter_nodes()
-    fast_sgd = _fast_sgd(parameters, config, backend)
-    if fast_sgd is None:
+    optimizer_fast = fast_sgd(parameters, config.momentum, config.weight_decay, backend)
+    if optimizer_fast is None:
         optimizer = aidge_learning.SGD(momentum=config.momentum, weight_decay=0.0)
         optimizer.set_parameters(parameters)
     rate = None
@@ -194,10 +195,10 @@ def train(model, x: np.ndarray, y: np.ndarray, hooks: BatchHooks, config: TrainC
                 if not math.isfinite(loss):
                     raise FloatingPointError(f"training diverged at epoch {epoch} (loss {loss}); "
                                              f"lower the learning rate")
-                if fast_sgd is not None:
-                    fast_sgd.reset_grad()
+                if optimizer_fast is not None:
+                    optimizer_fast.reset_grad()
                     scheduler.backward()
-                    fast_sgd.update(lr)
+                    optimizer_fast.update(lr)
                 else:
                     optimizer.reset_grad()
                     scheduler.backward()
