@@ -26,7 +26,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from .evaluation import atomic_write
+from .files import atomic_write
 
 __all__ = ["Checkpoint", "CheckpointError", "checkpoint_path", "latest_checkpoint", "load_checkpoint",
            "save_checkpoint", "CHECKPOINT_DIR"]

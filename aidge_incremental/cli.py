@@ -14,10 +14,13 @@ import sys
 
 import numpy as np
 
-from .experiment import (COMMON_OPTIONS, ExperimentConfig, compare, run_experiment,
-                         training_options)
+from .config import COMMON_OPTIONS, ExperimentConfig
+from .experiment import compare, run_experiment
+from .export.targets import EXPORT_TARGETS, ExportSource, predict_export
 from .methods import METHODS
 from .options import ConfigError, load_config_file
+from .rundir import run_dir_of
+from .training import TRAINING_OPTIONS
 
 __all__ = ["main"]
 
@@ -76,7 +79,7 @@ def method_option_owners() -> dict:
     """``{option name: (declaration, {method: default})}`` over every registered method."""
     owners = {}
     for name in sorted(METHODS):
-        for option in METHODS[name].options:
+        for option in METHODS[name].declared_options():
             owners.setdefault(option.name, (option, {}))[1][name] = option.default
     return owners
 
@@ -84,7 +87,7 @@ def method_option_owners() -> dict:
 def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML or JSON file of options (command-line options win)")
     g = parser.add_argument_group("experiment")
-    for option in COMMON_OPTIONS + training_options():
+    for option in COMMON_OPTIONS + TRAINING_OPTIONS:
         if option.name != "method":
             _add_option(g, option)
     g = parser.add_argument_group("method options (each applies only to the methods in brackets)")
@@ -98,7 +101,7 @@ def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
 def _given_options(args, extra: dict) -> dict:
     """The options the user gave: the config file's, then the command line's."""
     values = load_config_file(args.config) if args.config else {}
-    names = {o.name for o in COMMON_OPTIONS + training_options()} | set(method_option_owners())
+    names = {o.name for o in COMMON_OPTIONS + TRAINING_OPTIONS} | set(method_option_owners())
     for name in names:
         value = getattr(args, name, None)
         if value is not None:
@@ -124,12 +127,11 @@ def main(argv=None) -> int:
     exp_p = sub.add_parser("export", help="export a checkpoint's model to ONNX or embedded C++")
     exp_p.add_argument("checkpoint", help="a step-NNN.ckpt file")
     exp_p.add_argument("output", help="onnx: the .onnx file to write; cpp: the folder to write")
-    exp_p.add_argument("--target", choices=["onnx", "cpp"], default="onnx",
-                       help="onnx (default) or cpp: CMake projects of the head and (iCaRL) the NME "
-                            "classifier, built and checked against Aidge, with budget.json")
-    exp_p.add_argument("--dtype", choices=["float32", "int8"], default="float32",
-                       help="cpp: the head's precision (int8: calibrated on the replay memory)")
-    exp_p.add_argument("--nme", action="store_true", help="onnx: export iCaRL's NME classifier instead of the head")
+    exp_p.add_argument("--target", choices=EXPORT_TARGETS, default="onnx",
+                       help="; ".join(f"{name}: {EXPORT_TARGETS[name].help}" for name in EXPORT_TARGETS)
+                       + " (default onnx)")
+    exp_p.add_argument("--nme", action="store_true", help="onnx: export the NME classifier alone (methods that "
+                       "have one)")
     pred_p = sub.add_parser("predict", help="predict classes with an exported model or a checkpoint")
     pred_p.add_argument("model", help="an .onnx file or a C++ export folder written by export, or a .ckpt")
     pred_p.add_argument("--input", help=".npy file of raw samples (as stored in the dataset)")
@@ -152,8 +154,7 @@ def main(argv=None) -> int:
             if args.resume:
                 if args.overwrite:
                     raise ConfigError("--overwrite and --resume contradict each other")
-                from .experiment import _run_dir_of
-                if _run_dir_of(args.resume) is None and not given.get("output_dir"):
+                if run_dir_of(args.resume) is None and not given.get("output_dir"):
                     raise ConfigError(f"{args.resume} is not in a run's checkpoints/ folder: give --output-dir "
                                       "for the resumed run's results")
                 result = run_experiment(given, progress=progress, log=print, resume=args.resume)
@@ -183,60 +184,41 @@ def main(argv=None) -> int:
 
 
 def _method_from_checkpoint(path):
-    """The method (with its trained model) saved in a checkpoint, the checkpoint and its config."""
+    """The method (with its trained model) saved in a checkpoint, the checkpoint,
+    its config and its dataset (normalised as the model was trained)."""
     from .checkpoint import load_checkpoint
     from .datasets import load_dataset
     from .experiment import build_method
     ckpt = load_checkpoint(path)
     config = ExperimentConfig.from_dict(ckpt.config)
-    method = build_method(config, load_dataset(config.dataset, config.data_dir).input_shape)
+    dataset = load_dataset(config.dataset, config.data_dir, normalize=config.normalize)
+    method = build_method(config, dataset.input_shape)
     method.model.load_state_dict(ckpt.params)
     method.load_state_dict(ckpt.method_state)
-    return method, ckpt, config
+    return method, ckpt, config, dataset
 
 
 def _export_command(args) -> int:
     from .checkpoint import CheckpointError
-    from .datasets import load_dataset
-    from .export import ExportError, export_model, export_nme
+    from .export import ExportError
     try:
-        if args.target == "onnx" and args.dtype != "float32":
-            raise ValueError("--dtype int8 applies to --target cpp only")
-        if args.target == "cpp" and args.nme:
-            raise ValueError("--nme applies to --target onnx: a C++ export holds the NME classifier "
-                             "beside the head when the method has one")
-        method, ckpt, config = _method_from_checkpoint(args.checkpoint)
-        from .training import NORMALIZATION
-        if config.normalize and config.dataset in NORMALIZATION:
+        target = EXPORT_TARGETS[args.target]
+        method, ckpt, config, dataset = _method_from_checkpoint(args.checkpoint)
+        if dataset.normalization is not None:
             raise ValueError(f"the model of {args.checkpoint} takes {config.dataset} inputs normalised per "
-                             "channel, which the ONNX export does not carry yet")
-        dataset = load_dataset(config.dataset, config.data_dir)
+                             "channel, which the export does not carry yet")
         order = ckpt.result["class_order"]
-        nme = getattr(method, "nme", None)
-        has_nme = nme is not None and nme.means is not None
-        if args.target == "cpp":
-            from .export.step import export_cpp
-            memory = getattr(method, "memory", None)
-            seen = set(order[:method.model.n_classes])
-            check = dataset.x_test[np.isin(dataset.y_test, list(seen))][:512]
-            export_cpp(method.model, args.output, order, dataset.max_value, check, dtype=args.dtype,
-                       calibration=memory.samples() if memory is not None and len(memory) else None,
-                       nme=(nme.means, nme.classes) if has_nme else None,
-                       exemplar_bytes=memory.nbytes if memory is not None else 0,
-                       metadata={"step": ckpt.step, "method": method.name}, log=print)
-            path = args.output
-        else:
-            meta = {"aidge_incremental.step": str(ckpt.step), "aidge_incremental.method": method.name}
-            if args.nme:
-                if not has_nme:
-                    raise ValueError(f"the {method.name} checkpoint has no NME classifier")
-                path = export_nme(method.model, args.output, nme.means, nme.classes, order, dataset.max_value, meta)
-            else:
-                path = export_model(method.model, args.output, order, dataset.max_value, meta)
+        seen = set(order[:method.model.n_classes])
+        check = dataset.x_test[np.isin(dataset.y_test, list(seen))]
+        source = ExportSource.from_method(method, order, dataset, ckpt.step, check)
+        if target.needs_memory and source.memory is None:
+            raise ValueError(f"--target {args.target} is calibrated on the replay memory and the "
+                             f"{method.name} checkpoint holds none: use --target cpp")
+        paths = target.write(source, args.output, log=print, nme_only=args.nme)
     except (CheckpointError, ExportError, ValueError, OSError) as e:
         print(f"aidge-incremental: error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {path} (step {ckpt.step}, {method.model.n_classes} classes)")
+    print(f"wrote {', '.join(str(p) for p in paths)} (step {ckpt.step}, {method.model.n_classes} classes)")
     return 0
 
 
@@ -263,19 +245,10 @@ def _predict_command(args) -> int:
                 x_raw, y_true = x_raw[keep], y_true[keep]
             x_raw, y_true = x_raw[:args.count], y_true[:args.count]
         model = pathlib.Path(args.model)
-        if model.is_dir():
-            predicted = _predict_cpp(model, x_raw, args.nme)
-        elif str(model).endswith(".onnx"):
-            if args.nme:
-                raise ValueError("--nme applies to a .ckpt or a C++ export; export the NME classifier "
-                                 "with export --nme to serve it as ONNX")
-            predicted = _predict_onnx(model, x_raw)
+        if model.is_dir() or str(model).endswith(".onnx"):
+            predicted = predict_export(model, x_raw, args.nme)
         else:
-            method, ckpt, config = _method_from_checkpoint(model)
-            dataset = load_dataset(config.dataset, config.data_dir)
-            if config.normalize:  # the input the model was trained on (per-channel for CIFAR)
-                from .training import normalized
-                dataset = normalized(dataset)
+            method, ckpt, config, dataset = _method_from_checkpoint(model)
             x_raw = np.asarray(x_raw)
             if x_raw.ndim == len(method.model.input_shape):  # [N, H, W] -> [N, 1, H, W]
                 x_raw = x_raw[:, None]
@@ -290,56 +263,6 @@ def _predict_command(args) -> int:
         print("true:     ", " ".join(str(int(c)) for c in y_true))
         print(f"accuracy: {100 * float(np.mean(predicted == y_true)):.1f}% on {len(y_true)} samples")
     return 0
-
-
-def _raw_batch(x_raw, input_shape) -> "np.ndarray":
-    x = np.asarray(x_raw)
-    if x.dtype.kind not in "biuf":
-        raise ValueError(f"samples must be numbers, got dtype {x.dtype}")
-    x = x.astype(np.float32)
-    if x.ndim == len(input_shape):
-        x = x[:, None]
-    if tuple(x.shape[1:]) != tuple(input_shape):
-        raise ValueError(f"samples of shape {x.shape[1:]}, the model takes {tuple(input_shape)}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("samples contain NaN or inf")
-    return x
-
-
-def _predict_onnx(path, x_raw):
-    """Run an exported model with onnxruntime (or onnx.reference when it is missing),
-    after checking the file against its digest."""
-    from .export import INPUT_NAME, load_metadata
-    meta = load_metadata(path)  # checks the .sha256 digest first
-    if meta.get("kind") not in ("logits", "nme"):
-        raise ValueError(f"{path} was not exported by aidge_incremental")
-    x = _raw_batch(x_raw, meta["input_shape"])
-    try:
-        import onnxruntime
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        outputs = session.run(None, {INPUT_NAME: x})
-    except ImportError:
-        from onnx.reference import ReferenceEvaluator
-        outputs = ReferenceEvaluator(str(path)).run(None, {INPUT_NAME: x})
-    if meta["kind"] == "nme":
-        return outputs[1]
-    return np.asarray(meta["classes"])[outputs[0].argmax(axis=1)]
-
-
-def _predict_cpp(folder, x_raw, nme: bool):
-    """Run a C++ export's built binary, after checking every file against MANIFEST.json."""
-    from .export import check_manifest, cpp
-    from .export.quantize import quantize_inputs
-    check_manifest(folder)
-    info = json.loads((folder / "export.json").read_text())
-    x = _raw_batch(x_raw, info["input_shape"])
-    if nme:
-        if "nme_classes" not in info:
-            raise ValueError(f"{folder} holds no NME classifier")
-        return cpp.run(folder / "nme", x)[1][:, 0]
-    if info["dtype"] == "int8":
-        x = quantize_inputs(x / np.float32(info["input_divisor"]))
-    return np.asarray(info["classes"])[cpp.run(folder / "model", x)[0].argmax(axis=1)]
 
 
 def _comparison_table(results) -> str:

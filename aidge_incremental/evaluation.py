@@ -17,13 +17,14 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import tempfile
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["ClassifierHistory", "RunResult", "atomic_write", "average_forgetting",
+from .files import atomic_write
+
+__all__ = ["ClassifierHistory", "RunResult", "average_forgetting",
            "average_incremental_accuracy", "backward_transfer", "plot_accuracy"]
 
 
@@ -154,48 +155,6 @@ class RunResult:
 
 def _pct(v: float) -> str:
     return "-" if np.isnan(v) else f"{100 * v:.2f}%"
-
-
-def _umask() -> int:
-    """The process umask, read without changing it where Linux tells it
-    (/proc/self/status); elsewhere set and restored at once."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old or the new file.
-
-    The file gets the mode any new file gets (0666 less the umask), as results,
-    checkpoints and exports are shared like other outputs: the temporary file
-    that mkstemp creates is 0600, so its mode is set before the rename.
-    """
-    path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o666 & ~_umask())
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def plot_accuracy(curves: Dict[str, Sequence[float]], path, title: str = "", classes_per_step=None) -> None:

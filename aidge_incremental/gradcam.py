@@ -72,7 +72,7 @@ def last_conv_layer(model) -> str:
 
 
 def _logits_port(graph: aidge_core.GraphView, model):
-    from .model import HEAD  # the classifier of an IncrementalModel
+    from .models import HEAD  # the classifier of an IncrementalModel
     if not isinstance(model, aidge_core.GraphView) and graph.get_node(HEAD) is not None:
         return HEAD, 0
     outputs = graph.get_ordered_outputs()

@@ -12,13 +12,15 @@ hundred bytes of nested aliases can stand for a billion values).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 import pathlib
 from dataclasses import dataclass
-from typing import Any, Optional, Tuple
+from typing import Any, ClassVar, Collection, Dict, Iterable, Optional, Tuple
 
-__all__ = ["ConfigError", "Option", "load_config_file", "MAX_CONFIG_BYTES", "MAX_CONFIG_NODES"]
+__all__ = ["ConfigError", "Option", "OptionSet", "load_config_file", "merge_options", "resolve_options",
+           "MAX_CONFIG_BYTES", "MAX_CONFIG_NODES"]
 
 #: a configuration file larger than this is refused before it is parsed
 MAX_CONFIG_BYTES = 1 << 20
@@ -41,13 +43,15 @@ class Option:
     """One option: ``type`` is int, float, str, bool or dict; ``sequence`` makes it a list
     of those (at most ``max_length`` items); ``optional`` admits None (null).
     ``minimum``/``maximum`` bound numbers (and each item of a list); ``choices``
-    lists the admissible strings. ``source`` says where the default comes from."""
+    lists the admissible strings (any collection of names, e.g. a
+    :class:`~aidge_incremental.registry.Registry`, read when a value is checked:
+    a name registered later is admitted). ``source`` says where the default comes from."""
     name: str
     type: type
     default: Any
     help: str
     source: str = ""
-    choices: Optional[Tuple[str, ...]] = None
+    choices: Optional[Collection[str]] = None
     minimum: Optional[float] = None
     maximum: Optional[float] = None
     sequence: bool = False
@@ -63,7 +67,7 @@ class Option:
         kind = _TYPE_NAMES[self.type]
         if self.sequence:
             kind = f"a list of {kind.split(' ', 1)[-1]}s"
-        if self.choices:
+        if self.choices is not None:
             kind = "one of " + ", ".join(self.choices)
         return kind
 
@@ -118,6 +122,74 @@ class Option:
         if maximum is not None and value > maximum:
             raise ConfigError(f"{label} must be <= {maximum}, got {value!r}")
         return value
+
+
+def merge_options(*groups: Iterable[Option]) -> Tuple[Option, ...]:
+    """The options of several groups, in order; a later declaration of a name
+    replaces an earlier one (a method's own default for a component's option)."""
+    merged: Dict[str, Option] = {}
+    for group in groups:
+        for option in group:
+            merged[option.name] = option
+    return tuple(merged.values())
+
+
+def resolve_options(options: Iterable[Option], values: dict, owner: str) -> dict:
+    """Every option's value: the given one checked against its declaration, else
+    the declared default (written once, in the declaration). Raises ConfigError
+    for an unknown name (with the closest known one)."""
+    declared = {o.name: o for o in options}
+    unknown = sorted(set(values) - set(declared))
+    if unknown:
+        parts = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, list(declared), n=1)
+            parts.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ConfigError(f"{owner} has no option {', '.join(parts)}; its options: "
+                          f"{', '.join(declared) or 'none'}")
+    out = {}
+    for name, option in declared.items():
+        value = option.check(values[name]) if name in values else option.default
+        out[name] = list(value) if isinstance(value, list) else value
+    return out
+
+
+class OptionSet:
+    """Values of declared options (``options``), checked at construction, each
+    default written once in its declaration; read as attributes, immutable
+    (:meth:`replace` makes a changed copy). Subclasses add checks that span
+    several options in :meth:`validate`."""
+    options: ClassVar[Tuple[Option, ...]] = ()
+
+    def __init__(self, **values):
+        object.__setattr__(self, "_values", resolve_options(self.options, values, type(self).__name__))
+        self.validate()
+
+    def validate(self) -> None:
+        """Checks across options (raise ConfigError); called by the constructor."""
+
+    def __getattr__(self, name):
+        values = self.__dict__.get("_values", {})
+        if name in values:
+            return values[name]
+        raise AttributeError(f"{type(self).__name__} has no option {name!r}")
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"{type(self).__name__} is immutable: use .replace({name}=...)")
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other._values == self._values
+
+    def __repr__(self):
+        return f"{type(self).__name__}(" + ", ".join(f"{k}={v!r}" for k, v in self._values.items()) + ")"
+
+    def replace(self, **changes):
+        """A copy with ``changes`` (checked as at construction)."""
+        return type(self)(**{**self._values, **changes})
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v
+                for k, v in self._values.items()}
 
 
 # ------------------------------------------------------------------ files --

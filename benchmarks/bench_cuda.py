@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 import aidge_incremental as ai
-from aidge_incremental import _cuda_preload, cuda
+from aidge_incremental.backend import _cuda_preload, cuda
 import aidge_core
 import aidge_learning
 

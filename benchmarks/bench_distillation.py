@@ -14,7 +14,7 @@ import os
 import platform
 import time
 
-import aidge_incremental as ai  # first: one OpenMP runtime (see its _openmp_preload)
+import aidge_incremental as ai  # first: one OpenMP runtime (see backend/_openmp_preload.py)
 import aidge_core
 import aidge_learning
 import numpy as np

@@ -25,12 +25,12 @@ import time
 
 import numpy as np
 
-import aidge_incremental as ai  # first: one OpenMP runtime (see its _openmp_preload)
+import aidge_incremental as ai  # first: one OpenMP runtime (see backend/_openmp_preload.py)
 import aidge_core as ac
 import aidge_backend_cpu  # noqa: F401
 import aidge_learning as al
 
-from aidge_incremental.accelerate import blas_config, openmp_runtimes
+from aidge_incremental.backend.cpu import blas_config, openmp_runtimes
 from aidge_incremental.loss import cross_entropy
 from aidge_incremental.training.loop import fast_sgd
 from aidge_incremental.models import IncrementalModel

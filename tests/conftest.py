@@ -1,5 +1,5 @@
 # aidge_incremental before anything imports aidge_core: one OpenMP runtime for
-# Aidge's CPU kernels (aidge_incremental/_openmp_preload.py).
+# Aidge's CPU kernels (aidge_incremental/backend/_openmp_preload.py).
 import aidge_incremental  # noqa: F401
 
 import numpy as np

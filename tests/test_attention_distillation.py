@@ -229,7 +229,7 @@ def test_function_form_composes_with_cross_entropy_on_a_live_model(rng):
     scheduler.backward(): the parameter gradients equal PyTorch's (α held constant)."""
     torch = pytest.importorskip("torch")
     from aidge_incremental.loss import cross_entropy
-    from aidge_incremental.model import IncrementalModel
+    from aidge_incremental.models import IncrementalModel
     model = IncrementalModel("lenet", (1, 16, 16), hidden=(8,), n_classes=3, seed=4)
     x = rng.normal(size=(4, 1, 16, 16)).astype(np.float32)
     labels = np.array([0, 2, 1, 2])

@@ -3,9 +3,9 @@ per-sample reference, reproducibility, and per-dataset normalisation."""
 import numpy as np
 import pytest
 
-from aidge_incremental.datasets import from_arrays
-from aidge_incremental.training import (Augmentation, NORMALIZATION, NormalizedDataset, TrainConfig,
-                                        default_augmentation, normalized)
+from aidge_incremental.datasets import DATASETS, Augmentation, Normalization, from_arrays
+from aidge_incremental.datasets.cifar import CIFAR10_NORMALIZATION
+from aidge_incremental.training import TrainConfig
 
 
 def reference_augment(x, dy, dx, flip, padding):
@@ -70,15 +70,20 @@ def test_bad_input_is_refused():
         Augmentation()(np.zeros((3, 8, 8), np.uint8), np.random.default_rng(0))
 
 
-def test_defaults_per_dataset():
-    assert default_augmentation("cifar10") == Augmentation(4, True)
-    assert default_augmentation("cifar100") == Augmentation(4, True)
-    assert default_augmentation("digits") is None and default_augmentation("mnist") is None
+def test_defaults_per_dataset(rng):
+    assert DATASETS["cifar10"].augmentation == Augmentation(4, True)
+    assert DATASETS["cifar100"].augmentation == Augmentation(4, True)
+    assert DATASETS["digits"].augmentation is None and DATASETS["mnist"].augmentation is None
+    x = rng.integers(0, 256, size=(6, 3, 8, 8), dtype=np.uint8)
+    plain = from_arrays(x, np.arange(6) % 2, x, np.arange(6) % 2, name="arrays")
+    cifar_like = plain.replace(augmentation=DATASETS["cifar100"].augmentation)
     config = TrainConfig()
-    assert config.augmentation("cifar100") == Augmentation(4, True)
-    assert config.augmentation("mnist") is None
-    assert TrainConfig(augment=True, crop_padding=2, flip=False).augmentation("digits") == Augmentation(2, False)
-    assert TrainConfig(augment=False).augmentation("cifar10") is None
+    assert config.augmentation(cifar_like) == Augmentation(4, True)
+    assert config.augmentation(plain) is None
+    assert TrainConfig(augment=True, crop_padding=2, flip=False).augmentation(plain) == Augmentation(2, False)
+    assert TrainConfig(augment=True).augmentation(plain) == Augmentation(4, True)
+    assert TrainConfig(crop_padding=1).augmentation(cifar_like) == Augmentation(1, True)
+    assert TrainConfig(augment=False).augmentation(cifar_like) is None
     with pytest.raises(ValueError, match="augment"):
         TrainConfig(augment="yes")
 
@@ -86,23 +91,22 @@ def test_defaults_per_dataset():
 def test_normalisation_per_channel(rng):
     x = rng.integers(0, 256, size=(6, 3, 4, 4), dtype=np.uint8)
     data = from_arrays(x, np.arange(6) % 2, x, np.arange(6) % 2, name="cifar10", max_value=255)
-    norm = normalized(data)
-    assert isinstance(norm, NormalizedDataset) and norm.name == "cifar10"
-    mean, std = NORMALIZATION["cifar10"]
+    assert DATASETS["cifar10"].normalization == CIFAR10_NORMALIZATION
+    norm = data.replace(normalization=CIFAR10_NORMALIZATION)
+    mean, std = CIFAR10_NORMALIZATION.mean, CIFAR10_NORMALIZATION.std
     got = norm.to_input(x[:2])
     for c in range(3):  # plain float64 reference
         expected = (x[:2, c].astype(np.float64) / 255 - mean[c]) / std[c]
         np.testing.assert_allclose(got[:, c], expected, rtol=1e-6, atol=1e-6)
     assert got.dtype == np.float32
     np.testing.assert_array_equal(norm.x_train, data.x_train)
-    # digits/MNIST: not normalised by default
+    np.testing.assert_allclose(data.to_input(x[:2]), x[:2] / 255, rtol=1e-6)  # none: only scaled
     digits = from_arrays(x[:, :1], np.arange(6) % 2, x[:, :1], np.arange(6) % 2, name="mnist")
-    assert normalized(digits) is digits
-    custom = normalized(digits, mean=[0.5], std=[0.25])
+    custom = digits.replace(normalization=Normalization([0.5], [0.25]))
     np.testing.assert_allclose(custom.to_input(x[:1, :1]), (x[:1, :1] / 255 - 0.5) / 0.25, rtol=1e-6, atol=1e-6)
-    with pytest.raises(ValueError, match="one per channel"):
-        normalized(data, mean=[0.5], std=[0.2])
+    with pytest.raises(ValueError, match="1 channel"):
+        data.replace(normalization=Normalization([0.5], [0.2]))
     with pytest.raises(ValueError, match="std must be > 0"):
-        normalized(data, mean=[0.5] * 3, std=[0.2, 0.0, 0.2])
-    with pytest.raises(ValueError, match="both"):
-        normalized(data, mean=[0.5] * 3)
+        Normalization([0.5] * 3, [0.2, 0.0, 0.2])
+    with pytest.raises(ValueError, match="one mean and one std per channel"):
+        Normalization([0.5] * 3, [0.2])

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from aidge_incremental.methods.attentive import AttentiveReplay, Scorer
-from aidge_incremental.methods.blending import blend
+from aidge_incremental.methods.components import Blending, Teacher, blend
 from aidge_incremental.methods.mixup import MixupICaRL
-from aidge_incremental.model import IncrementalModel
+from aidge_incremental.models import IncrementalModel
 from aidge_incremental.training import Batch
 
 
@@ -38,11 +38,12 @@ def _method(cls, seed, **kwargs):
     model = IncrementalModel("mlp", (1, 2, 3), hidden=(5,), n_classes=4, seed=1)
     method = cls(model, seed=seed, memory=6, **kwargs)
     method.n_known, method.n_seen = 2, 4
-    method.teacher = model.clone()
+    next(p for p in method.parts if isinstance(p, Teacher)).model = model.clone()
     data = np.random.default_rng(0)
-    method._exemplars = (data.random((6, 1, 2, 3)).astype(np.float32), np.array([0, 1, 0, 1, 0, 1]))
-    method._n_new = 10
-    return method
+    blending = next(p for p in method.parts if isinstance(p, Blending))
+    blending._exemplars = (data.random((6, 1, 2, 3)).astype(np.float32), np.array([0, 1, 0, 1, 0, 1]))
+    blending._n_new = 10
+    return method, blending
 
 
 def _batch(epoch=1):
@@ -54,13 +55,13 @@ def _batch(epoch=1):
 
 
 def test_mixup_batch_against_a_plain_reference():
-    method = _method(MixupICaRL, seed=5)
+    method, blending = _method(MixupICaRL, seed=5)
     batch = _batch()
     out = method.make_batch(_batch())
     partners, w = out.extra["partners"], out.extra["blend_weights"]
     new = [0, 2, 3, 5]
     assert len(partners) == len(w) == 4 and np.all((w > 0) & (w < 1))
-    ex_x, ex_y = method._exemplars
+    ex_x, ex_y = blending._exemplars
     for k, row in enumerate(new):
         lam = float(w[k])
         ref = lam * batch.inputs[row].astype(np.float64) + (1 - lam) * ex_x[partners[k]]
@@ -78,7 +79,7 @@ def test_mixup_batch_against_a_plain_reference():
 
 def test_same_seed_same_pairs_and_weights():
     for cls in (MixupICaRL, AttentiveReplay):
-        a, b, c = (_method(cls, seed=s).make_batch(_batch()) for s in (7, 7, 8))
+        a, b, c = (_method(cls, seed=s)[0].make_batch(_batch()) for s in (7, 7, 8))
         assert np.array_equal(a.extra["partners"], b.extra["partners"])
         assert np.array_equal(a.extra["blend_weights"], b.extra["blend_weights"])
         assert np.array_equal(a.inputs, b.inputs) and np.array_equal(a.targets, b.targets)
@@ -86,7 +87,7 @@ def test_same_seed_same_pairs_and_weights():
 
 
 def test_mixup_beta_weights_follow_the_seeded_generator():
-    method = _method(MixupICaRL, seed=9, mixup_alpha=0.4)
+    method, _ = _method(MixupICaRL, seed=9, mixup_alpha=0.4)
     out = method.make_batch(_batch())
     rng = np.random.default_rng(9)
     partners = rng.integers(0, 6, size=4)
@@ -108,11 +109,11 @@ def _pair_loss(params, x_i, x_j, t_i):
 
 
 def test_attentive_weights_are_the_softmax_of_the_scores_of_the_pair():
-    method = _method(AttentiveReplay, seed=4)
+    method, blending = _method(AttentiveReplay, seed=4)
     params = {k: v.astype(np.float64) for k, v in method.scorer.net.state_dict().items()}
     batch = _batch()
     out = method.make_batch(_batch())
-    ex_x = method._exemplars[0]
+    ex_x = blending._exemplars[0]
     new = [0, 2, 3, 5]
     s_i = _mlp_reference(params, batch.inputs[new].astype(np.float64))
     s_j = _mlp_reference(params, ex_x[out.extra["partners"]].astype(np.float64))

@@ -222,7 +222,7 @@ def test_a_directory_holding_a_run_is_refused_unless_overwrite(tmp_path, short_r
 
 def test_a_locked_directory_is_refused(tmp_path, capsys):
     from aidge_incremental.cli import main
-    from aidge_incremental.experiment import run_directory
+    from aidge_incremental.rundir import run_directory
     with run_directory(tmp_path / "busy"):
         assert main(["run", "--epochs", "1", "--output-dir", str(tmp_path / "busy")]) == 2
         assert f"in use by another run (pid {os.getpid()})" in capsys.readouterr().err

@@ -114,12 +114,13 @@ def test_first_step_settings_from_the_command_line(tmp_path, capsys):
 
 
 def test_every_declared_option_is_on_the_command_line(capsys):
-    from aidge_incremental.experiment import COMMON_OPTIONS, training_options
+    from aidge_incremental.config import COMMON_OPTIONS
+    from aidge_incremental.training import TRAINING_OPTIONS
     from aidge_incremental.methods import METHODS
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     text = capsys.readouterr().out
-    names = [o.name for o in COMMON_OPTIONS + training_options() if o.name != "method"]
+    names = [o.name for o in COMMON_OPTIONS + TRAINING_OPTIONS if o.name != "method"]
     names += [o.name for cls in METHODS.values() for o in cls.options]
     for name in names:
         assert "--" + name.replace("_", "-") in text, name

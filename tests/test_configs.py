@@ -16,7 +16,7 @@ import pytest
 from aidge_incremental.cli import main
 from aidge_incremental.datasets import load_cifar, load_dataset
 from aidge_incremental.experiment import ExperimentConfig
-from aidge_incremental.model import ARCHITECTURES
+from aidge_incremental.models import ARCHITECTURES
 from aidge_incremental.options import ConfigError, MAX_CONFIG_NODES, load_config_file
 
 CONFIGS = pathlib.Path(__file__).resolve().parent.parent / "examples" / "configs"

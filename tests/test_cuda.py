@@ -21,7 +21,7 @@ import pytest
 
 import aidge_core
 import aidge_incremental as ai
-from aidge_incremental import _cuda_preload, cuda
+from aidge_incremental.backend import _cuda_preload, cuda
 from distillation_reference import REFERENCE
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -88,7 +88,7 @@ def test_import_works_in_a_cuda_environment_thanks_to_preloading(tmp_path):
     # ... with it, our package (hence aidge_core and the CUDA backend) imports.
     result = run_in(python, """
         import json, aidge_incremental, aidge_backend_cuda
-        from aidge_incremental import cuda, _cuda_preload
+        from aidge_incremental.backend import cuda, _cuda_preload
         status = cuda.cuda_status()
         try:
             cuda.ensure_cuda_backend()

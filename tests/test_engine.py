@@ -11,7 +11,7 @@ from aidge_incremental.evaluation import (RunResult, average_forgetting, average
                                           backward_transfer)
 from aidge_incremental.experiment import ExperimentConfig, build_method, run_experiment
 from aidge_incremental.datasets import load_digits
-from aidge_incremental.model import IncrementalModel
+from aidge_incremental.models import IncrementalModel
 from aidge_incremental.scenario import ClassIncrementalScenario
 
 SEEDS = (0, 1, 2)
@@ -73,12 +73,12 @@ def test_teacher_never_moves_during_a_step(digits):
         method.learn(scenario.step(0), digits)
         previous = method.model.state_dict()
         seen = {}
-        original_prepare = method.prepare
+        original_before_step = method.before_step
 
-        def prepare(x, y):
+        def before_step(step, dataset):  # after the components': the teacher is made
             seen["start"] = method.teacher.state_dict()
-            original_prepare(x, y)
-        method.prepare = prepare
+            original_before_step(step, dataset)
+        method.before_step = before_step
         method.learn(scenario.step(1), digits)
         end = method.teacher.state_dict()
         trained = method.model.state_dict()

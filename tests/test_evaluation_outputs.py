@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from aidge_incremental.checkpoint import Checkpoint, save_checkpoint
-from aidge_incremental.evaluation import ClassifierHistory, RunResult, atomic_write
+from aidge_incremental.evaluation import ClassifierHistory, RunResult
+from aidge_incremental.files import atomic_write
 from aidge_incremental.memory import ExemplarMemory
 
 

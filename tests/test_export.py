@@ -39,7 +39,7 @@ def test_every_step_exports_match_the_aidge_model(exported_run):
     digits = load_digits()
     scenario = ClassIncrementalScenario(digits, 2, 2, seed=0)
     for t in range(scenario.n_steps):
-        method, ckpt, _ = _method_from_checkpoint(checkpoint_path(out, t))
+        method, ckpt, _, _ = _method_from_checkpoint(checkpoint_path(out, t))
         step = scenario.step(t)
         x = digits.to_input(step.x_test)
         raw = np.asarray(step.x_test, np.float32)  # the scaling is the graph's first node
@@ -61,7 +61,7 @@ def test_every_step_exports_match_the_aidge_model(exported_run):
 
 def test_exported_model_loads_back_into_aidge(exported_run):
     out, _ = exported_run
-    method, _, _ = _method_from_checkpoint(checkpoint_path(out, 4))
+    method, _, _, _ = _method_from_checkpoint(checkpoint_path(out, 4))
     raw = np.asarray(load_digits().x_test[:16], np.float32)
     x = load_digits().to_input(raw)
     graph = aidge_onnx.load_onnx(str(out / "onnx" / "step-004.onnx"))
@@ -98,7 +98,7 @@ def test_graph_with_distillation_node_exports_and_imports(tmp_path):
 def test_nme_graph_is_the_nearest_mean_with_ties_and_zero_features(tmp_path):
     """The exported NME (bias-free FC + ArgMax) against a float64 NumPy nearest-mean reference:
     the same labels, exact ties to the first class, all-zero features abstain."""
-    from aidge_incremental.model import IncrementalModel
+    from aidge_incremental.models import IncrementalModel
     digits = load_digits()
     model = IncrementalModel("mlp", digits.input_shape, (16,), n_classes=3, seed=1)
     raw = np.asarray(digits.x_test, np.float32)
@@ -132,7 +132,7 @@ def _predicted(text):
 def test_export_and_predict_commands_print_the_models_predictions(exported_run, tmp_path, capsys):
     out, _ = exported_run
     ckpt = checkpoint_path(out, 4)
-    method, checkpoint, _ = _method_from_checkpoint(ckpt)
+    method, checkpoint, _, _ = _method_from_checkpoint(ckpt)
     digits = load_digits()
     order = np.asarray(checkpoint.result["class_order"])
     keep = np.isin(digits.y_test, [0, 1])
@@ -143,7 +143,8 @@ def test_export_and_predict_commands_print_the_models_predictions(exported_run, 
     for extra, name, expected in (([], "head.onnx", head), (["--nme"], "nme.onnx", nme)):
         capsys.readouterr()
         assert main(["export", str(ckpt), str(tmp_path / name), *extra]) == 0
-        assert f"wrote {tmp_path / name} (step 4, 10 classes)" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert out.startswith(f"wrote {tmp_path / name}") and "(step 4, 10 classes)" in out
         assert main(["predict", str(tmp_path / name), "--classes", "0", "1", "--count", "6"]) == 0
         text = capsys.readouterr().out
         np.testing.assert_array_equal(_predicted(text), expected)

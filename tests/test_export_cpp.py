@@ -36,7 +36,7 @@ def cpp_run(tmp_path_factory):
 def int8_export(cpp_run, tmp_path_factory):
     """The last step exported in int8 through the CLI."""
     folder = tmp_path_factory.mktemp("int8") / "step1-int8"
-    assert main(["export", "--target", "cpp", "--dtype", "int8", str(checkpoint_path(cpp_run, 1)), str(folder)]) == 0
+    assert main(["export", "--target", "cpp-int8", str(checkpoint_path(cpp_run, 1)), str(folder)]) == 0
     return folder
 
 
@@ -51,7 +51,7 @@ def test_every_step_builds_and_matches_aidge(cpp_run):
     for t in range(2):
         folder = cpp_run / "cpp" / f"step-{t:03d}"
         check_manifest(folder)
-        method, _, _ = _method_from_checkpoint(checkpoint_path(cpp_run, t))
+        method, _, _, _ = _method_from_checkpoint(checkpoint_path(cpp_run, t))
         digits, scenario, raw = _step_inputs(t)
         x = digits.to_input(raw)
         logits = cpp.run(folder / "model", raw)[0]
@@ -62,7 +62,7 @@ def test_every_step_builds_and_matches_aidge(cpp_run):
         labels = cpp.run(folder / "nme", raw)[1][:, 0]
         np.testing.assert_array_equal(labels, scenario.original_labels(method.predict(x, "nme")))
         budget = json.loads((folder / "budget.json").read_text())
-        assert budget["exemplar_bytes"] == method.memory.nbytes > 0
+        assert budget["exemplar_bytes"] == method.replay_memory.nbytes > 0
         n_seen = len(scenario.class_order[:method.model.n_classes])
         float_params = 4 * (64 * 32 + 32 + 32 * n_seen + n_seen)
         assert float_params <= budget["model"]["weights_bytes"] <= float_params + 256
@@ -80,13 +80,13 @@ def test_the_folder_builds_with_its_own_cmake_and_runs(cpp_run, tmp_path):
 
 
 def test_int8_mlp_is_bit_exact_with_aidges_quantized_graph(cpp_run, int8_export):
-    method, _, _ = _method_from_checkpoint(checkpoint_path(cpp_run, 1))
+    method, _, _, _ = _method_from_checkpoint(checkpoint_path(cpp_run, 1))
     digits = load_digits()
     raw = np.asarray(digits.x_test, np.float32)  # the whole test set
     x = digits.to_input(raw)
     # Aidge's own int8 graph, quantized again from the same exemplars (PTQ is deterministic)
     graph = quantize_graph(logits_graph(method.model, digits.max_value, scale=False, cpp=True),
-                           digits.to_input(method.memory.samples()))
+                           digits.to_input(method.replay_memory.samples()))
     x_int8 = quantize_inputs(x)
     aidge_int8 = run_quantized(graph, x_int8)
     exported = cpp.run(int8_export / "model", x_int8)[0]
@@ -95,7 +95,7 @@ def test_int8_mlp_is_bit_exact_with_aidges_quantized_graph(cpp_run, int8_export)
     budget = json.loads((int8_export / "budget.json").read_text())
     float_budget = json.loads((cpp_run / "cpp" / "step-001" / "budget.json").read_text())
     assert budget["model"]["weights_bytes"] < float_budget["model"]["weights_bytes"] / 3
-    assert budget["model"]["calibration_samples"] == len(method.memory) == CONFIG["memory"]
+    assert budget["model"]["calibration_samples"] == len(method.replay_memory) == CONFIG["memory"]
 
 
 @pytest.fixture(scope="module")
@@ -131,13 +131,13 @@ def test_int8_lenet_is_refused_naming_the_upstream_defect(lenet, tmp_path):
     raw = np.asarray(scenario.step(0).x_test[:8], np.float32)
     with pytest.raises(ExportError, match="aidge_export_cpp 0.10.1 computes wrong int8 convolutions"):
         export_cpp(method.model, tmp_path / "lenet8", scenario.class_order, data.max_value, raw, dtype="int8",
-                   calibration=method.memory.samples())
+                   calibration=method.replay_memory.samples())
     assert not (tmp_path / "lenet8").exists()
     assert [p.name for p in tmp_path.iterdir()] == [], "nothing is left behind"
 
 
 def test_predict_serves_a_cpp_export_and_refuses_a_tampered_one(cpp_run, int8_export, tmp_path, capsys):
-    method, checkpoint, _ = _method_from_checkpoint(checkpoint_path(cpp_run, 1))
+    method, checkpoint, _, _ = _method_from_checkpoint(checkpoint_path(cpp_run, 1))
     digits = load_digits()
     order = np.asarray(checkpoint.result["class_order"])
     x = digits.to_input(digits.x_test[:5])
@@ -171,8 +171,8 @@ def test_predict_serves_a_cpp_export_and_refuses_a_tampered_one(cpp_run, int8_ex
 
 def test_cpp_export_refuses_what_it_cannot_do(cpp_run, tmp_path, capsys):
     ckpt = str(checkpoint_path(cpp_run, 1))
-    assert main(["export", ckpt, str(tmp_path / "x.onnx"), "--dtype", "int8"]) == 2
-    assert "--dtype int8 applies to --target cpp only" in capsys.readouterr().err
+    assert main(["export", ckpt, str(tmp_path / "x"), "--target", "cpp", "--nme"]) == 2
+    assert "--nme applies to --target onnx" in capsys.readouterr().err
     occupied = tmp_path / "occupied"
     occupied.mkdir()
     (occupied / "notes.txt").write_text("mine")

@@ -7,7 +7,7 @@ import pytest
 
 from aidge_incremental.gradcam import GradCAM, grad_cam, last_conv_layer, plot_grad_cam
 from aidge_incremental.loss import cross_entropy
-from aidge_incremental.model import IncrementalModel
+from aidge_incremental.models import IncrementalModel
 
 SHAPE = (1, 16, 16)
 

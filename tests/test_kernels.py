@@ -14,7 +14,7 @@ import aidge_backend_cpu  # noqa: F401
 import aidge_learning as al
 
 import aidge_incremental as ai
-from aidge_incremental.accelerate import is_accelerated, unsupported_reason
+from aidge_incremental.backend.cpu import is_accelerated, unsupported_reason
 
 
 def rel_err(a, b):

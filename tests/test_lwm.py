@@ -9,7 +9,7 @@ from aidge_incremental.datasets import from_arrays
 from aidge_incremental.experiment import ExperimentConfig, build_method, run_experiment
 from aidge_incremental.methods import METHODS
 from aidge_incremental.methods.lwm import LwM
-from aidge_incremental.model import IncrementalModel
+from aidge_incremental.models import IncrementalModel
 from aidge_incremental.options import ConfigError
 from aidge_incremental.scenario import ClassIncrementalScenario
 
@@ -44,24 +44,24 @@ def after_first_step(data, **options):
     start of a step they are equal, so L_AD and its gradient are 0 on the first update."""
     scenario = ClassIncrementalScenario(data, 2, 2, seed=0)
     method = lwm(data, **options)
-    method.config.epochs = 3
+    method.config = method.config.replace(epochs=3)
     method.learn(scenario.step(0), data)
-    method.config.epochs = 1
-    before_step, prepare = method.before_step, method.prepare
+    method.config = method.config.replace(epochs=1)
+    before_step, training_data = method.before_step, method.training_data
 
     def perturbed_student(step, dataset):
-        before_step(step, dataset)  # the teacher is cloned here
+        before_step(step, dataset)  # after the components': the teacher is cloned
         rng = np.random.default_rng(7)
         params = method.model.state_dict()
         for name in ("conv1_w", "conv2_w", "fc1_w"):
             params[name] = params[name] * (1 + 0.3 * rng.standard_normal(params[name].shape)).astype(np.float32)
         method.model.load_state_dict(params)
 
-    def record_start(x, y):
+    def record_start(step):
         method.student_start = method.model.state_dict()  # after the head grew
-        prepare(x, y)
+        return training_data(step)
 
-    method.before_step, method.prepare = perturbed_student, record_start
+    method.before_step, method.training_data = perturbed_student, record_start
     return method, scenario
 
 

@@ -7,7 +7,7 @@ from aidge_incremental.cli import main
 from aidge_incremental.experiment import ExperimentConfig, run_experiment
 from aidge_incremental.methods import METHODS
 from aidge_incremental.methods.attentive import AttentiveReplay
-from aidge_incremental.model import IncrementalModel
+from aidge_incremental.models import IncrementalModel
 from aidge_incremental.options import ConfigError
 
 SMALL = dict(epochs=2, hidden=[32], memory=40)
@@ -20,11 +20,11 @@ def _accuracies(**kwargs):
 
 def test_registered_with_cited_defaults():
     for name in ("mixup", "attentive"):
-        options = {o.name: o for o in METHODS[name].options}
+        options = {o.name: o for o in METHODS[name].declared_options()}
         assert "memory" in options and options["memory"].default == 200
         for option in options.values():
             assert option.source, f"{name}.{option.name} has no source"
-    assert {o.name: o.default for o in METHODS["mixup"].options}["mixup_alpha"] == 1.0
+    assert {o.name: o.default for o in METHODS["mixup"].declared_options()}["mixup_alpha"] == 1.0
 
 
 def test_mixup_with_alpha_zero_is_icarl_and_blending_changes_the_result():

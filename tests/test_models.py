@@ -12,8 +12,8 @@ from aidge_incremental.models import ARCHITECTURES, IncrementalModel
 
 from aidge_incremental.datasets import load_dataset
 
-HAVE_FAST = importlib.util.find_spec("aidge_incremental.accelerate") is not None
-needs_fast = pytest.mark.skipif(not HAVE_FAST, reason="aidge_incremental.accelerate is not built")
+HAVE_FAST = importlib.util.find_spec("aidge_incremental.backend.cpu") is not None
+needs_fast = pytest.mark.skipif(not HAVE_FAST, reason="aidge_incremental.backend.cpu is not built")
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,8 @@ NOTEBOOK = (pathlib.Path(__file__).resolve().parents[1]
 DUMP = """
 np.savez({path!r}, y_test=digits.y_test, class_order=class_order, nme_pred=nme_pred, nme_onnx=nme_onnx,
          head_onnx=head_logits, head_aidge=model.logits(x_test), test_features=model.features(x_test),
-         memory_features=model.features(digits.to_input(icarl_method.memory.samples())),
-         memory_labels=icarl_method.memory.labels())
+         memory_features=model.features(digits.to_input(icarl_method.replay_memory.samples())),
+         memory_labels=icarl_method.replay_memory.labels())
 """
 
 
@@ -125,7 +125,7 @@ def test_run_experiment_returns_the_trained_method():
     result = run_experiment(ExperimentConfig(method="icarl", memory=40, epochs=1, initial=5, increment=5,
                                              seed=3), digits)
     method = result.trained_method
-    assert len(method.memory) == 40
+    assert len(method.replay_memory) == 40
     # its predictions on the whole test set give the last step's recorded accuracies
     order = np.array(result.class_order)
     x = digits.to_input(digits.x_test)

@@ -1,4 +1,4 @@
-"""One OpenMP runtime for Aidge's CPU kernels (aidge_incremental/_openmp_preload.py).
+"""One OpenMP runtime for Aidge's CPU kernels (aidge_incremental/backend/_openmp_preload.py).
 
 Checked with the dynamic loader's own record of its symbol bindings
 (LD_DEBUG=bindings) in fresh interpreters: after ``import aidge_incremental``,
@@ -39,7 +39,8 @@ def gomp_bindings(tmp_path, code, stderr=None):
 
 def test_import_aidge_incremental_first_gives_one_openmp_runtime(tmp_path):
     stderr = []
-    bindings = gomp_bindings(tmp_path, "import aidge_incremental, aidge_learning", stderr)
+    bindings = gomp_bindings(tmp_path, "import aidge_incremental, aidge_incremental.backend.cpu, aidge_learning",
+                             stderr)
     assert "OpenMP" not in stderr[0]
     ours = [lib for lib in bindings if lib.startswith("_core.")]
     assert ours and "lib_aidge_backend_cpu.so" in bindings and "lib_aidge_learning.so" in bindings, bindings
@@ -51,14 +52,14 @@ def test_without_the_preload_aidge_quantization_takes_the_backend(tmp_path):
     if importlib.util.find_spec("aidge_quantization") is None:
         pytest.skip("aidge-quantization is not installed: a single libgomp either way")
     stderr = []
-    bindings = gomp_bindings(tmp_path, "import aidge_core, aidge_incremental", stderr)
+    bindings = gomp_bindings(tmp_path, "import aidge_core, aidge_incremental.backend.cpu", stderr)
     assert bindings["lib_aidge_backend_cpu.so"] == bindings["lib_aidge_quantization.so"], bindings
     assert "RuntimeWarning: several OpenMP runtimes" in stderr[0]  # and the user is told
     assert bindings["lib_aidge_backend_cpu.so"] != bindings[next(b for b in bindings if b.startswith("_core."))]
 
 
 def test_openmp_runtimes_lists_the_loaded_libgomp():
-    from aidge_incremental.accelerate import openmp_runtimes
+    from aidge_incremental.backend.cpu import openmp_runtimes
     import aidge_core  # noqa: F401
     runtimes = openmp_runtimes()
     assert runtimes and all("gomp" in pathlib.Path(r).name for r in runtimes)

@@ -285,9 +285,10 @@ def test_devices_and_fifos_are_not_read_without_bound(tmp_path):
 
 
 def test_gzip_bomb_is_bounded(tmp_path, monkeypatch):
-    from aidge_incremental.datasets import base, mnist
+    from aidge_incremental import files
+    from aidge_incremental.datasets import mnist
     monkeypatch.setattr(mnist, "read_bounded_stream",
-                        lambda f, name, what: base.read_bounded_stream(f, name, what, limit=1000))
+                        lambda f, name, what, error: files.read_bounded_stream(f, name, what, limit=1000, error=error))
     path = tmp_path / "t10k-images-idx3-ubyte.gz"
     with gzip.open(path, "wb") as f:
         f.write(bytes([0, 0, 0x08, 1]) + (10 ** 6).to_bytes(4, "big") + bytes(10 ** 6))

@@ -15,26 +15,27 @@ is validated in :mod:`.base` before use.
 """
 from __future__ import annotations
 
-from .base import Dataset, DatasetError, MAX_LABEL, from_arrays, stratified_split
+from .base import (DATASETS, Dataset, DatasetError, DatasetSource, MAX_LABEL, from_arrays, register_dataset,
+                   stratified_split)
+from .transforms import Augmentation, Normalization
+# one module per source; each registers itself in DATASETS
 from .cifar import CIFAR_URL, load_cifar
 from .digits import load_digits
 from .mnist import MNIST_URL, load_mnist, read_idx
 from .npz import load_npz
 
-__all__ = ["Dataset", "DatasetError", "MAX_LABEL", "from_arrays", "load_cifar", "load_dataset",
-           "load_digits", "load_mnist", "load_npz", "read_idx", "stratified_split"]
+__all__ = ["Augmentation", "DATASETS", "Dataset", "DatasetError", "DatasetSource", "MAX_LABEL", "Normalization",
+           "from_arrays", "load_cifar", "load_dataset", "load_digits", "load_mnist", "load_npz", "read_idx",
+           "register_dataset", "stratified_split"]
 
 
-def load_dataset(name: str, data_dir=None, seed: int = 0) -> Dataset:
-    """By name: ``digits`` (default, embedded), ``mnist``, ``cifar10``, ``cifar100``, ``npz``."""
-    if name == "digits":
-        return load_digits(seed=seed)
-    if data_dir is None:
+def load_dataset(name: str, data_dir=None, seed: int = 0, normalize: bool = True) -> Dataset:
+    """A registered dataset by name (:data:`DATASETS`: ``digits``, the embedded
+    default, ``mnist``, ``cifar10``, ``cifar100``, ``npz``...), with its default
+    augmentation and, unless ``normalize`` is false, its normalisation."""
+    source = DATASETS[name]
+    if source.needs_path and data_dir is None:
         raise DatasetError(f"dataset '{name}' needs a data directory or file (--data-dir)")
-    if name == "mnist":
-        return load_mnist(data_dir, seed=seed)
-    if name in ("cifar10", "cifar100"):
-        return load_cifar(data_dir, int(name[5:]))
-    if name == "npz":
-        return load_npz(data_dir)
-    raise ValueError(f"unknown dataset '{name}': digits, mnist, cifar10, cifar100 or npz")
+    dataset = source.load(None if not source.needs_path else data_dir, seed)
+    return dataset.replace(normalization=source.normalization if normalize else None,
+                           augmentation=source.augmentation)

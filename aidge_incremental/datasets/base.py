@@ -7,20 +7,19 @@ in a bounded range) before anything is built on them.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-import os
-import pathlib
-import stat
 from dataclasses import dataclass
+from typing import Callable, Optional
 
 import numpy as np
 
-__all__ = ["Dataset", "DatasetError", "MAX_FILE_BYTES", "MAX_LABEL", "from_arrays", "read_bounded",
-           "stratified_split"]
+from ..registry import Registry
+from .transforms import Augmentation, Normalization
 
-#: Largest file (or decompressed member) a loader reads: 4 GiB, over 20x the largest
-#: supported source (CIFAR-100's 155 MB training pickle, MNIST's 47 MB images).
-MAX_FILE_BYTES = 4 << 30
+__all__ = ["DATASETS", "Dataset", "DatasetError", "DatasetSource", "MAX_LABEL", "from_arrays",
+           "register_dataset", "stratified_split"]
+
 #: Largest class label: labels are class indices 0..C-1; 2^20 - 1 leaves room for
 #: any real label set (ImageNet-21k has 21,841 classes) while per-class tables
 #: indexed by label stay small (a label of 2^40 would ask for 8 TiB).
@@ -41,6 +40,18 @@ class Dataset:
     y_test: np.ndarray
     max_value: float = 1.0  #: inputs are divided by this (255 for uint8 images)
     note: str = ""          #: how the split was made, when it is not the official one
+    #: per-channel statistics applied by :meth:`to_input` (None: inputs only scaled to [0, 1])
+    normalization: Optional[Normalization] = None
+    #: the augmentation training uses unless told otherwise (None: none)
+    augmentation: Optional[Augmentation] = None
+
+    def __post_init__(self):
+        if self.normalization is not None:
+            self.normalization.check(self.input_shape)
+
+    def replace(self, **changes) -> "Dataset":
+        """A copy with some fields changed (the arrays are shared, not copied)."""
+        return dataclasses.replace(self, **changes)
 
     @property
     def input_shape(self) -> tuple:
@@ -51,38 +62,37 @@ class Dataset:
         return np.unique(self.y_train)
 
     def to_input(self, x: np.ndarray) -> np.ndarray:
-        """A batch of stored samples as the model's float32 input."""
-        return np.ascontiguousarray(x, dtype=np.float32) / np.float32(self.max_value)
+        """A batch of stored samples as the model's float32 input: scaled by
+        ``1 / max_value``, then normalised per channel if the dataset says so."""
+        out = np.ascontiguousarray(x, dtype=np.float32) / np.float32(self.max_value)
+        return out if self.normalization is None else self.normalization(out)
 
 
-def read_bounded(path, what: str, limit: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes; DatasetError otherwise.
+@dataclass(frozen=True)
+class DatasetSource:
+    """A dataset format or collection, as registered in :data:`DATASETS`.
 
-    The type is checked on the opened file (no race with a swapped path), so a
-    device such as /dev/zero or a FIFO is refused instead of read without end.
+    ``load(path, seed)`` reads it (``path`` is None when ``needs_path`` is
+    false); ``normalization`` and ``augmentation`` are its defaults, stated
+    (with their sources) in the file that registers it.
     """
-    path = pathlib.Path(path)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as e:
-        raise DatasetError(f"cannot read {what} {path}: {e.strerror}") from None
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(f.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise DatasetError(f"{what} {path} is not a regular file")
-        if info.st_size > limit:
-            raise DatasetError(f"{what} {path} holds {info.st_size} bytes, more than the {limit} "
-                               f"a dataset file may hold")
-        return f.read(limit + 1)[:limit]
+    name: str
+    load: Callable[[Optional[str], int], "Dataset"]
+    help: str
+    needs_path: bool = True
+    normalization: Optional[Normalization] = None
+    augmentation: Optional[Augmentation] = None
 
 
-def read_bounded_stream(stream, name, what: str, limit: int = MAX_FILE_BYTES) -> bytes:
-    """At most ``limit`` bytes of a decompressing stream (gzip, tar member): a
-    compressed bomb is refused once it passes the limit."""
-    data = stream.read(limit + 1)
-    if len(data) > limit:
-        raise DatasetError(f"{what} {name} expands past {limit} bytes")
-    return data
+#: every dataset :func:`aidge_incremental.datasets.load_dataset` knows, by name
+DATASETS: Registry[DatasetSource] = Registry("dataset", entry_points="aidge_incremental.datasets")
+
+
+def register_dataset(source: DatasetSource, replace: bool = False) -> DatasetSource:
+    """Make ``source`` loadable by name (``--dataset NAME``)."""
+    if not isinstance(source, DatasetSource):
+        raise TypeError(f"register_dataset takes a DatasetSource, got {type(source).__name__}")
+    return DATASETS.register(source.name, source, replace=replace)
 
 
 def _check_samples(name: str, x: np.ndarray) -> None:

@@ -21,7 +21,9 @@ import tarfile
 
 import numpy as np
 
-from .base import Dataset, DatasetError, MAX_FILE_BYTES, from_arrays, read_bounded, read_bounded_stream
+from ..files import MAX_FILE_BYTES, read_bounded, read_bounded_stream
+from .base import Dataset, DatasetError, DatasetSource, from_arrays, register_dataset
+from .transforms import Augmentation, Normalization
 
 __all__ = ["CIFAR_URL", "load_cifar", "read_cifar_batch"]
 
@@ -138,7 +140,8 @@ def load_cifar(path, n_classes: int = 10) -> Dataset:
                     if member.size > MAX_FILE_BYTES:
                         raise DatasetError(f"CIFAR archive {path}: member {member.name} of "
                                            f"{member.size} bytes is too large")
-                    data = read_bounded_stream(tar.extractfile(member), member.name, "CIFAR member")
+                    data = read_bounded_stream(tar.extractfile(member), member.name, "CIFAR member",
+                                               error=DatasetError)
                     members[base] = read_cifar_batch(data, f"{path}:{member.name}", label_key)
         except (tarfile.TarError, OSError, EOFError) as e:
             raise DatasetError(f"cannot read CIFAR archive {path}: {e}") from e
@@ -146,8 +149,8 @@ def load_cifar(path, n_classes: int = 10) -> Dataset:
         for candidate in (path, path / folder):
             if all((candidate / n).exists() for n in names[0] + names[1]):
                 for n in names[0] + names[1]:
-                    members[n] = read_cifar_batch(read_bounded(candidate / n, "CIFAR file"),
-                                                  candidate / n, label_key)
+                    data = read_bounded(candidate / n, "CIFAR file", error=DatasetError)
+                    members[n] = read_cifar_batch(data, candidate / n, label_key)
                 break
     missing = [n for n in names[0] + names[1] if n not in members]
     if missing:
@@ -164,3 +167,20 @@ def load_cifar(path, n_classes: int = 10) -> Dataset:
                 np.concatenate([members[n][1] for n in split]))
     (x_train, y_train), (x_test, y_test) = stack(names[0]), stack(names[1])
     return from_arrays(x_train, y_train, x_test, y_test, name=f"cifar{n_classes}")
+
+
+#: Per-channel mean and std of the training images (in [0, 1]). CIFAR-10: the
+#: statistics of its 50 000 training images, as published with torchvision
+#: examples (std 0.2470, 0.2435, 0.2616; PyCIL uses the widely copied
+#: (0.2023, 0.1994, 0.2010) instead). CIFAR-100: PyCIL's ``utils/data.py`` values.
+CIFAR10_NORMALIZATION = Normalization((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
+CIFAR100_NORMALIZATION = Normalization((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761))
+#: Random 32x32 crop of the image padded by 4 zero pixels, and horizontal flip:
+#: the CIFAR augmentation of iCaRL's and PyCIL's reference code.
+CIFAR_AUGMENTATION = Augmentation(padding=4, flip=True)
+
+for _classes, _stats in ((10, CIFAR10_NORMALIZATION), (100, CIFAR100_NORMALIZATION)):
+    register_dataset(DatasetSource(
+        f"cifar{_classes}", lambda path, seed, n=_classes: load_cifar(path, n),
+        f"CIFAR-{_classes}: the python-version archive or its folder ({CIFAR_URL})",
+        normalization=_stats, augmentation=CIFAR_AUGMENTATION))

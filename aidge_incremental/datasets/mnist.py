@@ -16,7 +16,8 @@ from typing import Optional
 
 import numpy as np
 
-from .base import Dataset, DatasetError, MAX_FILE_BYTES, from_arrays, read_bounded, read_bounded_stream
+from ..files import MAX_FILE_BYTES, read_bounded, read_bounded_stream
+from .base import Dataset, DatasetError, DatasetSource, from_arrays, register_dataset
 
 MNIST_URL = "the MNIST database (yann.lecun.com/exdb/mnist or any mirror)"
 
@@ -26,11 +27,11 @@ _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f
 def read_idx(path) -> np.ndarray:
     """Read an IDX file (the MNIST format), gzipped or not."""
     path = pathlib.Path(path)
-    data = read_bounded(path, "IDX file")
+    data = read_bounded(path, "IDX file", error=DatasetError)
     if path.suffix == ".gz":
         try:
             with gzip.GzipFile(fileobj=io.BytesIO(data)) as f:
-                data = read_bounded_stream(f, path, "gzipped IDX file")
+                data = read_bounded_stream(f, path, "gzipped IDX file", error=DatasetError)
         except (OSError, EOFError, zlib.error) as e:
             raise DatasetError(f"cannot read IDX file {path}: {e}") from e
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES:
@@ -93,4 +94,9 @@ def load_mnist(directory, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
     return dataset
 
 
-__all__ = ["MAX_FILE_BYTES", "MNIST_URL", "load_mnist", "read_idx"]
+# Scaled to [0, 1], neither normalised nor augmented: the split-MNIST protocols
+# of iCaRL and LwF (flipping or shifting a digit can change its meaning).
+register_dataset(DatasetSource("mnist", lambda path, seed: load_mnist(path, seed=seed),
+                               f"MNIST IDX files in a directory ({MNIST_URL})"))
+
+__all__ = ["MNIST_URL", "load_mnist", "read_idx"]

@@ -7,7 +7,8 @@ import zipfile
 
 import numpy as np
 
-from .base import Dataset, DatasetError, MAX_FILE_BYTES, from_arrays, read_bounded
+from ..files import MAX_FILE_BYTES, read_bounded
+from .base import Dataset, DatasetError, DatasetSource, from_arrays, register_dataset
 
 __all__ = ["load_npz"]
 
@@ -22,7 +23,7 @@ def load_npz(path) -> Dataset:
     if not path.exists():
         raise DatasetError(f"{path} does not exist: expected a .npz with x_train, y_train "
                            f"(and x_test, y_test)")
-    data = read_bounded(path, ".npz file")
+    data = read_bounded(path, ".npz file", error=DatasetError)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             total = sum(info.file_size for info in z.infolist())
@@ -41,3 +42,7 @@ def load_npz(path) -> Dataset:
         raise DatasetError(f"{path}: x_test and y_test go together, got only one of them")
     return from_arrays(arrays["x_train"], arrays["y_train"], arrays.get("x_test"),
                        arrays.get("y_test"), name=path.stem)
+
+
+register_dataset(DatasetSource("npz", lambda path, seed: load_npz(path),
+                               "your own arrays: a .npz with x_train, y_train (and x_test, y_test)"))

@@ -37,7 +37,7 @@ from typing import Sequence
 import aidge_core
 import numpy as np
 
-from ..model import FEATURES, HEAD, IncrementalModel
+from ..models import FEATURES, HEAD, IncrementalModel
 
 __all__ = ["ABSTAIN", "logits_graph", "nme_graph", "nme_weights"]
 

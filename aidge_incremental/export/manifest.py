@@ -15,7 +15,7 @@ import json
 import pathlib
 from typing import Dict, Iterable
 
-from ..evaluation import atomic_write
+from ..files import atomic_write
 
 __all__ = ["IntegrityError", "MANIFEST", "sha256_file", "write_sidecar", "check_sidecar",
            "write_manifest", "check_manifest"]

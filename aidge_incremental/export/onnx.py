@@ -35,8 +35,8 @@ from aidge_onnx.utils import _AIDGE_DOMAIN
 
 from .. import __version__
 from .._core import Distillation
-from ..evaluation import atomic_write
-from ..model import IncrementalModel
+from ..files import atomic_write
+from ..models import IncrementalModel
 from .graphs import ABSTAIN, logits_graph, nme_graph
 from .manifest import check_sidecar, write_sidecar
 

@@ -27,9 +27,9 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from ..evaluation import atomic_write
+from ..files import atomic_write
 from ..memory import nme_classify
-from ..model import IncrementalModel
+from ..models import IncrementalModel
 from . import cpp
 from .cpp import ExportError
 from .graphs import ABSTAIN, logits_graph, nme_graph

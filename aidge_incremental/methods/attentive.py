@@ -61,12 +61,12 @@ import aidge_core
 import aidge_learning
 import numpy as np
 
-from ..model import IncrementalModel
+from ..models import IncrementalModel
 from ..options import Option
-from .blending import BlendingReplay
+from .components import Blending
 from .icarl import ICaRL
 
-__all__ = ["AttentiveReplay", "Scorer"]
+__all__ = ["AttentiveBlending", "AttentiveReplay", "Scorer"]
 
 SCORER_MOMENTUM = 0.9  # as the classifier's SGD (iCaRL, FACIL); the paper does not say
 
@@ -138,9 +138,9 @@ class Scorer:
         self._zero = None
 
 
-class AttentiveReplay(BlendingReplay, ICaRL):
-    name = "attentive"
-    options = ICaRL.options + (
+class AttentiveBlending(Blending):
+    """Blend weights from the scorer 𝕊 (module docstring), after a warm-up."""
+    options = (
         Option("scorer_lr", float, 0.01, "learning rate of the scorer network 𝕊", minimum=0.0,
                source="Lee et al. SMC 2023 use 2e-6 (ResNet-32, CIFAR-100); 0.01 chosen for our MLP on "
                       "digits (see the attentive.py docstring)"),
@@ -154,19 +154,13 @@ class AttentiveReplay(BlendingReplay, ICaRL):
                source="our design from the paper's words (see the attentive.py docstring)"),
     )
 
-    def __init__(self, *args, scorer_lr: float = 0.01, scorer_hidden: int = 32, blend_warmup: int = 1,
-                 scorer_objective: str = "feature_change", **kwargs):
-        if scorer_objective not in ("feature_change", "frozen"):
-            raise ValueError(f"scorer_objective must be 'feature_change' or 'frozen', got {scorer_objective!r}")
-        if not (scorer_lr >= 0 and np.isfinite(scorer_lr)):
-            raise ValueError(f"scorer_lr must be >= 0, got {scorer_lr}")
-        if int(blend_warmup) < 0 or int(scorer_hidden) < 1:
-            raise ValueError("blend_warmup must be >= 0 and scorer_hidden >= 1")
-        super().__init__(*args, **kwargs)
-        self.scorer_lr, self.blend_warmup = float(scorer_lr), int(blend_warmup)
-        self.scorer_objective = scorer_objective
-        self.scorer = Scorer(self.model.input_shape, int(scorer_hidden), seed=self.seed + 7919,
-                             backend=getattr(self.model, "backend", "cpu"))
+    def __init__(self, method, options):
+        super().__init__(method, options)
+        self.scorer_lr, self.blend_warmup = float(options["scorer_lr"]), int(options["blend_warmup"])
+        self.scorer_objective = options["scorer_objective"]
+        model = method.model
+        self.scorer = Scorer(model.input_shape, int(options["scorer_hidden"]), seed=method.seed + 7919,
+                             backend=model.backend)
         self.scorer_losses: list = []
 
     def blending(self, batch):
@@ -176,20 +170,20 @@ class AttentiveReplay(BlendingReplay, ICaRL):
         # The scorer trains from the first epoch of a step with a teacher (warm-up
         # included); this hook draws the pairs itself during the warm-up.
         if self._exemplars is not None and batch.epoch < self.blend_warmup and batch.indices is not None:
-            new = np.flatnonzero((batch.indices >= 0) & (batch.indices < self._n_new))
+            new = self.new_rows(batch)
             if len(new):
-                partners = self.rng.integers(0, len(self._exemplars[0]), size=len(new))
+                partners = self.method.rng.integers(0, len(self._exemplars[0]), size=len(new))
                 self._train_scorer(batch.inputs[new], self._exemplars[0][partners])
         return super().make_batch(batch)
 
     def blend_weights(self, batch, x_new, x_ex):
-        a_i = self._train_scorer(x_new, x_ex)
-        return a_i.astype(np.float32)
+        return self._train_scorer(x_new, x_ex).astype(np.float32)
 
     def feature_change(self, x: np.ndarray) -> np.ndarray:
         """``‖f_student(x) − f_teacher(x)‖₂`` per sample."""
-        return np.linalg.norm(self.model.features(x, batch_size=len(x)).astype(np.float64)
-                              - self.teacher.features(x, batch_size=len(x)), axis=1)
+        method = self.method
+        return np.linalg.norm(method.model.features(x, batch_size=len(x)).astype(np.float64)
+                              - method.teacher.features(x, batch_size=len(x)), axis=1)
 
     def _train_scorer(self, x_i, x_j):
         """The pair weights a_i of 𝕊 before its update, then one update of 𝕊."""
@@ -205,9 +199,18 @@ class AttentiveReplay(BlendingReplay, ICaRL):
         return a_i
 
     def state_dict(self):
-        return {**super().state_dict(), **self.scorer.state_dict(), "scorer_losses": list(self.scorer_losses)}
+        return {**self.scorer.state_dict(), "scorer_losses": list(self.scorer_losses)}
 
     def load_state_dict(self, state):
         self.scorer.load_state_dict(state)
-        super().load_state_dict(state)
         self.scorer_losses = list(state.get("scorer_losses", []))
+
+
+class AttentiveReplay(ICaRL):
+    name = "attentive"
+    components = ICaRL.components + (AttentiveBlending,)
+
+    @property
+    def scorer(self) -> Scorer:
+        """The scorer network 𝕊 of the blending component."""
+        return self.parts[-1].scorer

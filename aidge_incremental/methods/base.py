@@ -1,117 +1,221 @@
-"""The base class of incremental-learning methods.
+"""The base class of incremental-learning methods, and the contract between a
+method and the run.
 
 A method learns one step at a time through a few hooks (FACIL's approach
-hooks, Avalanche's plugin callbacks, in one short class); the loop itself is
-shared (:func:`aidge_incremental.training.train`). The hooks, in the order
-they are called by :meth:`IncrementalMethod.learn`:
+hooks); the loop itself is shared (:func:`aidge_incremental.training.train`).
+A method is the paper's loss (:meth:`IncrementalMethod.objective`) plus
+components (:mod:`.component`: replay, teacher, L2-SP, blending...), each a
+hooks object called in order. The hooks, in the order
+:meth:`IncrementalMethod.learn` calls them:
 
 Per step::
 
-    before_step(step, dataset)         before the head grows (keep a frozen teacher)
+    parts' before_step, method's before_step   before the head grows
     model.grow(new classes)
-    training_data(step) -> (x, y)      the RAW samples and labels trained on
-    prepare(x, y)                      once, before the first batch
+    training_data(step) -> (x, y)              the RAW samples and labels trained on:
+                                               step_samples(step), then the parts'
+                                               training_data(x, y) (replay appends exemplars)
     ... the batch loop ...
-    after_step(step, dataset)          e.g. update the exemplar memory
+    parts' after_step, method's after_step     (update the memory, then fit NME)
 
 Per batch (the loop draws rows of ``x``, augments them, converts them with
 ``dataset.to_input``)::
 
-    make_batch(batch) -> Batch         change or replace the batch (mixup)
-    before_forward(batch)              see it before the forward pass
-                                       (TeacherDistillation runs the teacher here)
+    make_batch(batch) -> Batch         change or replace the batch (blending)
+    before_forward(batch)              see it before the forward pass (the teacher runs)
     -- forward pass --
-    losses(batch, outputs) -> float    set/accumulate the gradients of the outputs
-                                       the losses are on; return the loss value
-    -- backward, weight decay, SGD update --
-    after_update()                     after each optimiser update
+    losses(batch, outputs) -> dict     the method's objective, then the parts' terms
+    -- backward --
+    before_update(parameters)          change the gradients (EWC's penalty)
+    -- weight decay, SGD update --
+    after_update()                     after each optimiser update (L2-SP's pull)
 
-The contract of ``losses``: ``outputs.logits`` is the head's output tensor,
+The contract of ``objective``: ``outputs.logits`` is the head's output tensor,
 ``outputs.tap(name)`` any node's output tensor; every activation gradient is
 zero when it starts. Each loss function of :mod:`aidge_incremental.loss`
 (``cross_entropy``, ``distillation``, ...) called with ``accumulate=True``
 adds ``scaling · ∂loss/∂tensor`` to ``tensor.grad``; the loop's single
-backward pass starts from all of them. Extra forward/backward passes
-(Grad-CAM) go inside ``with isolated_pass(self.model) as p:`` — they leave the
-parameter gradients, the batch's activations and the optimiser untouched.
+backward pass starts from all of them. It returns the loss terms by name.
+Extra forward/backward passes (Grad-CAM) go inside ``with
+isolated_pass(self.model) as p:`` — they leave the parameter gradients, the
+batch's activations and the optimiser untouched.
 
-A :class:`~aidge_incremental.training.Batch` carries ``inputs`` (float32
-model input), ``labels``, ``indices`` (rows of ``x``; -1 for produced
-samples), optional soft ``targets`` ``[B, n_seen]``, an ``extra`` dict for
-method data, and the ``epoch`` and ``lr`` of its update.
+What the run reads of a method is declared here, never guessed:
+``classifiers`` (the first is the method's own), ``needs_scenario`` (built
+with the scenario), ``replay_memory`` (exports calibrate int8 on it),
+``nme`` (exported beside the head), ``teacher``, ``check_scenario``,
+``predict``, ``state_dict``.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import ClassVar, Dict, List, Optional, Tuple, Type
 
 import numpy as np
 
 from ..datasets import Dataset
 from ..loss import cross_entropy, tensor_value
-from ..model import IncrementalModel
+from ..models import IncrementalModel
+from ..options import Option, merge_options, resolve_options
 from ..scenario import Step
 from ..training import Batch, BatchHooks, Outputs, TrainConfig, train
+from .component import Component
+from .components.replay import Replay
+from .components.teacher import Teacher
 
 __all__ = ["IncrementalMethod"]
 
 
 class IncrementalMethod(BatchHooks):
-    name = "base"
+    """Base of the methods: ``name``, the method's own ``options``, its
+    ``components``; the constructor takes every declared option as a keyword
+    (defaults from the declarations)."""
+    name: ClassVar[str] = "base"
+    #: the method's own options (a redeclared component option replaces the component's)
+    options: ClassVar[Tuple[Option, ...]] = ()
+    #: the component classes the method is composed of, in calling order
+    components: ClassVar[Tuple[Type[Component], ...]] = ()
     #: classifiers this method reports, the first being its own
-    classifiers: Tuple[str, ...] = ("head",)
+    classifiers: ClassVar[Tuple[str, ...]] = ("head",)
+    #: built with ``scenario=`` (its training data is derived from the scenario)
+    needs_scenario: ClassVar[bool] = False
+    #: its nearest-mean-of-exemplars classifier, when it has one (exported beside the head)
+    nme = None
 
-    def __init__(self, model: IncrementalModel, config: Optional[TrainConfig] = None, seed: int = 0):
+    def __init__(self, model: IncrementalModel, config: Optional[TrainConfig] = None, seed: int = 0,
+                 scenario=None, **options):
+        values = resolve_options(self.declared_options(), options, f"method {self.name!r}")
+        if scenario is not None and not self.needs_scenario:
+            raise ValueError(f"method {self.name!r} is not built with a scenario")
         self.model = model
         self.config = config or TrainConfig()
         self.rng = np.random.default_rng(seed)
         self.seed = seed
+        self.scenario = scenario
         self.n_known = 0  #: classes learnt before the current step
         self.n_seen = 0   #: classes seen once the current step is learnt
         self.losses_per_epoch: list = []
+        self.last_losses: Dict[str, float] = {}  #: the named loss terms of the last batch
+        for option in type(self).options:
+            setattr(self, option.name, values[option.name])
+        self.parts: List[Component] = [component(self, values) for component in self.components]
+        self.replay: Optional[Replay] = next((p for p in self.parts if isinstance(p, Replay)), None)
+
+    @classmethod
+    def declared_options(cls) -> Tuple[Option, ...]:
+        """Every option the method takes: its components', then its own."""
+        return merge_options(*(component.options for component in cls.components), cls.options)
+
+    # -- the declared contract ---------------------------------------------------------
+    @property
+    def replay_memory(self):
+        """The replay buffer, if the method keeps exemplars (None otherwise)."""
+        return self.replay.memory if self.replay is not None else None
+
+    @property
+    def teacher(self) -> Optional[IncrementalModel]:
+        """The frozen previous model, if the method distils one (None in the first step)."""
+        part = next((p for p in self.parts if isinstance(p, Teacher)), None)
+        return None if part is None else part.model
+
+    def check_scenario(self, scenario) -> None:
+        """Raise before any training if the method cannot run ``scenario``
+        (e.g. a memory budget smaller than its number of classes)."""
+        for part in self.parts:
+            part.check_scenario(scenario)
 
     # -- the step --------------------------------------------------------------
     def learn(self, step: Step, dataset: Dataset, progress=None) -> None:
+        """Learn one step: :meth:`start_step`, the batch loop, :meth:`finish_step`."""
         config = self.config.for_step(step.index)
+        x, y = self.start_step(step, dataset)
+        self.losses_per_epoch.append(train(
+            self.model, x, y, self, config, self.rng, to_input=dataset.to_input,
+            augmentation=config.augmentation(dataset), progress=progress))
+        self.finish_step(step, dataset)
+
+    def start_step(self, step: Step, dataset: Dataset) -> Tuple[np.ndarray, np.ndarray]:
+        """Everything before the step's first batch (the components' and the method's
+        before_step, the head grown); returns the raw samples and labels to train on.
+        For a loop of your own: ``x, y = m.start_step(...)``, batches through the
+        hooks, then ``m.finish_step(...)``."""
+        for part in self.parts:
+            part.before_step(step, dataset)
         self.before_step(step, dataset)
         self.model.grow(len(step.classes))
         self.n_seen = step.n_seen
-        x, y = self.training_data(step)
-        self.prepare(x, y)
-        self.losses_per_epoch.append(train(
-            self.model, x, y, self, config, self.rng, to_input=dataset.to_input,
-            augmentation=config.augmentation(dataset.name), progress=progress))
+        return self.training_data(step)
+
+    def finish_step(self, step: Step, dataset: Dataset) -> None:
+        """Everything after the step's last batch (the components' after_step, then the method's)."""
+        for part in self.parts:
+            part.after_step(step, dataset)
         self.after_step(step, dataset)
         self.n_known = step.n_seen
 
-    # -- per-step hooks -----------------------------------------------------------
+    # -- the method's own per-step hooks ------------------------------------------------
     def before_step(self, step: Step, dataset: Dataset) -> None:
-        """Called before the head grows (e.g. to keep a frozen teacher)."""
+        """Called before the head grows, after the components' before_step."""
 
-    def training_data(self, step: Step) -> Tuple[np.ndarray, np.ndarray]:
-        """Raw samples (as stored) and labels trained on during the step."""
+    def step_samples(self, step: Step) -> Tuple[np.ndarray, np.ndarray]:
+        """The method's own raw samples (as stored) and labels for the step; default:
+        the step's new classes (Joint: every class seen)."""
         return step.x_train, step.y_train
 
-    def prepare(self, x: np.ndarray, y: np.ndarray) -> None:
-        """Called once with the step's raw training samples and labels, before the first batch."""
+    def training_data(self, step: Step) -> Tuple[np.ndarray, np.ndarray]:
+        """What the step trains on: :meth:`step_samples`, then each component's
+        additions (replay appends its exemplars)."""
+        x, y = self.step_samples(step)
+        for part in self.parts:
+            x, y = part.training_data(x, y)
+        return x, y
 
     def after_step(self, step: Step, dataset: Dataset) -> None:
-        """Called once the step's training is over."""
+        """Called once the step's training is over, after the components' after_step."""
 
-    # -- per-batch hooks (see the module docstring) ---------------------------------
-    def losses(self, batch: Batch, outputs: Outputs) -> float:
-        """Default: cross-entropy over every class seen so far, on the one-hot
-        labels or the batch's soft targets."""
+    # -- per batch (the loop's hooks: components first, in order) ------------------------
+    def make_batch(self, batch: Batch) -> Batch:
+        for part in self.parts:
+            batch = part.make_batch(batch)
+        return batch
+
+    def before_forward(self, batch: Batch) -> None:
+        for part in self.parts:
+            part.before_forward(batch)
+
+    def losses(self, batch: Batch, outputs: Outputs) -> Dict[str, float]:
+        """The method's objective, then the components' terms (the loop sums them)."""
+        terms = dict(self.objective(batch, outputs))
+        for part in self.parts:
+            terms.update(part.losses(batch, outputs))
+        self.last_losses = terms
+        return terms
+
+    def objective(self, batch: Batch, outputs: Outputs) -> Dict[str, float]:
+        """The method's loss terms by name; default: cross-entropy over every class
+        seen so far, on the one-hot labels or the batch's soft targets."""
         target = outputs.tensor(batch.target_matrix(self.n_seen))
-        return tensor_value(cross_entropy(outputs.logits, target, accumulate=True))
+        return {"classification": tensor_value(cross_entropy(outputs.logits, target, accumulate=True))}
+
+    def before_update(self, parameters: list) -> None:
+        for part in self.parts:
+            part.before_update(parameters)
+
+    def after_update(self) -> None:
+        for part in self.parts:
+            part.after_update()
 
     # -- checkpointing ---------------------------------------------------------------
     def state_dict(self) -> dict:
         """What the method needs to continue after a step (values: JSON-able,
         NumPy arrays or bytes). The model is saved separately."""
-        return {"n_known": self.n_known, "rng": self.rng.bit_generator.state,
-                "losses": self.losses_per_epoch}
+        state = {"n_known": self.n_known, "rng": self.rng.bit_generator.state, "losses": self.losses_per_epoch}
+        for part in self.parts:
+            state.update(part.state_dict())
+        return state
 
     def load_state_dict(self, state: dict) -> None:
+        for part in self.parts:
+            part.load_state_dict(state)
         self.n_known = int(state["n_known"])
         self.rng.bit_generator.state = state["rng"]
         self.losses_per_epoch = list(state["losses"])

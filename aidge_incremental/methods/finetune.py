@@ -7,10 +7,9 @@ classes, the model forgets them (catastrophic forgetting, McCloskey & Cohen
 learning: survey and performance evaluation", TPAMI).
 """
 from .base import IncrementalMethod
-from .l2sp import L2SP_OPTIONS, WithL2SP
-from .replay import REPLAY_OPTIONS, Replaying
+from .components import L2SP, Replay
 
 
-class Finetune(Replaying, WithL2SP, IncrementalMethod):
+class Finetune(IncrementalMethod):
     name = "finetune"
-    options = REPLAY_OPTIONS + L2SP_OPTIONS
+    components = (Replay, L2SP)

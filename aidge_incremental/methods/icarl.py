@@ -12,24 +12,24 @@ is reported too.
 """
 import dataclasses
 
+from ..loss import cross_entropy, distillation, tensor_value
 from ..memory import NearestMeanClassifier
 from ..options import Option
-from .distillation import TeacherDistillation
-from .l2sp import L2SP_OPTIONS, WithL2SP
-from .replay import REPLAY_OPTIONS, Replaying
+from .base import IncrementalMethod
+from .components import L2SP, TEACHER_LOGITS, Replay, Teacher
 
-_memory, _policy, _selection = REPLAY_OPTIONS
+_memory = next(o for o in Replay.options if o.name == "memory")
 
 
-class ICaRL(Replaying, WithL2SP, TeacherDistillation):
+class ICaRL(IncrementalMethod):
     name = "icarl"
     classifiers = ("nme", "head")
+    components = (Replay, L2SP, Teacher)
     options = (
         dataclasses.replace(
             _memory, default=200, minimum=1, help="exemplars kept (the budget K)",
             source="iCaRL Sec. 4 keeps K = 2000 for 100 classes, 20 per class at the end; "
                    "200 keeps 20 per class for 10 classes"),
-        _policy, _selection,
         Option("distillation_weight", float, 1.0, "weight of the distillation term", minimum=0.0,
                source="FACIL's icarl.py (lamb = 1); the paper sums the two BCE terms (Sec. 2.2)"),
         Option("temperature", float, 1.0, "distillation temperature", minimum=1e-3,
@@ -37,28 +37,27 @@ class ICaRL(Replaying, WithL2SP, TeacherDistillation):
         Option("distillation", str, "bce", "'bce': sigmoid targets (the paper); 'kl': softmax targets "
                "at the temperature (PyCIL's icarl.py, T = 2)", choices=("bce", "kl"),
                source="iCaRL Sec. 2.2 (binary cross-entropy on sigmoid outputs)"),
-    ) + L2SP_OPTIONS
+    )
 
-    def __init__(self, *args, memory: int = 200, distillation_weight: float = 1.0, temperature: float = 1.0,
-                 distillation: str = "bce", **kwargs):
-        if memory <= 0:
-            raise ValueError(f"iCaRL needs a memory (memory > 0), got {memory}")
-        super().__init__(*args, memory=memory, lambda_=distillation_weight, temperature=temperature,
-                         distillation=distillation, **kwargs)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.nme = NearestMeanClassifier()
 
-    @property
-    def memory(self):
-        """The exemplar memory (the replay component's)."""
-        return self.replay.memory
+    def objective(self, batch, outputs):
+        """Algorithm 2: classification on the labels + distillation on the old classes."""
+        teacher = batch.extra.get(TEACHER_LOGITS)
+        if teacher is None:  # first step: nothing to distill
+            return super().objective(batch, outputs)
+        ce = cross_entropy(outputs.logits, outputs.tensor(batch.target_matrix(self.n_seen)), accumulate=True)
+        kd = distillation(outputs.logits, outputs.tensor(teacher), temperature=self.temperature,
+                          n_old=self.n_known, form=self.distillation, scaling=self.distillation_weight,
+                          accumulate=True)
+        return {"classification": tensor_value(ce), "distillation": tensor_value(kd)}
 
     def after_step(self, step, dataset):
-        super().after_step(step, dataset)  # the replay memory is updated there
-        self._fit_nme(dataset)
-
-    def _fit_nme(self, dataset):
-        features = self.model.features(dataset.to_input(self.memory.samples()))
-        self.nme.fit(features, self.memory.labels())
+        # the replay component has updated the memory (components run first)
+        memory = self.replay_memory
+        self.nme.fit(self.model.features(dataset.to_input(memory.samples())), memory.labels())
 
     def state_dict(self):
         state = super().state_dict()

@@ -12,14 +12,9 @@ from .base import IncrementalMethod
 
 class Joint(IncrementalMethod):
     name = "joint"
-    options = ()
-    uses_scenario = True  #: built with ``scenario=``
+    needs_scenario = True
 
-    def __init__(self, *args, scenario=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.scenario = scenario
-
-    def training_data(self, step):
+    def step_samples(self, step):
         if self.scenario is None:
             raise ValueError("Joint needs the scenario (build it with scenario=...)")
         steps = [self.scenario.step(t) for t in range(step.index + 1)]

@@ -25,15 +25,15 @@ import numpy as np
 
 from ..loss import cross_entropy, distillation, tensor_value
 from ..options import Option
-from .distillation import TEACHER_LOGITS, TeacherDistillation
-from .l2sp import L2SP_OPTIONS, WithL2SP
-from .replay import REPLAY_OPTIONS, Replaying
+from .base import IncrementalMethod
+from .components import L2SP, TEACHER_LOGITS, Replay, Teacher
 
 CLASSIFICATION_LOSSES = ("new", "seen")
 
 
-class LwF(Replaying, WithL2SP, TeacherDistillation):
+class LwF(IncrementalMethod):
     name = "lwf"
+    components = (Replay, L2SP, Teacher)
     options = (
         Option("distillation_weight", float, 1.0, "weight lambda_o of the distillation term", minimum=0.0,
                source="Li & Hoiem 2016, Sec. 3 (lambda_o = 1); PyCIL lwf.py uses 3"),
@@ -42,21 +42,12 @@ class LwF(Replaying, WithL2SP, TeacherDistillation):
         Option("classification_loss", str, "new", "cross-entropy on the new classes' outputs ('new') "
                "or on every class seen ('seen')", choices=CLASSIFICATION_LOSSES,
                source="Li & Hoiem 2016, Eq. 2 (L_new on the new task's outputs); PyCIL lwf.py"),
-    ) + REPLAY_OPTIONS + L2SP_OPTIONS
+    )
 
-    def __init__(self, *args, distillation_weight: float = 1.0, temperature: float = 2.0,
-                 classification_loss: str = "new", **kwargs):
-        if classification_loss not in CLASSIFICATION_LOSSES:
-            raise ValueError(f"classification_loss must be one of {CLASSIFICATION_LOSSES}, "
-                             f"got {classification_loss!r}")
-        super().__init__(*args, lambda_=distillation_weight, temperature=temperature, distillation="kl",
-                         **kwargs)
-        self.classification_loss = classification_loss
-
-    def losses(self, batch, outputs):
+    def objective(self, batch, outputs):
         teacher = batch.extra.get(TEACHER_LOGITS)
         if teacher is None:  # first step: plain cross-entropy
-            return super().losses(batch, outputs)
+            return super().objective(batch, outputs)
         if self.classification_loss == "seen" or batch.targets is not None:
             target = outputs.tensor(batch.target_matrix(self.n_seen))
             value = tensor_value(cross_entropy(outputs.logits, target, accumulate=True))
@@ -66,9 +57,9 @@ class LwF(Replaying, WithL2SP, TeacherDistillation):
             outputs.seed(outputs.logits, grad)
         # our kernel computes T²·KL; the sources' term has no T² factor
         kd = distillation(outputs.logits, outputs.tensor(teacher), temperature=self.temperature,
-                          n_old=self.n_known, form="kl", scaling=self.lambda_ / self.temperature ** 2,
-                          accumulate=True)
-        return value + tensor_value(kd)
+                          n_old=self.n_known, form="kl",
+                          scaling=self.distillation_weight / self.temperature ** 2, accumulate=True)
+        return {"classification": value, "distillation": tensor_value(kd)}
 
 
 def new_classes_cross_entropy(logits: np.ndarray, labels: np.ndarray, n_old: int):

@@ -41,8 +41,8 @@ import numpy as np
 from ..gradcam import grad_cam, last_conv_layer
 from ..loss import attention_distillation, cross_entropy, distillation, tensor_value
 from ..options import Option
-from .distillation import TEACHER_LOGITS, TeacherDistillation
-from .replay import REPLAY_OPTIONS, Replaying
+from .base import IncrementalMethod
+from .components import TEACHER_LOGITS, Replay, Teacher
 
 __all__ = ["LwM", "attention_layer"]
 
@@ -78,8 +78,9 @@ def attention_layer(model, layer: Optional[str] = None) -> str:
     return layer
 
 
-class LwM(Replaying, TeacherDistillation):
+class LwM(IncrementalMethod):
     name = "lwm"
+    components = (Replay, Teacher)
     options = (
         Option("distillation_weight", float, 1.0, "weight beta of the distillation loss L_D", minimum=0.0,
                source="the paper gives no value; FACIL src/approach/lwm.py (beta = 1)"),
@@ -91,55 +92,43 @@ class LwM(Replaying, TeacherDistillation):
         Option("attention_layer", str, None, "layer whose Grad-CAM map is distilled (default: the last "
                "convolutional stage)", optional=True,
                source="Dhar et al. 2019, Sec. 3.2: the last convolutional layer's maps"),
-    ) + REPLAY_OPTIONS
+    )
 
-    def __init__(self, *args, distillation_weight: float = 1.0, attention_weight: float = 1.0,
-                 temperature: float = 2.0, attention_layer: Optional[str] = None, **kwargs):
-        for label, value in (("distillation_weight", distillation_weight), ("attention_weight", attention_weight)):
-            if not (np.isfinite(value) and value >= 0):
-                raise ValueError(f"LwM {label} must be a finite number >= 0, got {value!r}")
-        if not (np.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"LwM temperature must be > 0, got {temperature!r}")
-        super().__init__(*args, lambda_=distillation_weight, temperature=temperature, distillation="kl",
-                         **kwargs)
-        self.beta, self.gamma = float(distillation_weight), float(attention_weight)
-        self.requested_layer = attention_layer
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.layer: Optional[str] = None  #: resolved before the first step trains
-        self.last_losses: dict = {}       #: the named terms of the last batch
 
     # -- per step -------------------------------------------------------------------
     def before_step(self, step, dataset):
         if self.layer is None:  # bad models fail here, before the head grows or anything trains
-            self.layer = attention_layer(self.model, self.requested_layer)
-        super().before_step(step, dataset)  # the teacher: a frozen copy of the model
+            self.layer = attention_layer(self.model, self.attention_layer)
 
     # -- per batch -------------------------------------------------------------------
     def before_forward(self, batch):
         super().before_forward(batch)  # teacher logits, on the very inputs of the batch
-        if self.teacher is None or not self.gamma:
+        teacher = self.teacher
+        if teacher is None or not self.attention_weight:
             return
         b = np.asarray(batch.extra[TEACHER_LOGITS])[:, :self.n_known].argmax(axis=1)
         batch.extra[ATTENTION_CLASSES] = b
-        batch.extra[TEACHER_MAPS] = grad_cam(self.teacher, batch.inputs, b, self.layer).maps
+        batch.extra[TEACHER_MAPS] = grad_cam(teacher, batch.inputs, b, self.layer).maps
         batch.extra[STUDENT_WEIGHTS] = grad_cam(self.model, batch.inputs, b, self.layer).weights
 
-    def losses(self, batch, outputs):
+    def objective(self, batch, outputs):
         teacher = batch.extra.get(TEACHER_LOGITS)
         if teacher is None:  # first step: plain cross-entropy
-            value = super().losses(batch, outputs)
-            self.last_losses = {"classification": value}
-            return value
+            return super().objective(batch, outputs)
         terms = {
             "classification": cross_entropy(outputs.logits, outputs.tensor(batch.target_matrix(self.n_seen)),
                                             accumulate=True),
             # the kernel computes T²·KL; FACIL's term has no T² factor
             "distillation": distillation(outputs.logits, outputs.tensor(teacher), temperature=self.temperature,
                                          n_old=self.n_known, form="kl",
-                                         scaling=self.beta / self.temperature ** 2, accumulate=True),
+                                         scaling=self.distillation_weight / self.temperature ** 2,
+                                         accumulate=True),
         }
-        if self.gamma:
+        if self.attention_weight:
             terms["attention"] = attention_distillation(
                 outputs.tap(self.layer), outputs.tensor(batch.extra[STUDENT_WEIGHTS]),
-                outputs.tensor(batch.extra[TEACHER_MAPS]), scaling=self.gamma, accumulate=True)
-        self.last_losses = {k: tensor_value(v) for k, v in terms.items()}
-        return dict(self.last_losses)
+                outputs.tensor(batch.extra[TEACHER_MAPS]), scaling=self.attention_weight, accumulate=True)
+        return {k: tensor_value(v) for k, v in terms.items()}

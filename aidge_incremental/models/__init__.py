@@ -1,8 +1,12 @@
-"""Models: growing-head Aidge graphs (``graph.py``) and their architectures, one
-file each (``mlp``, ``lenet``, ``resnet_cifar``: ResNet-20/32/44/56, ``resnet18``)."""
-from .graph import (ARCHITECTURES, BACKENDS, DEFAULT_KERNELS, FEATURES, HEAD, KERNELS,
-                    IncrementalModel)
-from .spec import Architecture, Layer, NetBuilder
+"""Models: growing-head Aidge graphs (``graph.py``), the layer kinds they are
+built from (``layers.py``) and their architectures, one file each (``mlp``,
+``lenet``, ``resnet_cifar``: ResNet-20/32/44/56, ``resnet18``), each registered
+in :data:`ARCHITECTURES`."""
+from .graph import FEATURES, HEAD, IncrementalModel
+from .layers import LAYER_KINDS, LayerInit, LayerKind
+from .spec import ARCHITECTURES, Architecture, Layer, NetBuilder, register_architecture
+# one module per architecture; each registers itself
+from . import lenet, mlp, resnet18, resnet_cifar  # noqa: F401,E402
 
-__all__ = ["ARCHITECTURES", "Architecture", "BACKENDS", "DEFAULT_KERNELS", "FEATURES", "HEAD", "IncrementalModel",
-           "KERNELS", "Layer", "NetBuilder"]
+__all__ = ["ARCHITECTURES", "Architecture", "FEATURES", "HEAD", "IncrementalModel", "LAYER_KINDS", "Layer",
+           "LayerInit", "LayerKind", "NetBuilder", "register_architecture"]

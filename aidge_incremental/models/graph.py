@@ -38,35 +38,21 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 from typing import Dict, Optional, Sequence
 
 import aidge_core
 import aidge_backend_cpu  # noqa: F401  (registers the CPU kernels)
 import numpy as np
 
-from .lenet import lenet
-from .mlp import mlp
-from .resnet18 import resnet18
-from .resnet_cifar import DEPTHS, resnet_cifar
-from .spec import INPUT, Architecture, Layer
+from ..backend import BACKENDS, DEFAULT_KERNELS, KERNELS, require_backend
 
-__all__ = ["ARCHITECTURES", "IncrementalModel", "FEATURES", "HEAD", "KERNELS", "DEFAULT_KERNELS", "BACKENDS"]
+from .layers import LAYER_KINDS, he_normal
+from .spec import ARCHITECTURES, INPUT, Architecture, Layer, takes_hidden
+
+__all__ = ["FEATURES", "HEAD", "IncrementalModel"]
 
 FEATURES = "features"  #: name of the layer whose output is the feature vector
 HEAD = "head"          #: name of the classifier layer
-KERNELS = ("fast", "aidge")
-DEFAULT_KERNELS = "fast"
-BACKENDS = ("cpu", "cuda")
-
-ARCHITECTURES = {"mlp": mlp, "lenet": lenet, "resnet18": resnet18}
-ARCHITECTURES.update({f"resnet{d}": functools.partial(resnet_cifar, depth=d) for d in DEPTHS})
-_WITH_HIDDEN = ("mlp", "lenet")
-
-# BatchNorm hyper-parameters: PyTorch's and Aidge's defaults (epsilon 1e-5; Aidge's
-# momentum 0.9 = running <- 0.9 running + 0.1 batch, i.e. PyTorch's momentum 0.1).
-BN_EPSILON = 1e-5
-BN_MOMENTUM = 0.9
 
 _TRAINABLE = (aidge_core.InputCategory.Param, aidge_core.InputCategory.OptionalParam)
 _STATE = (aidge_core.InputCategory.Attr, aidge_core.InputCategory.OptionalAttr)
@@ -74,18 +60,11 @@ _STATE = (aidge_core.InputCategory.Attr, aidge_core.InputCategory.OptionalAttr)
 
 def _accelerate_function():
     try:
-        from ..accelerate import accelerate
+        from ..backend.cpu import accelerate
     except ImportError as e:
-        raise ImportError("kernels='fast' needs aidge_incremental.accelerate (our C++ kernels), which "
+        raise ImportError("kernels='fast' needs aidge_incremental.backend.cpu (our C++ kernels), which "
                           f"could not be imported ({e}); use kernels='aidge'") from e
     return accelerate
-
-
-def _load_backend(backend: str) -> None:
-    """Load a backend other than the CPU's, with a clear error naming what is missing
-    (the same check as the training loop's: aidge_incremental.training.backend)."""
-    from ..training.backend import require_backend  # here: training imports the models
-    require_backend(backend)
 
 
 class IncrementalModel:
@@ -117,7 +96,7 @@ class IncrementalModel:
         if not shape or min(shape) <= 0:
             raise ValueError(f"input_shape must be positive dimensions, e.g. (3, 32, 32); got {shape}")
         if hidden is not None:
-            if architecture not in _WITH_HIDDEN:
+            if not takes_hidden(architecture):
                 raise ValueError(f"{architecture} has no hidden fully connected layers to size")
             options["hidden"] = tuple(int(h) for h in hidden)
         try:
@@ -125,7 +104,7 @@ class IncrementalModel:
         except TypeError as e:
             raise ValueError(f"invalid option for {architecture}: {e}") from None
         if backend != "cpu":
-            _load_backend(backend)
+            require_backend(backend)
         if kernels == "aidge" and backend == "cpu" and arch.uses_batchnorm:
             raise ValueError(f"kernels='aidge' cannot train {architecture}: Aidge 0.10.1's CPU BatchNorm2D "
                              "ignores the training mode and has no backward. Use kernels='fast', or the "
@@ -134,7 +113,7 @@ class IncrementalModel:
             _accelerate_function()  # fail now, not at the first forward
         self.architecture = architecture
         self.input_shape = shape
-        self.hidden = tuple(options.get("hidden", ())) if architecture in _WITH_HIDDEN else ()
+        self.hidden = tuple(options.get("hidden", ()))
         self.options = options
         self.kernels, self.backend = kernels, backend
         self._aidge_cpu = kernels == "aidge" and backend == "cpu"
@@ -149,7 +128,10 @@ class IncrementalModel:
         self._state_names = set()                  # running statistics (not trainable)
         self._constants: Dict[str, np.ndarray] = {}
         for layer in self.layers:
-            self._init_layer(layer, arch.init.get(layer.name, {}))
+            init = LAYER_KINDS[layer.kind].init(layer, self._rng, arch.init.get(layer.name, {}), self._aidge_cpu)
+            self._params.update(init.params)
+            self._state_names |= init.state
+            self._constants.update(init.constants)
         self._params[f"{HEAD}_w"] = np.zeros((0, self.feature_dim), np.float32)
         self._params[f"{HEAD}_b"] = np.zeros(0, np.float32)
         self._graph = None
@@ -157,79 +139,18 @@ class IncrementalModel:
         if n_classes:
             self.grow(n_classes)
 
-    def _he(self, shape, fan_in, scale=1.0) -> np.ndarray:
-        """He-normal initialisation (He et al., ICCV 2015, Sec. 2.2: std sqrt(2 / fan_in)),
-        for ReLU networks; iCaRL's reference code uses the same (Lasagne HeNormal('relu'))."""
-        return (self._rng.standard_normal(shape) * (scale * np.sqrt(2.0 / fan_in))).astype(np.float32)
-
-    def _init_layer(self, layer: Layer, init: dict) -> None:
-        name, args = layer.name, layer.args
-        if layer.kind == "conv":
-            k = args["kernel"]
-            self._params[f"{name}_w"] = self._he((args["out"], args["in"], k, k), args["in"] * k * k,
-                                                 init.get("scale", 1.0))
-            if args["bias"]:
-                self._params[f"{name}_b"] = np.zeros(args["out"], np.float32)
-        elif layer.kind == "fc":
-            self._params[f"{name}_w"] = self._he((args["out"], args["in"]), args["in"])
-            self._params[f"{name}_b"] = np.zeros(args["out"], np.float32)
-        elif layer.kind == "bn":  # gamma 1, beta 0 (Ioffe & Szegedy 2015; PyTorch's default)
-            c = args["features"]
-            self._params[f"{name}_scale"] = np.ones(c, np.float32)
-            self._params[f"{name}_shift"] = np.zeros(c, np.float32)
-            self._params[f"{name}_batch_mean"] = np.zeros(c, np.float32)
-            self._params[f"{name}_batch_variance"] = np.ones(c, np.float32)
-            self._state_names |= {f"{name}_batch_mean", f"{name}_batch_variance"}
-        elif layer.kind == "gap" and self._aidge_cpu:
-            c, h, w = args["channels"], args["height"], args["width"]
-            weight = np.zeros((c, c, h, w), np.float32)
-            weight[np.arange(c), np.arange(c)] = 1.0 / (h * w)
-            self._constants[f"{name}_w"] = weight
-
     # -- structure -----------------------------------------------------------
     def grow(self, n_new: int) -> None:
         """Add ``n_new`` outputs to the head; old rows are kept as they are."""
         if int(n_new) <= 0:
             raise ValueError(f"grow() needs a positive number of new classes, got {n_new}")
         params = self.state_dict()
-        new_w = self._he((n_new, self.feature_dim), self.feature_dim)
+        new_w = he_normal(self._rng, (n_new, self.feature_dim), self.feature_dim)
         params[f"{HEAD}_w"] = np.concatenate([params[f"{HEAD}_w"], new_w])
         params[f"{HEAD}_b"] = np.concatenate([params[f"{HEAD}_b"], np.zeros(n_new, np.float32)])
         self.n_classes += int(n_new)
         self._params = params
         self._graph = None
-
-    def _node(self, layer: Layer):
-        kind, name, a = layer.kind, layer.name, layer.args
-        if kind == "conv":
-            k, s, p = a["kernel"], a["stride"], a["pad"]
-            if p:
-                return aidge_core.PaddedConv2D(a["in"], a["out"], [k, k], name=name, stride_dims=[s, s],
-                                               padding_dims=[p, p, p, p], no_bias=not a["bias"])
-            return aidge_core.Conv2D(a["in"], a["out"], [k, k], name=name, stride_dims=[s, s],
-                                     no_bias=not a["bias"])
-        if kind == "bn":
-            return aidge_core.BatchNorm2D(a["features"], epsilon=BN_EPSILON, momentum=BN_MOMENTUM,
-                                          training_mode=False, name=name)
-        if kind == "relu":
-            return aidge_core.ReLU(name=name)
-        if kind == "add":
-            return aidge_core.Add(name=name)
-        if kind == "maxpool":
-            k, s = a["kernel"], a["stride"]
-            return aidge_core.MaxPooling2D([k, k], name=name, stride_dims=[s, s])
-        if kind == "pad_channels":
-            return aidge_core.Pad([a["before"], a["after"]], name=name, axes=[1])
-        if kind == "gap":
-            if self._aidge_cpu:  # exact, and trainable through Aidge's conv backward
-                c = self._constants[f"{name}_w"].shape[0]
-                return aidge_core.Conv2D(c, c, [a["height"], a["width"]], name=name, no_bias=True)
-            return aidge_core.GlobalAveragePooling(name=name)
-        if kind == "flatten":
-            return aidge_core.Flatten(1, name=name)
-        if kind == "fc":
-            return aidge_core.FC(a["in"], a["out"], name=name)
-        raise ValueError(f"unknown layer kind {kind}")
 
     def build_graph(self, with_head: bool = True, training: bool = False) -> aidge_core.GraphView:
         """A fresh compiled Aidge graph of the model (input NCHW float32, output the
@@ -242,7 +163,7 @@ class IncrementalModel:
         layers = list(self.layers)
         if with_head:
             layers.append(Layer("fc", HEAD, {"in": self.feature_dim, "out": self.n_classes}, (FEATURES,)))
-        nodes = {layer.name: self._node(layer) for layer in layers}
+        nodes = {layer.name: LAYER_KINDS[layer.kind].node(layer, self._aidge_cpu) for layer in layers}
         graph = aidge_core.GraphView()
         entry = []
         # Connect output 0 -> input j explicitly: aidge_core.sequential would also try to

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from .mlp import DEFAULT_HIDDEN, mlp_layers
-from .spec import INPUT, Architecture, NetBuilder
+from .spec import INPUT, Architecture, NetBuilder, register_architecture
 
 __all__ = ["lenet"]
 
@@ -19,3 +19,6 @@ def lenet(input_shape, hidden: Sequence[int] = DEFAULT_HIDDEN) -> Architecture:
         x = net.maxpool(f"pool{i + 1}", x, 2, 2)
     features = mlp_layers(net, x, hidden)
     return Architecture(net.layers, net.shapes[features][0], last_conv_layer="crelu2")
+
+
+register_architecture("lenet", lenet)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .spec import INPUT, Architecture, NetBuilder
+from .spec import INPUT, Architecture, NetBuilder, register_architecture
 
 __all__ = ["mlp"]
 
@@ -28,3 +28,6 @@ def mlp(input_shape, hidden: Sequence[int] = DEFAULT_HIDDEN) -> Architecture:
     net = NetBuilder(input_shape, "mlp")
     features = mlp_layers(net, INPUT, hidden)
     return Architecture(net.layers, net.shapes[features][0])
+
+
+register_architecture("mlp", mlp)

@@ -8,7 +8,7 @@ classes. Stage outputs are named ``layer1`` ... ``layer4`` (torchvision's names)
 from __future__ import annotations
 
 from .resnet_cifar import basic_block
-from .spec import INPUT, Architecture, NetBuilder
+from .spec import INPUT, Architecture, NetBuilder, register_architecture
 
 __all__ = ["resnet18"]
 
@@ -32,3 +32,6 @@ def resnet18(input_shape, batchnorm: bool = True) -> Architecture:
     x = net.flatten("features", x)
     return Architecture(net.layers, net.shapes[x][0], last_conv_layer="layer4",
                         uses_batchnorm=batchnorm, init=init)
+
+
+register_architecture("resnet18", resnet18)

@@ -23,7 +23,9 @@ one zero, so that the un-normalised network starts stable.
 """
 from __future__ import annotations
 
-from .spec import INPUT, Architecture, NetBuilder
+import functools
+
+from .spec import INPUT, Architecture, NetBuilder, register_architecture
 
 __all__ = ["resnet_cifar", "DEPTHS"]
 
@@ -86,3 +88,7 @@ def resnet_cifar(input_shape, depth: int = 32, shortcut: str = "A", batchnorm: b
     x = net.flatten("features", x)
     return Architecture(net.layers, net.shapes[x][0], last_conv_layer=f"stage{len(WIDTHS)}",
                         uses_batchnorm=batchnorm, init=init)
+
+
+for _depth in DEPTHS:
+    register_architecture(f"resnet{_depth}", functools.partial(resnet_cifar, depth=_depth))

@@ -15,10 +15,13 @@ Layer kinds and the Aidge node each becomes (see ``graph.py``):
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-__all__ = ["Layer", "Architecture", "NetBuilder", "INPUT"]
+from ..registry import Registry
+
+__all__ = ["ARCHITECTURES", "Architecture", "INPUT", "Layer", "NetBuilder", "register_architecture", "takes_hidden"]
 
 INPUT = "input"  #: the name inputs refer to for the graph's own input
 
@@ -39,6 +42,23 @@ class Architecture:
     uses_batchnorm: bool = False
     #: layer -> init options (e.g. {"scale": 0.0} for a zero-initialised conv)
     init: Dict[str, dict] = field(default_factory=dict)
+
+
+#: every architecture, by name: ``build(input_shape, **options) -> Architecture``
+#: (one file each: ``mlp.py``, ``lenet.py``, ``resnet_cifar.py``, ``resnet18.py``)
+ARCHITECTURES: Registry[Callable[..., Architecture]] = Registry(
+    "architecture", entry_points="aidge_incremental.architectures")
+
+
+def register_architecture(name: str, build: Callable[..., Architecture], replace: bool = False):
+    """Make ``build(input_shape, **options) -> Architecture`` a model by name
+    (``IncrementalModel(name, ...)``, ``--model NAME``)."""
+    return ARCHITECTURES.register(name, build, replace=replace)
+
+
+def takes_hidden(architecture: str) -> bool:
+    """Whether the architecture has fully connected layers sized by ``hidden``."""
+    return "hidden" in inspect.signature(ARCHITECTURES[architecture]).parameters
 
 
 class NetBuilder:

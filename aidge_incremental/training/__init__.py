@@ -1,11 +1,8 @@
-"""Training: the batch loop and its hooks, learning-rate schedules, data
-augmentation and normalisation, and the backend choice."""
-from .augmentation import Augmentation, NORMALIZATION, NormalizedDataset, default_augmentation, normalized
-from .backend import BACKENDS, require_backend, to_tensor
+"""Training: the batch loop and its hooks, and learning-rate schedules."""
 from .batch import Batch, BatchHooks, Outputs, isolated_pass, one_hot, tap_tensor
-from .loop import TrainConfig, train
+from .config import TRAINING_OPTIONS, TrainConfig
+from .loop import fast_sgd, train
 from .schedules import SCHEDULES, LRSchedule
 
-__all__ = ["Augmentation", "BACKENDS", "Batch", "BatchHooks", "LRSchedule", "NORMALIZATION",
-           "NormalizedDataset", "Outputs", "SCHEDULES", "TrainConfig", "default_augmentation",
-           "isolated_pass", "normalized", "one_hot", "require_backend", "tap_tensor", "to_tensor", "train"]
+__all__ = ["Batch", "BatchHooks", "LRSchedule", "Outputs", "SCHEDULES", "TRAINING_OPTIONS", "TrainConfig", "fast_sgd", "isolated_pass", "one_hot",
+           "tap_tensor", "train"]

@@ -10,7 +10,7 @@ from typing import Dict, Iterator, Optional
 import aidge_core
 import numpy as np
 
-from .backend import to_tensor
+from ..backend import to_tensor
 
 __all__ = ["Batch", "BatchHooks", "Outputs", "isolated_pass", "one_hot", "tap_tensor"]
 
@@ -194,6 +194,11 @@ class BatchHooks:
         """Set the gradients of the outputs/taps the losses are computed on;
         return the loss value (a float, or a dict of named floats)."""
         raise NotImplementedError
+
+    def before_update(self, parameters: list) -> None:
+        """Called between the backward pass and the optimiser update, with the
+        trainable parameter nodes (Aidge Producers): read or change the gradients
+        of their tensors (``node.get_operator().get_output(0).grad``)."""
 
     def after_update(self) -> None:
         """Called after each optimiser update."""

@@ -10,9 +10,11 @@ may be smaller). For each batch:
 3. ``hooks.before_forward(batch)`` sees it (the teacher runs here);
 4. forward pass; ``hooks.losses(batch, outputs)`` sets the gradients of the
    outputs/taps its losses are computed on and returns the loss value;
-5. backward pass from all those gradients; one SGD update (momentum, weight
-   decay) at the schedule's rate;
-6. ``hooks.after_update()``.
+5. backward pass from all those gradients;
+6. ``hooks.before_update(parameters)`` may change the parameters' gradients
+   (a penalty such as EWC's adds its gradient here);
+7. one SGD update (momentum, weight decay) at the schedule's rate;
+8. ``hooks.after_update()``.
 
 Optimiser: PyTorch's SGD (``torch.optim.SGD(momentum, weight_decay)``:
 ``d = g + wd·p``, ``buf = d`` on the first update then ``buf = m·buf + d``,
@@ -34,83 +36,20 @@ decays the weights only).
 """
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional
 
 import aidge_core
 import aidge_learning
 import numpy as np
 
 from .. import _core
-from .augmentation import Augmentation
-from .backend import require_backend, to_tensor
+from ..backend import require_backend, to_tensor
+from ..datasets import Augmentation
 from .batch import Batch, BatchHooks, Outputs
-from .schedules import LRSchedule
+from .config import TrainConfig
 
-__all__ = ["TrainConfig", "train"]
-
-
-@dataclass
-class TrainConfig:
-    """How one step trains. ``first_step`` holds overrides for the first step
-    (e.g. PyCIL's ``init_lr``/``init_epoch``/``init_weight_decay``):
-    ``TrainConfig(lr=0.1, first_step={"lr": 0.1, "weight_decay": 5e-4})``.
-
-    ``augment``: None = the dataset's default (crop + flip for CIFAR, none for
-    digits/MNIST), False = off, True = on with ``crop_padding``/``flip``.
-    """
-    epochs: int = 30
-    lr: float = 0.05
-    batch_size: int = 64
-    momentum: float = 0.9       # SGD with momentum, as in iCaRL/LwF/FACIL
-    weight_decay: float = 0.0
-    schedule: str = "constant"  # constant, multistep, cosine (see schedules.py)
-    milestones: Sequence[int] = ()
-    lr_factor: float = 0.1      # multistep: lr multiplied by this at each milestone (PyCIL: 0.1)
-    min_lr: float = 0.0         # cosine: floor
-    warmup_epochs: int = 0      # linear warm-up per update over these epochs
-    augment: Optional[bool] = None
-    crop_padding: int = 4       # CIFAR default (iCaRL, PyCIL)
-    flip: bool = True
-    first_step: Optional[Mapping[str, object]] = None
-
-    def __post_init__(self):
-        self.milestones = tuple(int(m) for m in self.milestones)
-        if int(self.batch_size) <= 0:
-            raise ValueError(f"batch_size must be > 0, got {self.batch_size}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
-        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if self.augment not in (None, True, False):
-            raise ValueError(f"augment must be true, false or null (dataset default), got {self.augment!r}")
-        self.lr_schedule()  # validates epochs, lr, schedule, milestones, warm-up
-        Augmentation(self.crop_padding, self.flip)
-        if self.first_step is not None:
-            names = {f.name for f in dataclasses.fields(self)} - {"first_step"}
-            unknown = sorted(set(self.first_step) - names)
-            if unknown:
-                raise ValueError(f"unknown first_step settings {unknown}; known: {sorted(names)}")
-            self.for_step(0)  # validates the overridden settings too
-
-    def for_step(self, index: int) -> "TrainConfig":
-        """The settings of step ``index``: ``first_step`` overrides on step 0."""
-        if index == 0 and self.first_step:
-            return dataclasses.replace(self, **dict(self.first_step), first_step=None)
-        return dataclasses.replace(self, first_step=None) if self.first_step else self
-
-    def lr_schedule(self) -> LRSchedule:
-        return LRSchedule(self.lr, self.epochs, self.schedule, self.milestones, self.lr_factor,
-                          self.min_lr, self.warmup_epochs)
-
-    def augmentation(self, dataset_name: str) -> Optional[Augmentation]:
-        from .augmentation import default_augmentation
-        if self.augment is None:
-            default = default_augmentation(dataset_name)
-            return None if default is None else Augmentation(self.crop_padding, self.flip)
-        return Augmentation(self.crop_padding, self.flip) if self.augment else None
+__all__ = ["fast_sgd", "train"]
 
 
 def _constant_rate(lr: float, started: bool):
@@ -198,10 +137,12 @@ def train(model, x: np.ndarray, y: np.ndarray, hooks: BatchHooks, config: TrainC
                 if optimizer_fast is not None:
                     optimizer_fast.reset_grad()
                     scheduler.backward()
+                    hooks.before_update(parameters)
                     optimizer_fast.update(lr)
                 else:
                     optimizer.reset_grad()
                     scheduler.backward()
+                    hooks.before_update(parameters)
                     if config.weight_decay:
                         _apply_weight_decay(parameters, config.weight_decay, backend)
                     if lr != rate:

@@ -1,4 +1,5 @@
-"""Data augmentation and per-dataset normalisation for image batches.
+"""What a dataset carries besides its arrays: its default augmentation and its
+normalisation statistics (a dataset "carries its own transforms", as PyCIL's do).
 
 Augmentation works on the stored uint8 (or any dtype) NCHW samples, before
 they become model input, vectorised over the batch:
@@ -12,33 +13,19 @@ they become model input, vectorised over the batch:
 The draws come from the generator the loop passes (the method's seeded
 generator), so the same seed gives the same batches.
 
-Normalisation ``(x / max_value − mean) / std`` per channel is part of the
+Normalisation ``(x / max_value − mean) / std`` per channel is applied by the
 dataset's :meth:`~aidge_incremental.datasets.Dataset.to_input` (so training,
-evaluation, exemplar features and predictions all see the same inputs):
-:func:`normalized` wraps a dataset with it.
+evaluation, exemplar features and predictions all see the same inputs); each
+dataset file states its statistics and where they come from.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Tuple
 
 import numpy as np
 
-from ..datasets import Dataset
-
-__all__ = ["Augmentation", "NORMALIZATION", "NormalizedDataset", "default_augmentation", "normalized"]
-
-#: Per-channel mean and std of the training images (in [0, 1]).
-#: CIFAR-10: the statistics of its 50 000 training images, as published with
-#: torchvision examples (std 0.2470, 0.2435, 0.2616; PyCIL uses the widely
-#: copied (0.2023, 0.1994, 0.2010) instead). CIFAR-100: PyCIL's
-#: ``utils/data.py`` values. The digits and MNIST are not normalised by
-#: default (iCaRL/LwF protocols on them only scale to [0, 1]).
-NORMALIZATION = {
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-    "cifar100": ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
-}
+__all__ = ["Augmentation", "Normalization"]
 
 
 @dataclass(frozen=True)
@@ -98,48 +85,32 @@ class Augmentation:
         return self.apply(x, *self.draw(len(x), rng))
 
 
-def default_augmentation(dataset_name: str) -> Optional[Augmentation]:
-    """Crop (4 px) + flip for CIFAR, none for the digits, MNIST and other sources
-    (flipping a digit changes its meaning; they are not augmented in LwF/iCaRL
-    MNIST protocols)."""
-    return Augmentation() if dataset_name in ("cifar10", "cifar100") else None
-
-
-@dataclass
-class NormalizedDataset(Dataset):
-    """A dataset whose model input is normalised per channel."""
-    mean: Tuple[float, ...] = ()
-    std: Tuple[float, ...] = ()
+@dataclass(frozen=True)
+class Normalization:
+    """Per-channel ``(x − mean) / std`` of inputs already scaled to [0, 1]."""
+    mean: Tuple[float, ...]
+    std: Tuple[float, ...]
 
     def __post_init__(self):
-        channels = self.input_shape[0] if len(self.input_shape) == 3 else None
-        if channels is None:
-            raise ValueError(f"normalisation needs CHW samples, the dataset has {self.input_shape}")
-        for name in ("mean", "std"):
-            values = tuple(float(v) for v in getattr(self, name))
-            if len(values) != channels or not np.all(np.isfinite(values)):
-                raise ValueError(f"{name} must have {channels} finite values (one per channel), got {values}")
-            setattr(self, name, values)
-        if min(self.std) <= 0:
-            raise ValueError(f"std must be > 0, got {self.std}")
+        mean = tuple(float(v) for v in self.mean)
+        std = tuple(float(v) for v in self.std)
+        if not mean or len(mean) != len(std):
+            raise ValueError(f"normalisation needs one mean and one std per channel, got {len(mean)} "
+                             f"means and {len(std)} stds")
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))):
+            raise ValueError(f"normalisation statistics must be finite, got mean {mean}, std {std}")
+        if min(std) <= 0:
+            raise ValueError(f"std must be > 0, got {std}")
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "std", std)
 
-    def to_input(self, x: np.ndarray) -> np.ndarray:
-        out = super().to_input(x)
+    def check(self, input_shape) -> None:
+        """Raise a ValueError unless ``input_shape`` is C x H x W with one statistic per channel."""
+        if len(input_shape) != 3 or input_shape[0] != len(self.mean):
+            raise ValueError(f"normalisation with {len(self.mean)} channel(s) does not apply to samples "
+                             f"of shape {tuple(input_shape)} (C x H x W)")
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
         mean = np.asarray(self.mean, np.float32)[:, None, None]
         std = np.asarray(self.std, np.float32)[:, None, None]
-        return (out - mean) / std
-
-
-def normalized(dataset: Dataset, mean: Optional[Sequence[float]] = None,
-               std: Optional[Sequence[float]] = None) -> Dataset:
-    """``dataset`` with per-channel normalisation in its ``to_input``; without
-    ``mean``/``std``, the published values of :data:`NORMALIZATION` for it
-    (a dataset without any is returned as it is)."""
-    if mean is None and std is None:
-        if dataset.name not in NORMALIZATION:
-            return dataset
-        mean, std = NORMALIZATION[dataset.name]
-    if mean is None or std is None:
-        raise ValueError("give both mean and std, or neither")
-    fields = {f.name: getattr(dataset, f.name) for f in dataclasses.fields(Dataset)}
-    return NormalizedDataset(**fields, mean=tuple(mean), std=tuple(std))
+        return (x - mean) / std

@@ -7,7 +7,7 @@ exemplars); the pair is replaced by the virtual sample
 (Zhang et al., ICLR 2018, Eq. 1). The exemplars of the batch stay as they
 are. The teacher then runs on the blended inputs (``before_forward`` comes
 after ``make_batch``), so distillation is on the blends too. Subclasses say
-how ``w`` is chosen (:meth:`BlendingReplay.blend_weights`).
+how ``w`` is chosen (:meth:`Blending.blend_weights`).
 
 Partners are drawn from the memory's stored samples converted with the
 dataset's ``to_input`` (no augmentation: the digits default has none).
@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..training import Batch, one_hot
+from ...training import Batch, one_hot
+from ..component import Component
 
-__all__ = ["BlendingReplay", "blend", "draw_partners"]
+__all__ = ["Blending", "blend", "draw_partners"]
 
 
 def blend(x_i: np.ndarray, x_j: np.ndarray, t_i: np.ndarray, t_j: np.ndarray, w: np.ndarray):
@@ -38,40 +39,51 @@ def draw_partners(rng: np.random.Generator, n_pairs: int, n_exemplars: int) -> n
     return rng.integers(0, n_exemplars, size=n_pairs)
 
 
-class BlendingReplay:
-    """Mixin over a replay method (``class MixupICaRL(BlendingReplay, ICaRL)``):
-    blends the batch's new samples with exemplars; needs ``self.replay``."""
+class Blending(Component):
+    """Blends the batch's new samples with exemplars of the method's replay
+    memory; subclasses say how the weights are chosen (:meth:`blend_weights`)
+    and may add a warm-up (:meth:`blending`). Comes after the method's
+    :class:`~.replay.Replay` in its components."""
 
-    def before_step(self, step, dataset):
-        super().before_step(step, dataset)
-        self._to_input = dataset.to_input
+    def __init__(self, method, options):
+        super().__init__(method, options)
+        self._exemplars = None
+        self._n_new = 0
+
+    def before_step(self, step, dataset) -> None:
+        method = self.method
         self._n_new = len(step.x_train)
         self._exemplars = None
-        if self.n_known and len(self.replay):  # the memory holds old classes only here
-            self._exemplars = (np.ascontiguousarray(dataset.to_input(self.replay.memory.samples()), np.float32),
-                               self.replay.memory.labels().astype(np.int64))
+        memory = method.replay_memory
+        if method.n_known and memory is not None and len(memory):  # the memory holds old classes only here
+            self._exemplars = (np.ascontiguousarray(dataset.to_input(memory.samples()), np.float32),
+                               memory.labels().astype(np.int64))
 
     def blending(self, batch: Batch) -> bool:
-        """Whether this batch is blended (subclasses add a warm-up)."""
+        """Whether this batch is blended."""
         return self._exemplars is not None
 
     def blend_weights(self, batch: Batch, x_new: np.ndarray, x_ex: np.ndarray) -> np.ndarray:
         """The weight ``w`` of each new sample in its pair (``[P]`` in [0, 1])."""
         raise NotImplementedError
 
+    def new_rows(self, batch: Batch) -> np.ndarray:
+        """The rows of the batch that hold new samples of the step (not exemplars)."""
+        return np.flatnonzero((batch.indices >= 0) & (batch.indices < self._n_new))
+
     def make_batch(self, batch):
-        batch = super().make_batch(batch)
         if not self.blending(batch) or batch.indices is None:
             return batch
-        new = np.flatnonzero((batch.indices >= 0) & (batch.indices < self._n_new))
+        new = self.new_rows(batch)
         if not len(new):
             return batch
+        method = self.method
         ex_inputs, ex_labels = self._exemplars
-        partners = draw_partners(self.rng, len(new), len(ex_inputs))
+        partners = draw_partners(method.rng, len(new), len(ex_inputs))
         x_new, x_ex = batch.inputs[new], ex_inputs[partners]
         w = self.blend_weights(batch, x_new, x_ex)
-        targets = batch.target_matrix(self.n_seen).copy()
-        mixed_x, mixed_t = blend(x_new, x_ex, targets[new], one_hot(ex_labels[partners], self.n_seen), w)
+        targets = batch.target_matrix(method.n_seen).copy()
+        mixed_x, mixed_t = blend(x_new, x_ex, targets[new], one_hot(ex_labels[partners], method.n_seen), w)
         inputs, labels, indices = batch.inputs.copy(), batch.labels.copy(), batch.indices.copy()
         inputs[new], targets[new], labels[new], indices[new] = mixed_x, mixed_t, -1, -1
         batch.extra["blend_weights"] = w

@@ -1,4 +1,4 @@
-"""Fast float32 CPU training kernels for Aidge graphs (issue 10).
+"""Fast float32 CPU training kernels for Aidge graphs.
 
 ``accelerate(graph)`` gives aidge_incremental's own implementation (C++ on
 OpenBLAS from the scipy-openblas32 wheel, OpenMP) to every node it supports,
@@ -49,7 +49,7 @@ BLAS on its own slice, so BLAS and OpenMP threads never compete. The module
 links the libgomp bundled in the Aidge wheels, the one Aidge's own libraries
 use. aidge-quantization (the ``export`` and ``test`` extras) bundles another,
 and Aidge's CPU backend binds to it when aidge_core is imported first: import
-aidge_incremental before aidge_core (``_openmp_preload.py``; ``openmp_runtimes()``
+aidge_incremental before aidge_core (``backend/_openmp_preload.py``; ``openmp_runtimes()``
 lists what a process has). On a machine shared with other busy processes, run
 with ``OMP_WAIT_POLICY=passive``: with libgomp's default spin-waiting, threads
 that wait at a barrier for a descheduled sibling burn their time slice
@@ -68,7 +68,8 @@ from __future__ import annotations
 
 import aidge_core
 
-from . import _core
+from .. import _core
+from . import _openmp_preload
 
 __all__ = ["accelerate", "blas_config", "is_accelerated", "openmp_runtimes", "unsupported_reason"]
 
@@ -108,7 +109,7 @@ def openmp_runtimes() -> list[str]:
     """Paths of the OpenMP runtime libraries loaded in this process (Linux).
 
     More than one means kernels of different libraries run on different thread
-    pools that spin against each other (see ``aidge_incremental/_openmp_preload.py``:
+    pools that spin against each other (see ``aidge_incremental/backend/_openmp_preload.py``:
     import aidge_incremental before aidge_core). Empty where ``/proc/self/maps``
     does not exist.
     """
@@ -124,3 +125,16 @@ def openmp_runtimes() -> list[str]:
         if name.startswith(("libgomp", "libiomp", "libomp")) and ".so" in name:
             found.add(path)
     return sorted(found)
+
+
+def _warn_if_several_runtimes() -> None:
+    if _openmp_preload.skipped.startswith("aidge_core was imported") and \
+            len([r for r in openmp_runtimes() if "/torch/" not in r]) > 1:
+        import warnings
+        warnings.warn("several OpenMP runtimes are loaded (aidge-quantization bundles its own libgomp and "
+                      "Aidge's CPU backend bound to it because aidge_core was imported first): small "
+                      "operations get many times slower. Import aidge_incremental before aidge_core.",
+                      RuntimeWarning, stacklevel=3)
+
+
+_warn_if_several_runtimes()

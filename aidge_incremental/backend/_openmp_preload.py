@@ -12,12 +12,12 @@ the libgomp that aidge_quantization needs directly, i.e. its own (seen with
 own spinning worker threads: measured on 2 cores, one SGD step of the
 784-256-256-10 MLP took 14.2 ms instead of 0.94 ms.
 
-``preload()`` (run by ``aidge_incremental/__init__.py`` before anything imports
+``preload()`` (run when ``aidge_incremental`` is imported, before anything imports
 aidge_core) loads ``lib_aidge_backend_cpu.so`` first, on its own, so that its
 calls bind to the libgomp it names itself -- aidge-core's, the one every other
 Aidge library uses. It changes nothing when aidge_core is already imported
 (``import aidge_incremental`` first to benefit; ``openmp_runtimes()`` in
-``aidge_incremental.accelerate`` tells what a process has). This module must not
+``aidge_incremental.backend.cpu`` tells what a process has). This module must not
 import aidge_core.
 """
 import ctypes

@@ -12,39 +12,36 @@ from __future__ import annotations
 import aidge_core
 import numpy as np
 
-from ..options import Option
+from ...options import Option
+from ..component import Component
 
-__all__ = ["L2SP_OPTIONS", "WithL2SP"]
-
-L2SP_OPTIONS = (
-    Option("l2sp_weight", float, 0.0, "L2-SP pull toward the step's starting weights (0: off)", minimum=0.0,
-           source="Li, Grandvalet & Davoine 2018 (alpha, chosen by validation there); 0 = off"),
-)
+__all__ = ["L2SP"]
 
 
-class WithL2SP:
-    """Mixin: ``class LwF(WithL2SP, ...)``; takes ``l2sp_weight``."""
+class L2SP(Component):
+    """The pull toward the step's starting weights; takes ``l2sp_weight``."""
+    options = (
+        Option("l2sp_weight", float, 0.0, "L2-SP pull toward the step's starting weights (0: off)", minimum=0.0,
+               source="Li, Grandvalet & Davoine 2018 (alpha, chosen by validation there); 0 = off"),
+    )
 
-    def __init__(self, *args, l2sp_weight: float = 0.0, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.l2sp_weight = float(l2sp_weight)
+    def __init__(self, method, options):
+        super().__init__(method, options)
+        self.weight = float(options["l2sp_weight"])
         self._anchor, self._lr = None, 0.0
 
-    def before_step(self, step, dataset):
-        super().before_step(step, dataset)
+    def before_step(self, step, dataset) -> None:
         # derived from the model at the start of the step: nothing to checkpoint
-        self._anchor = self.model.state_dict() if self.n_known and self.l2sp_weight else None
+        self._anchor = self.method.model.state_dict() if self.method.n_known and self.weight else None
 
-    def before_forward(self, batch):
-        super().before_forward(batch)
+    def before_forward(self, batch) -> None:
         self._lr = batch.lr  # the rate of this batch's update (schedules change it)
 
-    def after_update(self):
-        super().after_update()
+    def after_update(self) -> None:
         if self._anchor is None:
             return
-        step = self._lr * self.l2sp_weight
-        for node in self.model.parameter_nodes():
+        step = self._lr * self.weight
+        for node in self.method.model.parameter_nodes():
             anchor = self._anchor[node.name()]
             tensor = node.get_operator().get_output(0)
             value = np.array(tensor, np.float32)

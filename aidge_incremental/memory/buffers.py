@@ -1,13 +1,12 @@
-"""Replay memory: exemplar selection, class-balanced exemplar sets, reservoir
-sampling and the nearest-mean-of-exemplars classifier.
+"""Replay buffers over the C++ core: the class-balanced :class:`ExemplarMemory`
+(iCaRL, PyCIL, FACIL) and the stream :class:`ReservoirMemory`.
 
-A thin layer over the C++ core (``aidge_incremental._core``): the selection
-algorithms, the storage and the file format live there. Samples are stored
-exactly as given (uint8 images stay uint8) and read back as NumPy views of
-the memory's own buffer, without copying.
+Samples are stored exactly as given (uint8 images stay uint8) and read back as
+NumPy views of the memory's own buffer, without copying.
 
 Reference: Rebuffi et al., "iCaRL: Incremental Classifier and Representation
-Learning", CVPR 2017 (Algorithms 1, 4 and 5).
+Learning", CVPR 2017 (Algorithms 4 and 5); Vitter, "Random sampling with a
+reservoir", ACM TOMS 1985 (Algorithm R).
 """
 from __future__ import annotations
 
@@ -16,131 +15,13 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
-from . import _core
-from ._core import CorruptFileError
+from .. import _core
+from ._checks import array, check_labels, features_2d, integer
+from .selection import SELECTIONS
 
-__all__ = [
-    "CorruptFileError", "ExemplarMemory", "NearestMeanClassifier", "ReservoirMemory",
-    "SELECTIONS", "class_means", "closest_to_mean_selection", "herding_selection",
-    "nme_classify", "random_selection", "select_exemplars",
-]
+__all__ = ["ExemplarMemory", "ReservoirMemory"]
 
 FeatureSource = Union[np.ndarray, Callable[[np.ndarray], np.ndarray]]
-
-
-def _integer(value, name: str, low: int = 0, high: int = 2 ** 62) -> int:
-    """``value`` as an int in [low, high]; refuses bools, floats and strings, naming ``name``."""
-    import operator
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer in [{low}, {high}], got "
-                        f"{type(value).__name__} {value!r}") from None
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value}")
-    return value
-
-
-def _array(value, name: str) -> np.ndarray:
-    try:
-        return np.asarray(value)
-    except (ValueError, TypeError) as e:  # ragged nesting, unconvertible objects
-        raise ValueError(f"{name} cannot be read as an array: {e}") from None
-
-
-def _features_2d(features, n: Optional[int] = None) -> np.ndarray:
-    features = _array(features, "features")
-    if features.ndim != 2:
-        raise ValueError(f"features must be a 2-D array [n, d], got shape {features.shape}")
-    if n is not None and features.shape[0] != n:
-        raise ValueError(f"features have {features.shape[0]} rows for {n} samples")
-    return features
-
-
-def _check_labels(x: np.ndarray, y: np.ndarray) -> None:
-    if x.ndim == 0:
-        raise ValueError("x must be an array of samples [n, ...], got a scalar")
-    if y.ndim != 1 or len(y) != len(x):
-        raise ValueError(f"labels must be a vector with one entry per sample: "
-                         f"{len(x)} samples, labels of shape {y.shape}")
-    if not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"labels must be integers, got {y.dtype}")
-    if y.dtype == np.uint64 and len(y) and int(y.max()) > np.iinfo(np.int64).max:
-        raise ValueError(f"labels must fit in int64, got {int(y.max())}")
-
-
-def herding_selection(features, m: int) -> np.ndarray:
-    """iCaRL herding (Algorithm 4) on L2-normalised features: ``m`` indices in
-    selection order (each prefix is itself a herding selection)."""
-    return _core.herding_selection(_features_2d(features), m)
-
-
-def closest_to_mean_selection(features, m: int) -> np.ndarray:
-    """The ``m`` samples nearest the class mean (normalised features), nearest first."""
-    return _core.closest_to_mean_selection(_features_2d(features), m)
-
-
-def random_selection(n: int, m: int, seed: int = 0) -> np.ndarray:
-    """``m`` distinct indices of ``range(n)``, reproducible from ``seed``."""
-    return _core.random_selection(n, m, seed)
-
-
-SELECTIONS = ("herding", "random", "closest")
-
-
-def select_exemplars(method: str, features: Optional[np.ndarray], m: int, seed: int = 0) -> np.ndarray:
-    """Dispatch to one of :data:`SELECTIONS`; ``features`` may be None for random."""
-    if method == "herding":
-        return herding_selection(features, m)
-    if method == "closest":
-        return closest_to_mean_selection(features, m)
-    if method == "random":
-        n = len(features) if features is not None else None
-        if n is None:
-            raise ValueError("random selection needs the number of samples")
-        return random_selection(n, m, seed)
-    raise ValueError(f"selection must be one of {SELECTIONS}, got {method!r}")
-
-
-def class_means(features, labels, n_classes: int) -> np.ndarray:
-    """Normalised mean of the normalised features of each class ``0..n_classes-1``."""
-    features = _features_2d(features)
-    return _core.class_means(features, _array(labels, "labels"), n_classes)
-
-
-def nme_classify(features, means) -> np.ndarray:
-    """Index of the nearest class mean for each row of ``features``.
-
-    An all-zero row has no direction: after normalisation it is equally far
-    from every (unit-norm) class mean, so no class is nearer than another. Its
-    answer is ``-1`` ("no class"), never a class index: it counts as an error
-    in any accuracy, and callers can find such rows with ``pred < 0``.
-    """
-    return _core.nme_classify(_features_2d(features), _features_2d(means))
-
-
-class NearestMeanClassifier:
-    """iCaRL's nearest-mean-of-exemplars classifier over arbitrary class labels."""
-
-    def __init__(self):
-        self.classes: Optional[np.ndarray] = None
-        self.means: Optional[np.ndarray] = None
-
-    def fit(self, features, labels) -> "NearestMeanClassifier":
-        labels = np.asarray(labels)
-        features = _features_2d(features, len(labels))
-        self.classes, index = np.unique(labels, return_inverse=True)
-        self.means = class_means(features, index, len(self.classes))
-        return self
-
-    def predict(self, features) -> np.ndarray:
-        if self.means is None:
-            raise RuntimeError("NearestMeanClassifier.fit must be called before predict")
-        index = nme_classify(features, self.means)
-        # -1 (an all-zero feature row, see nme_classify) stays -1: no class.
-        return np.where(index >= 0, self.classes[np.maximum(index, 0)], -1)
 
 
 class _StoredSamples:
@@ -196,13 +77,13 @@ class ExemplarMemory(_StoredSamples):
         if not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, np.integer)) \
                 and value <= 0:
             raise ValueError(f"memory budget must be > 0, got {name}={value}")
-        value = _integer(value, name, 1)
+        value = integer(value, name, 1)
         if selection not in SELECTIONS:
-            raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+            raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
         self.policy = "total" if budget is not None else "per_class"
         self.budget = value
         self.selection = selection
-        self.seed = _integer(seed, "seed", 0, 2 ** 64 - 1)
+        self.seed = integer(seed, "seed", 0, 2 ** 64 - 1)
         self._core = None
 
     # -- filling -------------------------------------------------------------
@@ -214,9 +95,9 @@ class ExemplarMemory(_StoredSamples):
         ``x -> features`` (needed by herding and closest, not by random).
         Nothing changes if any check fails.
         """
-        x = _array(x, "x")
-        y = _array(y, "y")
-        _check_labels(x, y)
+        x = array(x, "x")
+        y = array(y, "y")
+        check_labels(x, y)
         if len(x) == 0:
             raise ValueError("update() needs at least one sample")
         new_classes = [int(c) for c in np.unique(y)]
@@ -234,19 +115,19 @@ class ExemplarMemory(_StoredSamples):
         n_after = len(held) + len(new_classes)
         quotas = core.quotas(n_after)[len(held):]  # raises if the budget is too small
 
-        if self.selection != "random":
+        strategy = SELECTIONS[self.selection]
+        feats = None
+        if strategy.needs_features:
             if features is None:
                 raise ValueError(f"{self.selection} selection needs features (array or function)")
             feats = features(x) if callable(features) else features
-            feats = _features_2d(feats, len(x))
+            feats = features_2d(feats, len(x))
         chosen = []
         for label, quota in zip(new_classes, quotas):
             idx = np.flatnonzero(y == label)
             m = min(quota, len(idx))
-            if self.selection == "random":
-                order = random_selection(len(idx), m, (self.seed + label) % 2 ** 64)
-            else:
-                order = select_exemplars(self.selection, feats[idx], m)
+            order = strategy.select(None if feats is None else feats[idx], len(idx), m,
+                                    (self.seed + label) % 2 ** 64)
             chosen.append(np.ascontiguousarray(x[idx[order]]))
 
         # One all-or-nothing call: reduce the old sets, add the new ones.
@@ -316,14 +197,14 @@ class ReservoirMemory(_StoredSamples):
     def __init__(self, capacity: int, seed: int = 0):
         if isinstance(capacity, (int, np.integer)) and not isinstance(capacity, bool) and capacity <= 0:
             raise ValueError(f"reservoir capacity must be > 0, got {capacity}")
-        self.capacity = _integer(capacity, "capacity", 1)
-        self.seed = _integer(seed, "seed", 0, 2 ** 64 - 1)
+        self.capacity = integer(capacity, "capacity", 1)
+        self.seed = integer(seed, "seed", 0, 2 ** 64 - 1)
         self._core = None
 
     def add(self, x, y) -> None:
-        x = np.ascontiguousarray(_array(x, "x"))
-        y = _array(y, "y")
-        _check_labels(x, y)
+        x = np.ascontiguousarray(array(x, "x"))
+        y = array(y, "y")
+        check_labels(x, y)
         core = self._core
         if core is None:
             core = _core.ReservoirMemoryCore(self.capacity, list(x.shape[1:]), x.dtype, self.seed)

@@ -1,6 +1,6 @@
 """Make the CUDA 12 libraries of the ``nvidia-*`` wheels loadable.
 
-Imported by ``aidge_incremental/__init__.py`` BEFORE ``aidge_core``: when
+Imported with ``aidge_incremental`` (``backend/__init__.py``) BEFORE ``aidge_core``: when
 aidge-backend-cuda is installed, ``import aidge_core`` imports it too
 (``aidge_core.export_utils``), and its extension needs ``libcudart.so.12``,
 ``libcublas(Lt).so.12`` and ``libcudnn.so.9``. pip puts those in
