@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from aidge_incremental.training import Augmentation
+from aidge_incremental.datasets import Augmentation
 
 
 def per_sample(x, dy, dx, flip, padding):

@@ -22,7 +22,6 @@ import aidge_incremental  # noqa: F401  (first: one OpenMP runtime, see its _ope
 from aidge_incremental.datasets import load_mnist
 from aidge_incremental.experiment import ExperimentConfig, run_experiment
 from aidge_incremental.scenario import ClassIncrementalScenario
-from aidge_incremental.training import normalized
 
 try:
     import torch
@@ -33,7 +32,7 @@ except ImportError:  # the PyTorch comparison is then skipped
 def torch_finetune(dataset, config):
     """Finetune on the scenario of ``config`` in PyTorch; returns the last step's accuracy."""
     torch.manual_seed(config.seed)
-    dataset = normalized(dataset) if config.normalize else dataset
+    dataset = dataset if config.normalize else dataset.replace(normalization=None)
     scenario = ClassIncrementalScenario(dataset, config.initial, config.increment, config.class_order,
                                         seed=config.seed)
     sizes = [int(np.prod(dataset.input_shape)), *config.hidden]

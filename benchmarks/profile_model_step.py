@@ -23,7 +23,8 @@ import numpy as np
 
 from aidge_incremental.loss import cross_entropy
 from aidge_incremental.training.loop import fast_sgd
-from aidge_incremental.models import ARCHITECTURES, KERNELS, IncrementalModel
+from aidge_incremental.backend import KERNELS
+from aidge_incremental.models import ARCHITECTURES, IncrementalModel
 from aidge_incremental.training import one_hot
 
 _LINE = re.compile(r"\s*(\S+) \((\w+)#\d+\) :(\d+), (\d+)")
