@@ -1,3 +1,4 @@
+"""Fixtures shared by the whole suite."""
 # aidge_incremental before anything imports aidge_core: one OpenMP runtime for
 # Aidge's CPU kernels (aidge_incremental/backend/_openmp_preload.py).
 import aidge_incremental  # noqa: F401
@@ -9,3 +10,10 @@ import pytest
 @pytest.fixture
 def rng():
     return np.random.default_rng(20261123)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """scikit-learn's digits (the embedded dataset), 80/20 stratified split of seed 0."""
+    from aidge_incremental.datasets import load_dataset
+    return load_dataset("digits")

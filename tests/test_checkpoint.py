@@ -33,6 +33,7 @@ def reference(tmp_path_factory):
     return final_metrics(out)
 
 
+@pytest.mark.slow
 def test_killed_during_a_step_resumes_to_the_same_result(tmp_path, reference):
     run = tmp_path / "run"
     process = cli(ARGS + ["--output-dir", str(run)], cwd=tmp_path)
@@ -52,6 +53,7 @@ def test_killed_during_a_step_resumes_to_the_same_result(tmp_path, reference):
     assert final_metrics(run) == reference
 
 
+@pytest.mark.slow
 def test_killed_during_a_checkpoint_write_keeps_the_previous_one(tmp_path, reference):
     run = tmp_path / "run"
     process = cli(ARGS + ["--output-dir", str(run)], cwd=tmp_path,
@@ -135,6 +137,7 @@ def _options(argv):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(METHOD_RUNS))
 def test_every_method_resumes_to_identical_metrics_after_sigkill(tmp_path, name):
     argv = METHOD_RUNS[name] + SMALL

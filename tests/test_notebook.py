@@ -16,6 +16,8 @@ from aidge_incremental import ExperimentConfig, run_experiment
 from aidge_incremental.datasets import load_digits
 from aidge_incremental.evaluation import RunResult
 
+pytestmark = pytest.mark.slow  # runs the notebook
+
 NOTEBOOK = (pathlib.Path(__file__).resolve().parents[1]
             / "examples" / "tutorials" / "Incremental_tutorial" / "incremental.ipynb")
 

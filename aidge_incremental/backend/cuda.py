@@ -21,6 +21,8 @@ from typing import Optional, Tuple
 
 from . import _cuda_preload
 
+__all__ = ["BUILD_HINT", "CudaStatus", "INSTALL_HINT", "cuda_status", "ensure_cuda_backend"]
+
 INSTALL_HINT = 'pip install "aidge_incremental[cuda]"'
 BUILD_HINT = ("rebuild aidge_incremental with its CUDA kernels: "
               "AIDGE_INCREMENTAL_CUDA=1 pip install --no-build-isolation . "

@@ -9,6 +9,8 @@ learning: survey and performance evaluation", TPAMI).
 from .base import IncrementalMethod
 from .components import L2SP, Replay
 
+__all__ = ["Finetune"]
+
 
 class Finetune(IncrementalMethod):
     name = "finetune"

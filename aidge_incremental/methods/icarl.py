@@ -18,6 +18,8 @@ from ..options import Option
 from .base import IncrementalMethod
 from .components import L2SP, TEACHER_LOGITS, Replay, Teacher
 
+__all__ = ["ICaRL"]
+
 _memory = next(o for o in Replay.options if o.name == "memory")
 
 

@@ -9,6 +9,8 @@ import numpy as np
 
 from .base import IncrementalMethod
 
+__all__ = ["Joint"]
+
 
 class Joint(IncrementalMethod):
     name = "joint"

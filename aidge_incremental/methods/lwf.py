@@ -28,6 +28,8 @@ from ..options import Option
 from .base import IncrementalMethod
 from .components import L2SP, TEACHER_LOGITS, Replay, Teacher
 
+__all__ = ["CLASSIFICATION_LOSSES", "LwF", "new_classes_cross_entropy"]
+
 CLASSIFICATION_LOSSES = ("new", "seen")
 
 

@@ -15,6 +15,8 @@ from ..options import Option
 from .components import Blending
 from .icarl import ICaRL
 
+__all__ = ["MixupBlending", "MixupICaRL"]
+
 
 class MixupBlending(Blending):
     """Beta(α, α) blend weights; takes ``mixup_alpha``."""

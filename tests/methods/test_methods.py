@@ -6,17 +6,11 @@ import inspect
 import numpy as np
 import pytest
 
-from aidge_incremental.datasets import load_digits
 from aidge_incremental.experiment import ExperimentConfig, build_method, run_experiment
 from aidge_incremental.methods import METHODS
 from aidge_incremental.methods.lwf import new_classes_cross_entropy
 from aidge_incremental.options import ConfigError
 from aidge_incremental.scenario import ClassIncrementalScenario
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_digits()
 
 
 # -- declarations -------------------------------------------------------------

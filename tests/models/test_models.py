@@ -10,15 +10,9 @@ import pytest
 import aidge_core
 from aidge_incremental.models import ARCHITECTURES, IncrementalModel
 
-from aidge_incremental.datasets import load_dataset
 
 HAVE_FAST = importlib.util.find_spec("aidge_incremental.backend.cpu") is not None
 needs_fast = pytest.mark.skipif(not HAVE_FAST, reason="aidge_incremental.backend.cpu is not built")
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 def _bn_free(architecture, shape, n_classes=3, **options):

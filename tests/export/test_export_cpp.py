@@ -20,6 +20,8 @@ from aidge_incremental.export.quantize import quantize_graph, quantize_inputs, r
 from aidge_incremental.export.step import FLOAT_TOLERANCE, export_cpp  # noqa: E402
 from aidge_incremental.scenario import ClassIncrementalScenario  # noqa: E402
 
+pytestmark = pytest.mark.slow  # builds C++ projects
+
 CONFIG = dict(method="icarl", initial=6, increment=4, epochs=8, hidden=[32], memory=120, seed=0)
 
 

@@ -10,16 +10,10 @@ import pytest
 from aidge_incremental.evaluation import (RunResult, average_forgetting, average_incremental_accuracy,
                                           backward_transfer)
 from aidge_incremental.experiment import ExperimentConfig, build_method, run_experiment
-from aidge_incremental.datasets import load_digits
 from aidge_incremental.models import IncrementalModel
 from aidge_incremental.scenario import ClassIncrementalScenario
 
 SEEDS = (0, 1, 2)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_digits()
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ import aidge_incremental as ai
 from aidge_incremental.backend import _cuda_preload, cuda
 from distillation_reference import REFERENCE
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def cuda_python():
