@@ -66,11 +66,14 @@ _EXPORTS = {
     "AttentiveReplay": ".methods", "Replay": ".methods", "Teacher": ".methods", "L2SP": ".methods",
     "Blending": ".methods",
     # runs, results, checkpoints, exports
-    "ExperimentConfig": ".config", "run_experiment": ".experiment", "compare": ".experiment",
+    "ExperimentConfig": ".config", "run_experiment": ".experiment", "compare": ".sweep",
     "RunResult": ".evaluation", "ClassifierHistory": ".evaluation", "CheckpointError": ".checkpoint",
     "RunDirectoryError": ".rundir", "ExportError": ".export", "IntegrityError": ".export",
     "ExportTarget": ".export.targets", "EXPORT_TARGETS": ".export.targets",
     "register_export_target": ".export.targets",
+    # sweeps and tables
+    "Grid": ".sweep", "run_sweep": ".sweep", "SweepError": ".sweep", "ResultTable": ".table",
+    "collect_runs": ".table",
 }
 _MODULES = ("loss", "memory", "datasets", "models", "methods", "training", "export", "evaluation", "backend")
 

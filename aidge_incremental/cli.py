@@ -1,9 +1,11 @@
-"""Command line: ``aidge-incremental run | compare``.
+"""Command line: ``aidge-incremental run | compare | sweep | table | export | predict``.
 
     aidge-incremental run                      # iCaRL on digits, 5 steps of 2 classes, 200 exemplars
     aidge-incremental run --method lwf --epochs 20
     aidge-incremental compare --methods finetune lwf icarl joint --output-dir runs/cmp
     aidge-incremental run --config experiment.yaml
+    aidge-incremental sweep grid.yaml --output-dir runs/sw --jobs 2
+    aidge-incremental table runs/sw --format latex
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import sys
 import numpy as np
 
 from .config import COMMON_OPTIONS, ExperimentConfig
-from .experiment import compare, run_experiment
+from .experiment import run_experiment
 from .export.targets import EXPORT_TARGETS, ExportSource, predict_export
 from .methods import METHODS
 from .options import ConfigError, load_config_file
@@ -123,7 +125,10 @@ def main(argv=None) -> int:
     cmp_p = sub.add_parser("compare", help="several methods on the same scenario and seed")
     cmp_p.add_argument("--methods", nargs="+", choices=sorted(METHODS),
                        default=["finetune", "lwf", "icarl", "joint"])
+    cmp_p.add_argument("--jobs", type=int, default=1,
+                       help="methods run at once, as separate processes (default 1: in this process)")
     _add_experiment_options(cmp_p)
+    _add_sweep_parsers(sub)
     exp_p = sub.add_parser("export", help="export a checkpoint's model to ONNX or embedded C++")
     exp_p.add_argument("checkpoint", help="a step-NNN.ckpt file")
     exp_p.add_argument("output", help="onnx: the .onnx file to write; cpp: the folder to write")
@@ -142,6 +147,10 @@ def main(argv=None) -> int:
     pred_p.add_argument("--nme", action="store_true",
                         help="with a .ckpt or a C++ folder: use the NME classifier")
     args = parser.parse_args(argv)
+    if args.command == "sweep":
+        return _sweep_command(args)
+    if args.command == "table":
+        return _table_command(args)
     if args.command == "export":
         return _export_command(args)
     if args.command == "predict":
@@ -169,14 +178,20 @@ def main(argv=None) -> int:
             if output_dir:
                 print(f"results written to {output_dir}/ (results.json, results.csv, accuracy.png)")
         else:
+            from .sweep import compare
             given = _given_options(args, {})
             if "method" in given:
-                raise ConfigError("compare takes --methods, not a method option 'method'")
+                print(f"note: compare runs --methods {' '.join(args.methods)}; the config's method "
+                      f"{given.pop('method')!r} is ignored", file=sys.stderr)
             if given.get("output_dir") is None:
                 given["output_dir"] = f"runs/compare-{given.get('dataset', 'digits')}-seed{given.get('seed', 0)}"
-            results = compare(args.methods, given, progress=progress, overwrite=args.overwrite)
+            if args.jobs < 1:
+                raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
+            results = compare(args.methods, given, progress=progress and args.jobs == 1, overwrite=args.overwrite,
+                              jobs=args.jobs)
             print(_comparison_table(results))
-            print(f"results written to {given['output_dir']}/ (one folder per method, comparison.png)")
+            print(f"results written to {given['output_dir']}/ (one run directory per method, comparison.png, "
+                  "comparison.csv)")
     except (ValueError, OSError) as e:  # ConfigError, RunDirectoryError, CheckpointError, DatasetError
         print(f"aidge-incremental: error: {e}", file=sys.stderr)
         return 2
@@ -262,6 +277,102 @@ def _predict_command(args) -> int:
     if y_true is not None:
         print("true:     ", " ".join(str(int(c)) for c in y_true))
         print(f"accuracy: {100 * float(np.mean(predicted == y_true)):.1f}% on {len(y_true)} samples")
+    return 0
+
+
+def _add_sweep_parsers(sub) -> None:
+    from .sweep import EXECUTORS
+    sw_p = sub.add_parser("sweep", help="a grid of runs (methods x protocols x seeds), restartable, "
+                          "on this machine or a Ray cluster (docs/sweeps.md)")
+    sw_p.add_argument("grid", help="grid file (YAML or JSON): base, grid, variants")
+    sw_p.add_argument("--output-dir", help="where the cells' run directories go (default sweeps/<grid file name>)")
+    sw_p.add_argument("--executor", choices=EXECUTORS.names(), default="local",
+                      help="local: processes on this machine (default); ray: a Ray task per cell; "
+                           "inline: this process, one cell after another")
+    sw_p.add_argument("--jobs", type=int, help="cells run at once (local: default 1; ray: default all)")
+    sw_p.add_argument("--threads", type=int, help="OpenMP/BLAS threads per cell (local: default cores // jobs; "
+                      "ray: the task's num_cpus, default 1)")
+    sw_p.add_argument("--retries", type=int, default=1, help="times a failed cell is tried again (default 1)")
+    sw_p.add_argument("--address", help="ray: the address of an existing Ray cluster (default: start one here)")
+    sw_p.add_argument("--dry-run", action="store_true", help="list the cells and what is already done; run none")
+    sw_p.add_argument("--overwrite", action="store_true", help="run every cell again from its beginning, "
+                      "replacing what its directory holds")
+    tb_p = sub.add_parser("table", help="the paper table of sweeps or run directories: rows per method or "
+                          "variant, columns per protocol, mean ± sd over seeds")
+    tb_p.add_argument("dirs", nargs="+", metavar="DIR",
+                      help="a sweep's folder, a run directory, or a folder of run directories")
+    tb_p.add_argument("--format", choices=["markdown", "csv", "latex"], default="markdown")
+    tb_p.add_argument("--output", help="write the table to this file (default: print it)")
+    tb_p.add_argument("--plot", metavar="DIR", help="also write an accuracy-curve PNG per protocol (mean and "
+                      "a band of one sd over seeds) into DIR")
+
+
+def _sweep_command(args) -> int:
+    import signal
+    from .sweep import Grid, run_sweep
+    from .table import ResultTable, TableError, collect_runs
+    output_dir = args.output_dir or str(pathlib.Path("sweeps") / pathlib.Path(args.grid).stem)
+
+    def terminate(signum, frame):  # Slurm's scancel and timeouts send SIGTERM: stop the cells as Ctrl-C does
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        grid = Grid.from_file(args.grid)
+        report = run_sweep(grid, output_dir, executor=args.executor, jobs=args.jobs, threads=args.threads,
+                           retries=args.retries, address=args.address, overwrite=args.overwrite,
+                           dry_run=args.dry_run, log=lambda text: print(text, flush=True))
+    except KeyboardInterrupt:
+        print(f"aidge-incremental: sweep interrupted; run the same command again to resume {output_dir}",
+              file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as e:  # SweepError, ConfigError, RunDirectoryError
+        print(f"aidge-incremental: error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if args.dry_run:
+        width = max(len(c.name) for c in report.cells)
+        for cell in report.cells:
+            state, detail = report.states[cell.name]
+            label = {"done": "done", "resume": "resume", "new": "to run"}[state]
+            print(f"{cell.name:<{width}}  {label:<7} {detail}")
+        counts = [s for s, _ in report.states.values()]
+        print(f"{len(report.cells)} cell(s) in {output_dir}: {counts.count('done')} done, "
+              f"{counts.count('resume')} to resume, {counts.count('new')} to run (dry run: nothing ran)")
+        return 0
+    print(report.summary())
+    if report.failed:
+        print("aidge-incremental: " + report.failure_text(), file=sys.stderr)
+        return 1
+    try:
+        print(ResultTable(collect_runs([output_dir])).markdown())
+    except TableError as e:
+        print(f"aidge-incremental: no table: {e}", file=sys.stderr)
+    print(f"cells in {output_dir}/ (sweep.json maps each to its configuration); "
+          f"aidge-incremental table {output_dir} --format latex|csv")
+    return 0
+
+
+def _table_command(args) -> int:
+    from .files import atomic_write
+    from .table import ResultTable, collect_runs
+    try:
+        missing = []
+        table = ResultTable(collect_runs(args.dirs, missing), missing)
+        text = table.format(args.format)
+        if args.output:
+            atomic_write(pathlib.Path(args.output), text.encode())
+        else:
+            print(text, end="")
+        if args.plot:
+            for path in table.plot(args.plot):
+                print(f"wrote {path}", file=sys.stderr)
+        if missing:
+            print(f"aidge-incremental: note: {len(missing)} unfinished cell(s) left out: {', '.join(missing)}",
+                  file=sys.stderr)
+    except (ValueError, OSError) as e:
+        print(f"aidge-incremental: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Running methods on class-incremental scenarios: the Python API behind the CLI.
+"""Running a method on a class-incremental scenario: the Python API behind the CLI
+(several runs: :mod:`aidge_incremental.sweep`).
 
     from aidge_incremental import ExperimentConfig, run_experiment
     result = run_experiment(ExperimentConfig(method="icarl", memory=200))
@@ -6,14 +7,12 @@
 """
 from __future__ import annotations
 
-import contextlib
 import pathlib
 import time
-from typing import Dict, Optional, Sequence
+from typing import Optional
 
 from .checkpoint import Checkpoint, CheckpointError, checkpoint_path, save_checkpoint
-from .config import COMMON_OPTIONS, ExperimentConfig, _unknown_message, method_options
-from .training import TRAINING_OPTIONS
+from .config import ExperimentConfig
 from .datasets import Dataset, load_dataset
 from .evaluation import ClassifierHistory, RunResult, plot_accuracy
 from .export.targets import ExportSource, export_step
@@ -23,7 +22,7 @@ from .options import ConfigError
 from .rundir import resolve_checkpoint, run_dir_of, run_directory
 from .scenario import ClassIncrementalScenario
 
-__all__ = ["build_method", "compare", "run_experiment"]
+__all__ = ["build_method", "run_experiment"]
 
 
 def build_method(config: ExperimentConfig, input_shape, scenario: Optional[ClassIncrementalScenario] = None):
@@ -158,48 +157,6 @@ def _run(config: ExperimentConfig, dataset, progress, log, checkpoint) -> RunRes
                       classes_per_step=[len(scenario.step_classes(t)) for t in range(scenario.n_steps)])
     result.trained_method = method
     return result
-
-
-def compare(methods: Sequence[str], config, progress: bool = False, log=None,
-            overwrite: bool = False) -> Dict[str, RunResult]:
-    """Several methods on the same scenario and seed; one plot of all of them.
-
-    ``config`` is an ExperimentConfig or a dict of options; a method's own
-    option applies to the methods that declare it (an option none of them
-    declares is an error)."""
-    values = config.to_dict() if isinstance(config, ExperimentConfig) else dict(config)
-    for name in methods:
-        if name not in METHODS:
-            raise ConfigError(f"unknown method {name!r}: one of {', '.join(sorted(METHODS))}")
-    common = {o.name for o in COMMON_OPTIONS + TRAINING_OPTIONS}
-    own = {name: {o.name for o in METHODS[name].declared_options()} for name in methods}
-    unused = sorted(k for k in values if k not in common and not any(k in own[m] for m in methods))
-    if unused:
-        raise ConfigError(f"options {unused} apply to none of the compared methods ({', '.join(methods)}): "
-                          + _unknown_message(unused, methods[0], method_options(methods[0])).split(". Options")[0])
-    configs = {name: ExperimentConfig(**{k: v for k, v in values.items()
-                                         if k != "method" and (k in common or k in own[name])},
-                                      method=name).replace(output_dir=None) for name in methods}
-    first = configs[methods[0]]
-    output_dir = values.get("output_dir")
-    with (run_directory(output_dir, overwrite=overwrite) if output_dir else contextlib.nullcontext()):
-        dataset = load_dataset(first.dataset, first.data_dir, normalize=first.normalize)
-        results = {}
-        for name in methods:
-            results[name] = run_experiment(configs[name], dataset, progress=progress, log=log)
-            if output_dir:
-                results[name].write(pathlib.Path(output_dir) / name)
-        if output_dir:
-            scenario = ClassIncrementalScenario(dataset, first.initial, first.increment,
-                                                first.class_order, seed=first.seed)
-            curves = {}
-            for name, r in results.items():
-                for clf, h in r.classifiers.items():
-                    curves[name if len(r.classifiers) == 1 else f"{name} ({clf})"] = h.acc_seen
-            plot_accuracy(curves, pathlib.Path(output_dir) / "comparison.png",
-                          title=f"{dataset.name}, {scenario.n_steps} steps, seed {first.seed}",
-                          classes_per_step=[len(scenario.step_classes(t)) for t in range(scenario.n_steps)])
-    return results
 
 
 def _progress_bar(enabled: bool, total: int, desc: str):
