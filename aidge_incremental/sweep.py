@@ -463,7 +463,7 @@ def _reap(process: _Process, block: bool = False) -> Optional[CellOutcome]:
     if not ok:
         tail = _log_tail(process.log_path, process.log_offset)
         why = (f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}")
-        error = why + (":\n" + tail if tail else "")
+        error = why + ("\n" + tail if tail else "")
     return CellOutcome(spec["name"], spec["attempt"], ok, code, error, time.perf_counter() - process.started,
                        usage.ru_utime + usage.ru_stime)
 
@@ -634,6 +634,11 @@ class RayExecutor:
             kwargs = {"address": address} if address else {"num_cpus": jobs * self.threads if jobs else None}
             ray.init(**kwargs, include_dashboard=False, logging_level="warning", log_to_driver=False)
             self._started = True
+        cpus = ray.cluster_resources().get("CPU", 0)
+        if address is None and self.threads > cpus:  # Ray would wait for such a node for ever
+            self.close()
+            raise SweepError(f"--threads {self.threads}: a cell would need {self.threads} CPUs and this Ray "
+                             f"cluster has {cpus:g}")
         self._remote = ray.remote(_ray_cell)
 
     def describe(self) -> str:
@@ -709,7 +714,7 @@ class SweepReport:
         lines = []
         for name in self.failed:
             last = self.outcomes[name][-1]
-            lines.append(f"cell {name} failed after {len(self.outcomes[name])} attempt(s): {last.error}")
+            lines.append(f"cell {name} failed after {len(self.outcomes[name])} attempt(s): {_short(last.error)}")
         return "\n".join(lines)
 
     def summary(self) -> str:
@@ -826,13 +831,14 @@ def _drive(runner, todo: List[Cell], report: SweepReport, retries: int, overwrit
                     cpu = f", {outcome.cpu_seconds:.1f} s CPU" if outcome.cpu_seconds is not None else ""
                     say(f"[{finished}/{total}] {cell.name}: done in {outcome.wall_seconds:.1f} s{cpu}")
                 elif len(attempts) <= retries:
-                    say(f"{cell.name}: attempt {len(attempts)} of {retries + 1} failed ({_first_line(outcome.error)}); "
+                    say(f"{cell.name}: attempt {len(attempts)} of {retries + 1} failed ({_short(outcome.error)}); "
                         "trying again")
                     pending.appendleft(cell)
                 else:
                     finished += 1
                     say(f"[{finished}/{total}] {cell.name}: FAILED after {len(attempts)} attempt(s): "
-                        f"{outcome.error}" + (f"\n  (log: {cell.directory / CELL_LOG})" if cell.directory else ""))
+                        + outcome.error.replace("\n", "\n    ")
+                        + (f"\n    (log: {cell.directory / CELL_LOG})" if cell.directory else ""))
                 if output_dir is not None:
                     _write_manifest(output_dir, grid, report.cells, report)
     except KeyboardInterrupt:
@@ -843,8 +849,10 @@ def _drive(runner, todo: List[Cell], report: SweepReport, retries: int, overwrit
         raise
 
 
-def _first_line(text: str) -> str:
-    return text.splitlines()[0] if text else "no message"
+def _short(error: str) -> str:
+    """``exit status 2: <the log's last line>``: a failure in one line."""
+    lines = error.splitlines() or ["no message"]
+    return lines[0] if len(lines) == 1 else f"{lines[0]}: {lines[-1]}"
 
 
 def _write_manifest(output_dir: pathlib.Path, grid: Grid, cells: List[Cell], report: SweepReport) -> None:
