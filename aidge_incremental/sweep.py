@@ -631,8 +631,9 @@ class RayExecutor:
         self._started = False
         self._specs = {}
         if not ray.is_initialized():
-            kwargs = {"address": address} if address else {"num_cpus": jobs * self.threads if jobs else None}
-            ray.init(**kwargs, include_dashboard=False, logging_level="warning", log_to_driver=False)
+            kwargs = {"address": address} if address else \
+                {"num_cpus": jobs * self.threads if jobs else None, "include_dashboard": False}
+            ray.init(**kwargs, logging_level="warning", log_to_driver=False)
             self._started = True
         cpus = ray.cluster_resources().get("CPU", 0)
         if address is None and self.threads > cpus:  # Ray would wait for such a node for ever

@@ -141,6 +141,13 @@ def test_a_shipped_config_as_base_gives_each_method_the_options_it_takes(tmp_pat
     assert (cell.config.method, cell.config.epochs) == ("lwf", 3)
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "examples" / "sweeps").glob("*.yaml")), ids=lambda p: p.name)
+def test_the_shipped_grid_files_validate_and_say_what_they_run(path):
+    assert path.read_text().startswith("# "), "a header comment says what the grid runs"
+    cells = Grid.from_file(path).cells("runs/x")
+    assert len({c.name for c in cells}) == len(cells) > 1
+
+
 def test_long_and_colliding_names_stay_one_short_path_component(tmp_path):
     text = ("base: {method: finetune}\ngrid: {hidden: [[" + ", ".join(["4096"] * 16) + "], [8]], "
             "lr: [0.123456789], momentum: [0.987654321]}\n")
