@@ -75,6 +75,8 @@ CELL_CONFIG, CELL_LOG = "cell.json", "cell.log"
 RETURNED_FILES = ("results.json", "results.csv", "accuracy.png", CELL_LOG)
 #: lines of a failed cell's log shown in the report
 ERROR_LINES = 12
+#: seconds between two writes of sweep.json while cells finish (it is written at the end too)
+MANIFEST_EVERY = 2.0
 _TOKEN = ".sweep-token"
 
 
@@ -765,6 +767,7 @@ def run_sweep(grid: Grid, output_dir=None, executor: str = "local", jobs: Option
     if output_dir is None and executor != "inline":
         raise SweepError(f"the {executor} executor runs cells in their own run directories: give an output_dir")
     cells = grid.cells(output_dir)
+    _check_data(cells, executor, say)
     states = {}
     for cell in cells:
         states[cell.name] = cell_state(cell.directory, cell.config.to_dict(), cell.name, overwrite) \
@@ -799,12 +802,31 @@ def run_sweep(grid: Grid, output_dir=None, executor: str = "local", jobs: Option
     return report
 
 
+def _check_data(cells: List[Cell], executor: str, say) -> None:
+    """A dataset read from a path needs the path; one missing here is an error
+    before anything runs (a note with Ray: the workers may see what this machine does not)."""
+    from .datasets import DATASETS
+    missing = {}
+    for cell in cells:
+        config = cell.config
+        if DATASETS[config.dataset].needs_path:
+            if not config.data_dir:
+                raise SweepError(f"cell {cell.name}: dataset {config.dataset} needs a data_dir")
+            if not os.path.exists(config.data_dir):
+                missing.setdefault(config.data_dir, cell.name)
+    for path, name in missing.items():
+        if executor != "ray":
+            raise SweepError(f"cell {name}: data_dir {path} does not exist")
+        say(f"note: data_dir {path} (cell {name}) does not exist here; the Ray workers must see it")
+
+
 def _drive(runner, todo: List[Cell], report: SweepReport, retries: int, overwrite: bool, output_dir, grid, say):
     """Start cells as slots free up, collect their outcomes, retry failures."""
     pending = collections.deque(todo)
     running: Dict[Any, Cell] = {}
     token = _read_token(output_dir) if output_dir is not None else None
     total, finished = len(todo), 0
+    written = time.monotonic()
     try:
         while pending or running:
             while pending and len(running) < runner.slots:
@@ -840,8 +862,9 @@ def _drive(runner, todo: List[Cell], report: SweepReport, retries: int, overwrit
                     say(f"[{finished}/{total}] {cell.name}: FAILED after {len(attempts)} attempt(s): "
                         + outcome.error.replace("\n", "\n    ")
                         + (f"\n    (log: {cell.directory / CELL_LOG})" if cell.directory else ""))
-                if output_dir is not None:
-                    _write_manifest(output_dir, grid, report.cells, report)
+                if output_dir is not None and time.monotonic() - written > MANIFEST_EVERY:
+                    _write_manifest(output_dir, grid, report.cells, report)  # and once more at the end
+                    written = time.monotonic()
     except KeyboardInterrupt:
         if running:
             say(f"sweep: interrupted; stopping {len(running)} running cell(s): "

@@ -323,7 +323,18 @@ def test_the_table_equals_a_recomputation_from_the_results_files(swept):
 
 # -- failures -----------------------------------------------------------------------------
 
+def test_missing_data_is_an_error_before_anything_runs(tmp_path):
+    grid = grid_of(f"base: {{method: finetune, data_dir: {tmp_path / 'none.npz'}}}\ngrid: {{dataset: [digits, npz]}}\n",
+                   tmp_path)
+    with pytest.raises(SweepError, match=f"cell finetune-dataset=npz: data_dir {tmp_path / 'none.npz'} does not exist"):
+        run_sweep(grid, tmp_path / "sw")
+    with pytest.raises(SweepError, match="cell finetune: dataset mnist needs a data_dir"):
+        run_sweep(grid_of("base: {method: finetune, dataset: mnist}\n", tmp_path, "m.yaml"), tmp_path / "sw")
+    assert not (tmp_path / "sw").exists()
+
+
 def test_a_cell_that_raises_is_reported_and_retried(tmp_path, capsys):
+    (tmp_path / "none.npz").write_bytes(b"not a zip")  # found when planned, fails when read
     grid = tmp_path / "grid.yaml"
     grid.write_text(f"base: {{method: finetune, epochs: 1, hidden: [8], data_dir: {tmp_path / 'none.npz'}}}\n"
                     "grid: {dataset: [digits, npz]}\n")
@@ -331,13 +342,13 @@ def test_a_cell_that_raises_is_reported_and_retried(tmp_path, capsys):
     assert main(["sweep", str(grid), "--output-dir", str(out), "--jobs", "2", "--retries", "1"]) == 1
     captured = capsys.readouterr()
     assert ("finetune-dataset=npz: attempt 1 of 2 failed (exit status 2: aidge-incremental: error: "
-            f"{tmp_path / 'none.npz'} does not exist") in captured.out and "; trying again" in captured.out
+            f"{tmp_path / 'none.npz'} is not a readable .npz file") in captured.out and "; trying again" in captured.out
     assert "finetune-dataset=npz: FAILED after 2 attempt(s): exit status 2\n" in captured.out
-    assert "none.npz does not exist" in captured.out and "none.npz does not exist" in captured.err
+    assert "none.npz is not a readable .npz file" in captured.err
     assert "1 ran, 1 failed" in captured.out
     status = json.loads((out / "sweep.json").read_text())["status"]
     assert status["finetune-dataset=npz"]["state"] == "failed" and status["finetune-dataset=npz"]["attempts"] == 2
-    assert "none.npz does not exist" in status["finetune-dataset=npz"]["error"]
+    assert "none.npz is not a readable .npz file" in status["finetune-dataset=npz"]["error"]
     assert status["finetune-dataset=digits"]["state"] == "done", "the other cell ran"
     log = (out / "finetune-dataset=npz" / "cell.log").read_text()
     assert "--- attempt 1 of 2" in log and "--- attempt 2 of 2" in log
@@ -347,11 +358,12 @@ def test_a_cell_that_raises_is_reported_and_retried(tmp_path, capsys):
 
 
 def test_inline_failures_are_reported_too(tmp_path):
+    (tmp_path / "x.npz").write_bytes(b"not a zip")
     grid = grid_of(f"base: {{method: finetune, epochs: 1, dataset: npz, data_dir: {tmp_path / 'x.npz'}}}\n", tmp_path)
     lines = []
     report = run_sweep(grid, tmp_path / "sw", executor="inline", retries=2, log=lines.append)
     assert report.failed == ["finetune"] and len(report.outcomes["finetune"]) == 3
-    assert "DatasetError" in report.failure_text() and "x.npz does not exist" in report.failure_text()
+    assert "DatasetError" in report.failure_text() and "x.npz is not a readable .npz" in report.failure_text()
     with pytest.raises(SweepError, match="cell finetune failed after 1 attempt"):
         compare(["finetune"], {"dataset": "npz", "data_dir": str(tmp_path / "x.npz"), "epochs": 1})
 
