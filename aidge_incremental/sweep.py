@@ -129,7 +129,13 @@ class Grid:
     base: Dict[str, Any]
     axes: Dict[str, list]
     variants: Dict[str, Dict[str, Any]] = dataclasses.field(default_factory=dict)
-    source: str = "grid"
+    source: str = ""  #: the grid file, if any
+
+    def __post_init__(self):
+        self._check(self._where(), _declared_options())
+
+    def _where(self) -> str:
+        return f"grid file {self.source}" if self.source else "sweep"
 
     @classmethod
     def from_file(cls, path) -> "Grid":
@@ -143,8 +149,8 @@ class Grid:
         return cls.from_dict(data, source=str(path), folder=pathlib.Path(path).parent)
 
     @classmethod
-    def from_dict(cls, data: dict, source: str = "grid", folder=None) -> "Grid":
-        where = f"grid file {source}" if source != "grid" else "grid"
+    def from_dict(cls, data: dict, source: str = "", folder=None) -> "Grid":
+        where = f"grid file {source}" if source else "sweep"
         if not isinstance(data, dict):
             raise SweepError(f"{where} must be a mapping with {', '.join(GRID_KEYS)}")
         known = _declared_options()
@@ -179,11 +185,12 @@ class Grid:
             if not isinstance(settings, dict):
                 raise SweepError(f"{where}: variant {name} must be a mapping of options, got {settings!r}")
             checked[name] = _option_names(settings, f"{where}: variant {name}")
-        grid = cls(base, axes, checked, source)
-        grid._check(where, known)
-        return grid
+        return cls(base, axes, checked, source)
 
     def _check(self, where, known) -> None:
+        for part, values in (("base", self.base), ("grid", self.axes), ("variants", self.variants)):
+            if not isinstance(values, dict):
+                raise SweepError(f"{where}: {part} must be a mapping, got {values!r}")
         for part, names in (("base", self.base), ("grid", self.axes),
                             *((f"variant {v}", s) for v, s in self.variants.items())):
             for name in names:
@@ -209,7 +216,7 @@ class Grid:
     def cells(self, output_dir=None) -> List[Cell]:
         """Every cell, validated; the first invalid one raises :class:`SweepError`
         naming the cell and the option (and how many others are invalid)."""
-        where = f"grid file {self.source}" if self.source != "grid" else "grid"
+        where = self._where()
         output_dir = pathlib.Path(output_dir).absolute() if output_dir is not None else None
         plans = []   # (row, settings named in the cell's name, settings)
         if ROW_AXIS in self.axes or not self.variants:
@@ -454,7 +461,12 @@ def _spawn(spec: dict, threads: int) -> _Process:
 
 def _reap(process: _Process, block: bool = False) -> Optional[CellOutcome]:
     """The outcome of a finished cell process (None while it runs); its CPU time from wait4."""
-    pid, status, usage = os.wait4(process.popen.pid, 0 if block else os.WNOHANG)
+    try:
+        pid, status, usage = os.wait4(process.popen.pid, 0 if block else os.WNOHANG)
+    except ChildProcessError:  # reaped already (an interrupt between wait4 and the line below)
+        process.popen.returncode = process.popen.returncode if process.popen.returncode is not None else -1
+        return CellOutcome(process.spec["name"], process.spec["attempt"], False, -1, "its exit status was lost",
+                           time.perf_counter() - process.started)
     if pid == 0:
         return None
     code = os.waitstatus_to_exitcode(status)
@@ -922,7 +934,7 @@ def compare(methods: Sequence[str], config, progress: bool = False, log=None, ov
     output_dir = values.pop("output_dir", None)
     if values.get("export_dir") is None:
         values.pop("export_dir", None)
-    grid = Grid.from_dict({"base": values, "grid": {ROW_AXIS: list(methods)}}, source="grid")
+    grid = Grid.from_dict({"base": values, "grid": {ROW_AXIS: list(methods)}})
     report = run_sweep(grid, output_dir, executor="inline" if jobs == 1 else "local", jobs=jobs, retries=0,
                        overwrite=overwrite, log=log, progress=progress)
     if report.failed:
