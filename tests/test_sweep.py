@@ -412,13 +412,14 @@ def test_a_cell_killed_mid_run_is_retried_from_its_checkpoint_to_the_same_metric
 
 
 @pytest.mark.slow
-def test_a_sweep_stopped_by_sigterm_stops_its_cells_and_resumes_when_run_again(tmp_path, uninterrupted):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_stopped_sweep_stops_its_cells_and_resumes_when_run_again(tmp_path, uninterrupted, stop):
     (tmp_path / "grid.yaml").write_text(KILL_GRID)
     cell = tmp_path / "sw" / "icarl-seed=5"
     sweep = _sweep_process(["grid.yaml", "--output-dir", "sw"], tmp_path)
     _wait_for(checkpoint_path(cell, 1), sweep)
     pid = int((cell / ".lock").read_text())
-    sweep.send_signal(signal.SIGTERM)  # as Slurm's scancel does; Ctrl-C takes the same path
+    sweep.send_signal(stop)  # Ctrl-C reaches the sweep alone (its cells run in sessions of their own); scancel
     out, _ = sweep.communicate(timeout=120)
     assert sweep.returncode == 130, out
     assert "stopping 1 running cell(s): icarl-seed=5" in out and "run the same command again" in out
