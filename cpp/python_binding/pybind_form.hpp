@@ -14,6 +14,7 @@
 #include "aidge/incremental/operator/Distillation.hpp"
 
 namespace Aidge {
+namespace incremental {
 
 /// "kl" / "bce" or a DistillationForm value.
 inline DistillationForm formFromPy(const pybind11::object &form)
@@ -35,6 +36,7 @@ inline std::uint32_t nbOldFromPy(long long nbOld)
     return static_cast<std::uint32_t>(nbOld);
 }
 
+} // namespace incremental
 } // namespace Aidge
 
 #endif // AIDGE_INCREMENTAL_PYBIND_FORM_H_

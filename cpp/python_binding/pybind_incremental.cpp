@@ -9,14 +9,14 @@
 namespace py = pybind11;
 
 namespace Aidge {
+namespace incremental {
 void init_Distillation(py::module &m);
 void init_CrossEntropy(py::module &m);
 void init_AttentionDistillation(py::module &m);
 void init_Loss(py::module &m);
-namespace incremental {
 void init_Memory(py::module &m);
 void init_Accelerate(py::module &m);
-}
+} // namespace incremental
 } // namespace Aidge
 
 PYBIND11_MODULE(_core, m)
@@ -26,11 +26,11 @@ PYBIND11_MODULE(_core, m)
     py::module_::import("aidge_core");
     py::module_::import("aidge_backend_cpu");
 
-    Aidge::init_Distillation(m);
-    Aidge::init_CrossEntropy(m);
-    Aidge::init_AttentionDistillation(m);
+    Aidge::incremental::init_Distillation(m);
+    Aidge::incremental::init_CrossEntropy(m);
+    Aidge::incremental::init_AttentionDistillation(m);
     py::module_ loss = m.def_submodule("loss", "Loss functions (aidge_learning.loss style).");
-    Aidge::init_Loss(loss);
+    Aidge::incremental::init_Loss(loss);
     Aidge::incremental::init_Memory(m);
     Aidge::incremental::init_Accelerate(m);
 

@@ -12,6 +12,7 @@
 namespace py = pybind11;
 
 namespace Aidge {
+namespace incremental {
 
 void init_Distillation(py::module &m)
 {
@@ -65,4 +66,5 @@ Backward sets the student's gradient only.)doc")
         "Create a Distillation loss node (inputs: student logits, teacher logits).");
 }
 
+} // namespace incremental
 } // namespace Aidge
