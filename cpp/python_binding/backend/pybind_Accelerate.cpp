@@ -3,8 +3,9 @@
 
 #include "aidge/graph/GraphView.hpp"
 #include "aidge/graph/Node.hpp"
+#include "aidge/incremental/backend/cpu/Accelerate.hpp"
 #include "aidge/incremental/backend/cpu/Blas.hpp"
-#include "aidge/incremental/backend/cpu/FastImpl.hpp"
+#include "aidge/incremental/backend/cpu/FastKernelRegistry.hpp"
 #include "aidge/incremental/backend/cpu/FastSGD.hpp"
 
 namespace py = pybind11;
@@ -22,6 +23,8 @@ void init_Accelerate(py::module &m)
           "Whether the node runs one of aidge_incremental's fast implementations.");
     m.def("unsupported_reason", &unsupportedReason, py::arg("node"),
           "Why accelerate() leaves this node on Aidge's kernel ('' when it would not).");
+    m.def("fast_kernels", &FastKernelRegistry::types,
+          "Operator types that have a fast kernel (the table accelerate() walks), sorted.");
     m.def("blas_config", []() { return std::string(scipy_openblas_get_config()); },
           "Build configuration string of the OpenBLAS the fast kernels call.");
     py::class_<FastSGD>(m, "FastSGD",
