@@ -13,6 +13,8 @@
 
 #include "aidge/incremental/memory/ExemplarMemory.hpp"
 #include "aidge/incremental/memory/ExemplarSelection.hpp"
+#include "aidge/incremental/memory/NearestMeanOfExemplars.hpp"
+#include "aidge/incremental/memory/ReservoirMemory.hpp"
 
 namespace py = pybind11;
 
