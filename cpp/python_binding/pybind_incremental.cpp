@@ -14,8 +14,13 @@ void init_Distillation(py::module &m);
 void init_CrossEntropy(py::module &m);
 void init_AttentionDistillation(py::module &m);
 void init_Loss(py::module &m);
-void init_Memory(py::module &m);
+void init_MemoryFile(py::module &m);
+void init_ExemplarSelection(py::module &m);
+void init_NearestMeanOfExemplars(py::module &m);
+void init_ExemplarMemory(py::module &m);
+void init_ReservoirMemory(py::module &m);
 void init_Accelerate(py::module &m);
+void init_FastSGD(py::module &m);
 } // namespace incremental
 } // namespace Aidge
 
@@ -31,8 +36,13 @@ PYBIND11_MODULE(_core, m)
     Aidge::incremental::init_AttentionDistillation(m);
     py::module_ loss = m.def_submodule("loss", "Loss functions (aidge_learning.loss style).");
     Aidge::incremental::init_Loss(loss);
-    Aidge::incremental::init_Memory(m);
+    Aidge::incremental::init_MemoryFile(m);
+    Aidge::incremental::init_ExemplarSelection(m);
+    Aidge::incremental::init_NearestMeanOfExemplars(m);
+    Aidge::incremental::init_ExemplarMemory(m);
+    Aidge::incremental::init_ReservoirMemory(m);
     Aidge::incremental::init_Accelerate(m);
+    Aidge::incremental::init_FastSGD(m);
 
     // SequentialScheduler::backward() skips a node whose "skipBackward"
     // annotation is true; it reads it as a C++ bool, which an attribute set

@@ -6,7 +6,7 @@
 #include "aidge/incremental/loss/AttentionDistillation.hpp"
 #include "aidge/incremental/loss/CrossEntropy.hpp"
 #include "aidge/incremental/loss/Distillation.hpp"
-#include "../pybind_form.hpp"
+#include "../utils/pybind_Arguments.hpp"
 
 namespace py = pybind11;
 

@@ -7,7 +7,7 @@
 #include "aidge/incremental/operator/Distillation.hpp"
 #include "aidge/operator/OperatorTensor.hpp"
 #include "aidge/utils/Registrar.hpp"
-#include "../pybind_form.hpp"
+#include "../utils/pybind_Arguments.hpp"
 
 namespace py = pybind11;
 

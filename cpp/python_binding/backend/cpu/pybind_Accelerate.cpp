@@ -6,7 +6,6 @@
 #include "aidge/incremental/backend/cpu/Accelerate.hpp"
 #include "aidge/incremental/backend/cpu/Blas.hpp"
 #include "aidge/incremental/backend/cpu/FastKernelRegistry.hpp"
-#include "aidge/incremental/backend/cpu/FastSGD.hpp"
 
 namespace py = pybind11;
 
@@ -27,14 +26,6 @@ void init_Accelerate(py::module &m)
           "Operator types that have a fast kernel (the table accelerate() walks), sorted.");
     m.def("blas_config", []() { return std::string(scipy_openblas_get_config()); },
           "Build configuration string of the OpenBLAS the fast kernels call.");
-    py::class_<FastSGD>(m, "FastSGD",
-                        "SGD with momentum and L2 weight decay, PyTorch's rule, in one pass per "
-                        "float32 cpu parameter tensor (see FastSGD.hpp).")
-        .def(py::init<std::vector<std::shared_ptr<Tensor>>, float, float>(), py::arg("parameters"),
-             py::arg("momentum"), py::arg("weight_decay"))
-        .def("reset_grad", &FastSGD::resetGrad)
-        .def("update", &FastSGD::update, py::arg("lr"))
-        .def_property_readonly("step", &FastSGD::step);
 }
 
 } // namespace incremental
