@@ -1,10 +1,5 @@
 // Module entry point: aidge_incremental._core.
-#include <memory>
-#include <stdexcept>
-
 #include <pybind11/pybind11.h>
-
-#include "aidge/graph/Node.hpp"
 
 namespace py = pybind11;
 
@@ -21,6 +16,7 @@ void init_ExemplarMemory(py::module &m);
 void init_ReservoirMemory(py::module &m);
 void init_Accelerate(py::module &m);
 void init_FastSGD(py::module &m);
+void init_SkipBackward(py::module &m);
 } // namespace incremental
 } // namespace Aidge
 
@@ -43,23 +39,5 @@ PYBIND11_MODULE(_core, m)
     Aidge::incremental::init_ReservoirMemory(m);
     Aidge::incremental::init_Accelerate(m);
     Aidge::incremental::init_FastSGD(m);
-
-    // SequentialScheduler::backward() skips a node whose "skipBackward"
-    // annotation is true; it reads it as a C++ bool, which an attribute set
-    // from Python (a py::object) is not. Used by Grad-CAM to stop its backward
-    // at the tapped layer.
-    m.def(
-        "set_skip_backward",
-        [](const std::shared_ptr<Aidge::Node> &node, bool skip) {
-            if (!node) {
-                throw std::invalid_argument("set_skip_backward: node is None");
-            }
-            const auto attrs = node->attributes();
-            if (attrs->hasAttr("skipBackward")) {
-                attrs->delAttr("skipBackward");
-            }
-            attrs->addAttr("skipBackward", skip);
-        },
-        py::arg("node"), py::arg("skip") = true,
-        "Mark a node so that SequentialScheduler.backward() skips it (or not).");
+    Aidge::incremental::init_SkipBackward(m);
 }
