@@ -14,7 +14,7 @@ import pytest
 import aidge_incremental  # noqa: F401  (loads _core after aidge_core, as users do)
 from aidge_incremental import _core
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 KERNEL_SOURCES = ROOT / "cpp" / "src" / "backend" / "cpu" / "operator"
 
 EXPECTED = ["Add", "BatchNorm2D", "Conv2D", "FC", "GlobalAveragePooling", "Pad", "PaddedConv2D", "ReLU"]
