@@ -11,6 +11,7 @@
 namespace py = pybind11;
 
 namespace Aidge {
+namespace incremental {
 
 void init_AttentionDistillation(py::module &m)
 {
@@ -47,4 +48,5 @@ A terminal loss node: forward seeds its output gradient with 1.)doc")
           "Grad-CAM weights, teacher map).");
 }
 
+} // namespace incremental
 } // namespace Aidge

@@ -11,6 +11,7 @@
 namespace py = pybind11;
 
 namespace Aidge {
+namespace incremental {
 
 void init_CrossEntropy(py::module &m)
 {
@@ -40,4 +41,5 @@ value into it after forward to weight the loss.)doc")
           "Create a CrossEntropy loss node (inputs: logits, target probabilities).");
 }
 
+} // namespace incremental
 } // namespace Aidge

@@ -7,11 +7,12 @@
 #include "aidge/incremental/operator/Distillation.hpp"
 #include "aidge/operator/OperatorTensor.hpp"
 #include "aidge/utils/Registrar.hpp"
-#include "../pybind_form.hpp"
+#include "../utils/pybind_Arguments.hpp"
 
 namespace py = pybind11;
 
 namespace Aidge {
+namespace incremental {
 
 void init_Distillation(py::module &m)
 {
@@ -65,4 +66,5 @@ Backward sets the student's gradient only.)doc")
         "Create a Distillation loss node (inputs: student logits, teacher logits).");
 }
 
+} // namespace incremental
 } // namespace Aidge

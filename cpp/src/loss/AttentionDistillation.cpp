@@ -7,7 +7,7 @@
 #include "aidge/utils/Registrar.hpp"
 
 namespace Aidge {
-namespace loss {
+namespace incremental {
 
 Tensor attentionDistillation(std::shared_ptr<Tensor> &features,
                              const std::shared_ptr<Tensor> &weights,
@@ -27,5 +27,5 @@ Tensor attentionDistillation(std::shared_ptr<Tensor> &features,
         scaling, accumulate, "attention distillation");
 }
 
-} // namespace loss
+} // namespace incremental
 } // namespace Aidge

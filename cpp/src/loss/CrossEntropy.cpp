@@ -7,7 +7,7 @@
 #include "aidge/utils/Registrar.hpp"
 
 namespace Aidge {
-namespace loss {
+namespace incremental {
 
 Tensor crossEntropy(std::shared_ptr<Tensor> &prediction, const std::shared_ptr<Tensor> &target,
                     float scaling, bool accumulate)
@@ -29,5 +29,5 @@ Tensor crossEntropy(std::shared_ptr<Tensor> &prediction, const std::shared_ptr<T
                            scaling, accumulate, "cross-entropy");
 }
 
-} // namespace loss
+} // namespace incremental
 } // namespace Aidge

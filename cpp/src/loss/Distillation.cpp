@@ -6,7 +6,7 @@
 #include "aidge/utils/Registrar.hpp"
 
 namespace Aidge {
-namespace loss {
+namespace incremental {
 
 Tensor distillation(std::shared_ptr<Tensor> &student,
                     const std::shared_ptr<Tensor> &teacher,
@@ -26,5 +26,5 @@ Tensor distillation(std::shared_ptr<Tensor> &student,
                            scaling, accumulate, "distillation");
 }
 
-} // namespace loss
+} // namespace incremental
 } // namespace Aidge

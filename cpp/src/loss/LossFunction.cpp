@@ -9,7 +9,7 @@
 #include "aidge/utils/ArrayHelpers.hpp"
 
 namespace Aidge {
-namespace loss {
+namespace incremental {
 
 Tensor runLossOperator(OperatorTensor &op,
                        const std::vector<std::shared_ptr<Tensor>> &inputs,
@@ -72,5 +72,5 @@ Tensor runLossOperator(OperatorTensor &op,
     return result;
 }
 
-} // namespace loss
+} // namespace incremental
 } // namespace Aidge

@@ -10,104 +10,6 @@
 namespace Aidge {
 namespace incremental {
 
-// ---------------------------------------------------------------- layout --
-
-namespace {
-/// NumPy's dtype.str of the plain numeric types a memory may hold.
-bool isNumericDtype(const std::string &dtype, std::size_t &itemSize)
-{
-    static const char *const kOneByte[] = {"|b1", "|i1", "|u1"};
-    for (const char *name : kOneByte) {
-        if (dtype == name) {
-            itemSize = 1;
-            return true;
-        }
-    }
-    static const char *const kWide[] = {"i2", "u2", "f2", "i4", "u4", "f4",
-                                        "i8", "u8", "f8", "c8", "c16"};
-    if (dtype.size() < 3 || (dtype[0] != '<' && dtype[0] != '>')) {
-        return false;
-    }
-    for (const char *name : kWide) {
-        if (dtype.compare(1, std::string::npos, name) == 0) {
-            itemSize = static_cast<std::size_t>(std::stoul(std::string(name + 1)));
-            return true;
-        }
-    }
-    return false;
-}
-} // namespace
-
-std::size_t SampleLayout::bytesPerSample() const
-{
-    std::size_t bytes = itemSize;
-    for (std::size_t dim : shape) {
-        bytes *= dim;
-    }
-    return bytes;
-}
-
-void SampleLayout::check() const
-{
-    std::size_t expected = 0;
-    if (!isNumericDtype(dtype, expected)) {
-        throw std::invalid_argument(fmt::format(
-            "sample layout: dtype '{}' is not a plain numeric type (bool, int, uint, float, "
-            "complex)", dtype));
-    }
-    if (itemSize != expected) {
-        throw std::invalid_argument(fmt::format(
-            "sample layout: item size {} disagrees with dtype '{}' ({} bytes)", itemSize, dtype,
-            expected));
-    }
-    std::size_t bytes = itemSize;
-    for (std::size_t dim : shape) {
-        if (dim == 0) {
-            throw std::invalid_argument(
-                fmt::format("sample layout: samples of shape {} hold no data", shape));
-        }
-        if (__builtin_mul_overflow(bytes, dim, &bytes) || bytes > kMaxSampleBytes) {
-            throw std::invalid_argument(fmt::format(
-                "sample layout: samples of shape {} and dtype '{}' exceed {} bytes", shape, dtype,
-                kMaxSampleBytes));
-        }
-    }
-}
-
-namespace {
-void writeLayout(PayloadWriter &w, const SampleLayout &layout)
-{
-    w.put<std::uint64_t>(layout.shape.size());
-    for (std::size_t dim : layout.shape) {
-        w.put<std::uint64_t>(dim);
-    }
-    w.putString(layout.dtype);
-    w.put<std::uint64_t>(layout.itemSize);
-}
-
-SampleLayout readLayout(PayloadReader &r)
-{
-    SampleLayout layout;
-    const auto ndim = r.get<std::uint64_t>();
-    if (ndim > 32) {
-        r.fail(fmt::format("field 'sample rank': {} is not plausible (at most 32)", ndim));
-    }
-    for (std::uint64_t i = 0; i < ndim; ++i) {
-        layout.shape.push_back(static_cast<std::size_t>(r.get<std::uint64_t>()));
-    }
-    layout.dtype = r.getString();
-    layout.itemSize = static_cast<std::size_t>(r.get<std::uint64_t>());
-    try {
-        layout.check();
-    } catch (const std::invalid_argument &e) {
-        r.fail(fmt::format("field 'layout': {}", e.what()));
-    }
-    return layout;
-}
-} // namespace
-
-// -------------------------------------------------------- ExemplarMemory --
-
 ExemplarMemory::ExemplarMemory(Policy policy, std::size_t budget, SampleLayout layout)
     : mPolicy(policy),
       mBudget(budget),
@@ -257,7 +159,7 @@ void ExemplarMemory::addClasses(const std::vector<std::int64_t> &labels,
 std::vector<std::uint8_t> ExemplarMemory::payload() const
 {
     PayloadWriter w;
-    writeLayout(w, mLayout);
+    writeSampleLayout(w, mLayout);
     w.put<std::uint32_t>(mPolicy == Policy::Total ? 0 : 1);
     w.put<std::uint64_t>(mBudget);
     w.put<std::uint64_t>(mClasses.size());
@@ -293,7 +195,7 @@ ExemplarMemory ExemplarMemory::fromBytes(std::vector<std::uint8_t> bytes, const 
 
 ExemplarMemory ExemplarMemory::fromPayload(PayloadReader &r)
 {
-    SampleLayout layout = readLayout(r);
+    SampleLayout layout = readSampleLayout(r);
     const auto policy = r.get<std::uint32_t>();
     if (policy > 1) {
         r.fail(fmt::format("field 'policy': unknown budget policy {}", policy));
@@ -348,108 +250,6 @@ ExemplarMemory ExemplarMemory::fromPayload(PayloadReader &r)
     auto data = std::make_shared<std::vector<std::uint8_t>>(r.getRaw(static_cast<std::size_t>(size)));
     r.expectEnd();
     mem.mClasses = std::move(classes);
-    mem.mData = std::move(data);
-    return mem;
-}
-
-// ------------------------------------------------------- ReservoirMemory --
-
-ReservoirMemory::ReservoirMemory(std::size_t capacity, SampleLayout layout, std::uint64_t seed)
-    : mCapacity(capacity), mLayout(std::move(layout)), mRng(seed),
-      mData(std::make_shared<std::vector<std::uint8_t>>())
-{
-    mLayout.check();
-    if (capacity == 0 || capacity > kMaxBudget) {
-        throw std::invalid_argument(
-            fmt::format("reservoir capacity must be in [1, 2^62], got {}", capacity));
-    }
-    // The buffer grows with the samples held: a large capacity costs nothing up front.
-}
-
-void ReservoirMemory::addBatch(const std::uint8_t *samples, const std::int64_t *labels,
-                               std::size_t count)
-{
-    const std::size_t bps = mLayout.bytesPerSample();
-    const std::size_t filled = std::min(mCapacity, mLabels.size() + count);
-    // Everything that may throw (allocation) happens before the first change.
-    std::shared_ptr<std::vector<std::uint8_t>> data = mData;
-    if (data.use_count() > 2) { // a NumPy view holds the buffer: write to a copy
-        data = std::make_shared<std::vector<std::uint8_t>>(*mData);
-    }
-    data->reserve(filled * bps);
-    mLabels.reserve(filled);
-    SplitMix64 rng = mRng;
-    for (std::size_t i = 0; i < count; ++i) {
-        // Algorithm R: sample number t (0-based) replaces a random slot with
-        // probability capacity / (t + 1).
-        if (mLabels.size() < mCapacity) {
-            mLabels.push_back(labels[i]);
-            data->insert(data->end(), samples + i * bps, samples + (i + 1) * bps);
-        } else {
-            const std::uint64_t j = rng.below(mSeen + i + 1);
-            if (j < mCapacity) {
-                mLabels[static_cast<std::size_t>(j)] = labels[i];
-                std::memcpy(data->data() + j * bps, samples + i * bps, bps);
-            }
-        }
-    }
-    mSeen += count;
-    mRng = rng;
-    mData = std::move(data);
-}
-
-std::size_t ReservoirMemory::nbytes() const
-{
-    return mData->size() + mLabels.size() * sizeof(std::int64_t);
-}
-
-void ReservoirMemory::save(const std::string &path) const
-{
-    PayloadWriter w;
-    writeLayout(w, mLayout);
-    w.put<std::uint64_t>(mCapacity);
-    w.put<std::uint64_t>(mSeen);
-    w.put<std::uint64_t>(mRng.state());
-    w.putBytes(reinterpret_cast<const std::uint8_t *>(mLabels.data()),
-               mLabels.size() * sizeof(std::int64_t));
-    w.putBytes(mData->data(), mData->size());
-    writeMemoryFile(path, MemoryKind::Reservoir, w.bytes());
-}
-
-ReservoirMemory ReservoirMemory::load(const std::string &path)
-{
-    PayloadReader r = readMemoryFile(path, MemoryKind::Reservoir);
-    SampleLayout layout = readLayout(r);
-    const auto capacity = r.get<std::uint64_t>();
-    const auto seen = r.get<std::uint64_t>();
-    const auto state = r.get<std::uint64_t>();
-    if (capacity == 0 || capacity > kMaxBudget) {
-        r.fail(fmt::format("field 'capacity': {} is outside [1, 2^62]", capacity));
-    }
-    ReservoirMemory mem(static_cast<std::size_t>(capacity), layout, 0);
-    mem.mRng = SplitMix64(state);
-    mem.mSeen = seen;
-    const auto labelBytes = r.getBytes();
-    const std::size_t n = labelBytes.size() / sizeof(std::int64_t);
-    if (labelBytes.size() % sizeof(std::int64_t) != 0) {
-        r.fail(fmt::format("field 'labels': {} bytes is not a whole number of int64 labels",
-                           labelBytes.size()));
-    }
-    if (n != std::min<std::uint64_t>(capacity, seen)) {
-        r.fail(fmt::format("field 'labels': {} labels held, but a reservoir of capacity {} that saw "
-                           "{} samples holds {}", n, capacity, seen,
-                           std::min<std::uint64_t>(capacity, seen)));
-    }
-    const auto size = r.get<std::uint64_t>();
-    std::size_t expected = 0;
-    if (__builtin_mul_overflow(n, layout.bytesPerSample(), &expected) || size != expected) {
-        r.fail(fmt::format("field 'samples': {} bytes for {} samples of {} bytes", size, n,
-                           layout.bytesPerSample()));
-    }
-    auto data = std::make_shared<std::vector<std::uint8_t>>(r.getRaw(static_cast<std::size_t>(size)));
-    r.expectEnd();
-    mem.mLabels.resize(n);
-    std::memcpy(mem.mLabels.data(), labelBytes.data(), labelBytes.size());
     mem.mData = std::move(data);
     return mem;
 }

@@ -9,6 +9,7 @@
 #include "aidge/incremental/operator/LossOperator.hpp"
 
 namespace Aidge {
+namespace incremental {
 
 static void checkEpsilon(float epsilon)
 {
@@ -112,4 +113,5 @@ std::shared_ptr<Node> AttentionDistillation(float epsilon, const std::string &na
     return std::make_shared<Node>(std::make_shared<AttentionDistillation_Op>(epsilon), name);
 }
 
+} // namespace incremental
 } // namespace Aidge

@@ -8,6 +8,7 @@
 #include "aidge/incremental/operator/LossOperator.hpp"
 
 namespace Aidge {
+namespace incremental {
 
 static void checkTwoD(const Tensor &x, const char *which)
 {
@@ -87,4 +88,5 @@ std::shared_ptr<Node> CrossEntropy(const std::string &name)
     return std::make_shared<Node>(std::make_shared<CrossEntropy_Op>(), name);
 }
 
+} // namespace incremental
 } // namespace Aidge

@@ -11,6 +11,7 @@
 #include "aidge/incremental/operator/LossOperator.hpp"
 
 namespace Aidge {
+namespace incremental {
 
 const char *distillationFormName(DistillationForm form)
 {
@@ -134,4 +135,5 @@ std::shared_ptr<Node> Distillation(float temperature,
         std::make_shared<Distillation_Op>(temperature, nbOld, form), name);
 }
 
+} // namespace incremental
 } // namespace Aidge

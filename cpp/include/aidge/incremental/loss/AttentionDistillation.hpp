@@ -1,6 +1,6 @@
 /**
  * The attention-distillation loss (LwM) as a function, in the style of
- * loss::distillation: runs AttentionDistillation_Op on the given tensors,
+ * distillation(): runs AttentionDistillation_Op on the given tensors,
  * returns the value and sets the student feature map's gradient.
  */
 #ifndef AIDGE_INCREMENTAL_LOSS_ATTENTIONDISTILLATION_H_
@@ -11,7 +11,7 @@
 #include "aidge/data/Tensor.hpp"
 
 namespace Aidge {
-namespace loss {
+namespace incremental {
 
 /**
  * L_AD between the student's Grad-CAM map (from its feature map [B,C,H,W] and
@@ -27,7 +27,7 @@ Tensor attentionDistillation(std::shared_ptr<Tensor> &features,
                              bool accumulate = false,
                              float epsilon = 1e-12f);
 
-} // namespace loss
+} // namespace incremental
 } // namespace Aidge
 
 #endif // AIDGE_INCREMENTAL_LOSS_ATTENTIONDISTILLATION_H_

@@ -11,7 +11,7 @@
 #include "aidge/data/Tensor.hpp"
 
 namespace Aidge {
-namespace loss {
+namespace incremental {
 
 /**
  * mean_b -sum_j y_bj log softmax(s_b)_j for logits s [B, C] and target
@@ -25,7 +25,7 @@ Tensor crossEntropy(std::shared_ptr<Tensor> &prediction,
                     float scaling = 1.0f,
                     bool accumulate = false);
 
-} // namespace loss
+} // namespace incremental
 } // namespace Aidge
 
 #endif // AIDGE_INCREMENTAL_LOSS_CROSSENTROPY_H_

@@ -13,7 +13,7 @@
 #include "aidge/incremental/operator/Distillation.hpp"
 
 namespace Aidge {
-namespace loss {
+namespace incremental {
 
 /**
  * Distillation loss between student and teacher logits (see Distillation_Op
@@ -30,7 +30,7 @@ Tensor distillation(std::shared_ptr<Tensor> &student,
                     float scaling = 1.0f,
                     bool accumulate = false);
 
-} // namespace loss
+} // namespace incremental
 } // namespace Aidge
 
 #endif // AIDGE_INCREMENTAL_LOSS_DISTILLATION_H_

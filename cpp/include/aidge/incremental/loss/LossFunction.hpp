@@ -1,6 +1,6 @@
 /**
- * The function forms of the losses (loss::crossEntropy, loss::distillation,
- * loss::attentionDistillation) run their OPERATOR on the tensors they are
+ * The function forms of the losses (crossEntropy, distillation,
+ * attentionDistillation) run their OPERATOR on the tensors they are
  * given: the operator's implementation for the tensors' backend computes the
  * value and the gradient, so a function form runs wherever its tensors live
  * (the CPU kernels here, a CUDA kernel once one is registered for "cuda").
@@ -15,7 +15,7 @@
 #include "aidge/operator/OperatorTensor.hpp"
 
 namespace Aidge {
-namespace loss {
+namespace incremental {
 
 /**
  * Runs the loss operator `op` on `inputs` (input 0 is the one that receives
@@ -35,7 +35,7 @@ Tensor runLossOperator(OperatorTensor &op,
                        bool accumulate,
                        const char *what);
 
-} // namespace loss
+} // namespace incremental
 } // namespace Aidge
 
 #endif // AIDGE_INCREMENTAL_LOSS_LOSSFUNCTION_H_

@@ -1,18 +1,12 @@
 /**
- * Replay memories holding raw samples under a budget, for rehearsal-based
- * class-incremental learning.
+ * A replay memory of class-balanced exemplar sets under a budget, for
+ * rehearsal-based class-incremental learning (iCaRL, PyCIL/FACIL style).
+ * Each class's exemplars are kept in selection order, so reducing a class to
+ * a smaller quota keeps a prefix ("reduce exemplar sets", iCaRL Algorithm 5).
  *
- * - ExemplarMemory: class-balanced exemplar sets (iCaRL, PyCIL/FACIL style).
- *   Each class's exemplars are kept in selection order, so reducing a class to
- *   a smaller quota keeps a prefix ("reduce exemplar sets", iCaRL Algorithm 5).
- * - ReservoirMemory: reservoir sampling (Vitter's Algorithm R) for streams
- *   that arrive one batch at a time.
- *
- * Samples are stored as given (any shape, a numeric dtype), in one buffer per
- * memory. The buffer is shared with the NumPy arrays handed to Python, so
- * reading costs no copy; a view is a snapshot: it keeps its contents after the
- * memory changes (ExemplarMemory swaps in a new buffer on each change,
- * ReservoirMemory copies its buffer before writing while a view holds it).
+ * Samples are stored as given (StoredSamples.hpp), in one buffer shared with
+ * the NumPy arrays handed to Python, so reading costs no copy; a view is a
+ * snapshot: each change swaps in a new buffer.
  *
  * Every mutating call either succeeds or throws leaving the memory as it was
  * (all checks and allocations happen before the first change). Loading
@@ -30,32 +24,11 @@
 #include <string>
 #include <vector>
 
-#include "aidge/incremental/memory/ExemplarSelection.hpp"
 #include "aidge/incremental/memory/MemoryFile.hpp"
+#include "aidge/incremental/memory/StoredSamples.hpp"
 
 namespace Aidge {
 namespace incremental {
-
-/// Shape and element type of one stored sample.
-struct SampleLayout
-{
-    std::vector<std::size_t> shape; ///< of one sample, may be empty (scalar)
-    std::string dtype;              ///< NumPy dtype string, e.g. "|u1", "<f4"
-    std::size_t itemSize = 0;       ///< bytes per element
-
-    /// Bytes of one sample; valid once check() passed.
-    std::size_t bytesPerSample() const;
-    /// Throws std::invalid_argument naming the field: dtype not a plain
-    /// numeric NumPy type (bool, int, uint, float, complex), item size not the
-    /// dtype's, a sample of 0 bytes or of more than 2^40 bytes (overflow-checked).
-    void check() const;
-};
-
-/// Largest number of bytes one sample may hold (1 TiB): any shape whose
-/// product overflows or exceeds it is refused.
-constexpr std::size_t kMaxSampleBytes = std::size_t{1} << 40;
-/// Largest budget or reservoir capacity (2^62): keeps every count sum exact.
-constexpr std::size_t kMaxBudget = std::size_t{1} << 62;
 
 using SharedBytes = std::shared_ptr<const std::vector<std::uint8_t>>;
 
@@ -117,36 +90,6 @@ class ExemplarMemory {
     SampleLayout mLayout;
     std::vector<ClassSet> mClasses;
     SharedBytes mData;
-};
-
-class ReservoirMemory {
-  public:
-    ReservoirMemory(std::size_t capacity, SampleLayout layout, std::uint64_t seed);
-
-    /// Offer count samples (with their labels) to the reservoir.
-    void addBatch(const std::uint8_t *samples, const std::int64_t *labels, std::size_t count);
-
-    std::size_t capacity() const { return mCapacity; }
-    std::size_t size() const { return mLabels.size(); }
-    std::uint64_t seen() const { return mSeen; }
-    const SampleLayout &layout() const { return mLayout; }
-    const std::vector<std::int64_t> &labels() const { return mLabels; }
-    /// The size() samples held (grows up to capacity samples). Shared with
-    /// views: addBatch copies it first when a view still holds it.
-    std::shared_ptr<std::vector<std::uint8_t>> buffer() const { return mData; }
-    /// Exact bytes held: samples + labels.
-    std::size_t nbytes() const;
-
-    void save(const std::string &path) const;
-    static ReservoirMemory load(const std::string &path);
-
-  private:
-    std::size_t mCapacity;
-    SampleLayout mLayout;
-    SplitMix64 mRng;
-    std::uint64_t mSeen = 0;
-    std::vector<std::int64_t> mLabels;
-    std::shared_ptr<std::vector<std::uint8_t>> mData;
 };
 
 } // namespace incremental

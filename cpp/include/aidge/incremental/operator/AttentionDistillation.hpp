@@ -48,8 +48,15 @@
 #include "aidge/graph/Node.hpp"
 #include "aidge/operator/OperatorTensor.hpp"
 #include "aidge/utils/StaticAttributes.hpp"
+#include "aidge/utils/logger/EnumString.hpp"
 
 namespace Aidge {
+namespace incremental {
+
+// fmt prints an enum through the format_as() it finds by argument-dependent
+// lookup; Aidge's (EnumStrings names) sits in namespace Aidge, ours in
+// Aidge::incremental: bring it here (Aidge's attribute printing needs it).
+using Aidge::format_as;
 
 /// Shape of a validated attention-distillation problem.
 struct AttentionDistillationShape
@@ -68,6 +75,7 @@ AttentionDistillationShape checkAttentionDistillationInputs(const Tensor &featur
                                                             const Tensor &teacherMap,
                                                             float epsilon);
 
+} // namespace incremental
 } // namespace Aidge
 
 namespace {
@@ -77,6 +85,7 @@ template <typename T> struct EnumStrings;
 #define LIST_ATTENTIONDISTILLATION_ATTR(X) X(Epsilon, "epsilon", float)
 
 namespace Aidge {
+namespace incremental {
 
 class AttentionDistillation_Op : public OperatorTensorWithImpl<AttentionDistillation_Op> {
   public:
@@ -109,14 +118,15 @@ class AttentionDistillation_Op : public OperatorTensorWithImpl<AttentionDistilla
 
 std::shared_ptr<Node> AttentionDistillation(float epsilon = 1e-12f, const std::string &name = "");
 
+} // namespace incremental
 } // namespace Aidge
 
 namespace {
-template <> struct EnumStrings<Aidge::AttentionDistillation_Op::Attr>
+template <> struct EnumStrings<Aidge::incremental::AttentionDistillation_Op::Attr>
 {
     static const char *const data[];
 };
-constexpr const char *const EnumStrings<Aidge::AttentionDistillation_Op::Attr>::data[] = {
+constexpr const char *const EnumStrings<Aidge::incremental::AttentionDistillation_Op::Attr>::data[] = {
     GENERATE_LIST_ATTR_STR(LIST_ATTENTIONDISTILLATION_ATTR)};
 } // namespace
 

@@ -24,6 +24,7 @@
 #include "aidge/operator/OperatorTensor.hpp"
 
 namespace Aidge {
+namespace incremental {
 
 /// Shape of a validated cross-entropy problem.
 struct CrossEntropyShape
@@ -63,6 +64,7 @@ class CrossEntropy_Op : public OperatorTensorWithImpl<CrossEntropy_Op> {
 
 std::shared_ptr<Node> CrossEntropy(const std::string &name = "");
 
+} // namespace incremental
 } // namespace Aidge
 
 #endif // AIDGE_INCREMENTAL_OPERATOR_CROSSENTROPY_H_

@@ -28,8 +28,15 @@
 #include "aidge/graph/Node.hpp"
 #include "aidge/operator/OperatorTensor.hpp"
 #include "aidge/utils/StaticAttributes.hpp"
+#include "aidge/utils/logger/EnumString.hpp"
 
 namespace Aidge {
+namespace incremental {
+
+// fmt prints an enum through the format_as() it finds by argument-dependent
+// lookup; Aidge's (EnumStrings names) sits in namespace Aidge, ours in
+// Aidge::incremental: bring it here (Aidge's attribute printing needs it).
+using Aidge::format_as;
 
 enum class DistillationForm { KL, BCE };
 
@@ -57,6 +64,7 @@ DistillationShape checkDistillationInputs(const Tensor &student,
                                           float temperature,
                                           std::uint32_t nbOld);
 
+} // namespace incremental
 } // namespace Aidge
 
 namespace {
@@ -66,9 +74,10 @@ template <typename T> struct EnumStrings;
 #define LIST_DISTILLATION_ATTR(X)          \
     X(Temperature, "temperature", float),  \
     X(NbOld, "n_old", std::uint32_t),      \
-    X(Form, "form", Aidge::DistillationForm)
+    X(Form, "form", Aidge::incremental::DistillationForm)
 
 namespace Aidge {
+namespace incremental {
 
 class Distillation_Op : public OperatorTensorWithImpl<Distillation_Op> {
   public:
@@ -117,20 +126,21 @@ std::shared_ptr<Node> Distillation(float temperature = 2.0f,
                                    DistillationForm form = DistillationForm::KL,
                                    const std::string &name = "");
 
+} // namespace incremental
 } // namespace Aidge
 
 namespace {
-template <> struct EnumStrings<Aidge::Distillation_Op::Attr>
+template <> struct EnumStrings<Aidge::incremental::Distillation_Op::Attr>
 {
     static const char *const data[];
 };
-constexpr const char *const EnumStrings<Aidge::Distillation_Op::Attr>::data[] = {
+constexpr const char *const EnumStrings<Aidge::incremental::Distillation_Op::Attr>::data[] = {
     GENERATE_LIST_ATTR_STR(LIST_DISTILLATION_ATTR)};
-template <> struct EnumStrings<Aidge::DistillationForm>
+template <> struct EnumStrings<Aidge::incremental::DistillationForm>
 {
     static const char *const data[];
 };
-constexpr const char *const EnumStrings<Aidge::DistillationForm>::data[] = {"kl", "bce"};
+constexpr const char *const EnumStrings<Aidge::incremental::DistillationForm>::data[] = {"kl", "bce"};
 } // namespace
 
 #undef LIST_DISTILLATION_ATTR

@@ -30,6 +30,7 @@
 #include "aidge/data/Tensor.hpp"
 
 namespace Aidge {
+namespace incremental {
 
 /// d loss / d loss = 1 in the gradient of `loss` (any backend, any float type).
 inline void seedLossGradient(const std::shared_ptr<Tensor> &loss)
@@ -37,6 +38,7 @@ inline void seedLossGradient(const std::shared_ptr<Tensor> &loss)
     loss->grad()->ones();
 }
 
+} // namespace incremental
 } // namespace Aidge
 
 #endif // AIDGE_INCREMENTAL_OPERATOR_LOSSOPERATOR_H_

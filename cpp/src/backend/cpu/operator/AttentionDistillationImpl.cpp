@@ -10,6 +10,7 @@
 #include "aidge/utils/Registrar.hpp"
 
 namespace Aidge {
+namespace incremental {
 
 REGISTRAR(AttentionDistillation_Op, "cpu", AttentionDistillationImpl_cpu::create);
 
@@ -24,8 +25,13 @@ REGISTRAR(AttentionDistillationImpl_cpu,
            AttentionDistillationImpl_cpu_forward_kernel<double>,
            AttentionDistillationImpl_cpu_backward_kernel<double>});
 
-template <> void AttentionDistillationImpl_cpu::forward()
+} // namespace incremental
+
+// OperatorImpl_cpu is a class template of namespace Aidge: C++ only lets its
+// members be specialised there, hence the using-directive in each body.
+template <> void incremental::AttentionDistillationImpl_cpu::forward()
 {
+    using namespace incremental;
     const auto &op = static_cast<const AttentionDistillation_Op &>(mOp);
     const AttentionDistillationShape shape = checkAttentionDistillationInputs(
         *op.getInput(0), *op.getInput(1), *op.getInput(2), op.epsilon());
@@ -42,8 +48,9 @@ template <> void AttentionDistillationImpl_cpu::forward()
     }
 }
 
-template <> void AttentionDistillationImpl_cpu::backward()
+template <> void incremental::AttentionDistillationImpl_cpu::backward()
 {
+    using namespace incremental;
     const auto &op = static_cast<const AttentionDistillation_Op &>(mOp);
     const AttentionDistillationShape shape = checkAttentionDistillationInputs(
         *op.getInput(0), *op.getInput(1), *op.getInput(2), op.epsilon());

@@ -7,6 +7,7 @@
 #include "aidge/utils/Registrar.hpp"
 
 namespace Aidge {
+namespace incremental {
 
 REGISTRAR(CrossEntropy_Op, "cpu", CrossEntropyImpl_cpu::create);
 
@@ -21,8 +22,13 @@ REGISTRAR(CrossEntropyImpl_cpu,
            CrossEntropyImpl_cpu_forward_kernel<double>,
            CrossEntropyImpl_cpu_backward_kernel<double>});
 
-template <> void CrossEntropyImpl_cpu::forward()
+} // namespace incremental
+
+// OperatorImpl_cpu is a class template of namespace Aidge: C++ only lets its
+// members be specialised there, hence the using-directive in each body.
+template <> void incremental::CrossEntropyImpl_cpu::forward()
 {
+    using namespace incremental;
     const auto &op = static_cast<const CrossEntropy_Op &>(mOp);
     const CrossEntropyShape shape = checkCrossEntropyInputs(*op.getInput(0), *op.getInput(1));
     const auto impl = Registrar<CrossEntropyImpl_cpu>::create(getBestMatch(getRequiredSpec()));
@@ -31,8 +37,9 @@ template <> void CrossEntropyImpl_cpu::forward()
                                             getCPUPtr(mOp.getRawOutput(0))));
 }
 
-template <> void CrossEntropyImpl_cpu::backward()
+template <> void incremental::CrossEntropyImpl_cpu::backward()
 {
+    using namespace incremental;
     const auto &op = static_cast<const CrossEntropy_Op &>(mOp);
     const CrossEntropyShape shape = checkCrossEntropyInputs(*op.getInput(0), *op.getInput(1));
     const auto impl = Registrar<CrossEntropyImpl_cpu>::create(getBestMatch(getRequiredSpec()));

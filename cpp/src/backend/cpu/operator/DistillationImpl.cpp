@@ -10,6 +10,7 @@
 #include "aidge/utils/Registrar.hpp"
 
 namespace Aidge {
+namespace incremental {
 
 REGISTRAR(Distillation_Op, "cpu", DistillationImpl_cpu::create);
 
@@ -24,8 +25,13 @@ REGISTRAR(DistillationImpl_cpu,
            DistillationImpl_cpu_forward_kernel<double>,
            DistillationImpl_cpu_backward_kernel<double>});
 
-template <> void DistillationImpl_cpu::forward()
+} // namespace incremental
+
+// OperatorImpl_cpu is a class template of namespace Aidge: C++ only lets its
+// members be specialised there, hence the using-directive in each body.
+template <> void incremental::DistillationImpl_cpu::forward()
 {
+    using namespace incremental;
     const auto &op = static_cast<const Distillation_Op &>(mOp);
     const DistillationShape shape = checkDistillationInputs(
         *op.getInput(0), *op.getInput(1), op.temperature(), op.nbOld());
@@ -45,8 +51,9 @@ template <> void DistillationImpl_cpu::forward()
     }
 }
 
-template <> void DistillationImpl_cpu::backward()
+template <> void incremental::DistillationImpl_cpu::backward()
 {
+    using namespace incremental;
     const auto &op = static_cast<const Distillation_Op &>(mOp);
     const DistillationShape shape = checkDistillationInputs(
         *op.getInput(0), *op.getInput(1), op.temperature(), op.nbOld());

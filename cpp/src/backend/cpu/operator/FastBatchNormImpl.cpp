@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "aidge/incremental/backend/cpu/FastKernelRegistry.hpp"
 #include "aidge/incremental/backend/cpu/operator/FastBatchNormImpl_kernels.hpp"
 #include "aidge/operator/BatchNorm.hpp"
 
@@ -84,6 +85,11 @@ std::shared_ptr<OperatorImpl> FastBatchNorm2DImpl::makeAidgeImpl() const
 {
     return Registrar<BatchNorm_Op<2>>::create("cpu")(static_cast<const BatchNorm_Op<2> &>(mOp));
 }
+
+namespace {
+const FastKernelRegistrar registerFastBatchNorm2D(
+    BatchNorm_Op<2>::Type, FastKernel::of<BatchNorm_Op<2>, FastBatchNorm2DImpl>());
+} // namespace
 
 } // namespace incremental
 } // namespace Aidge

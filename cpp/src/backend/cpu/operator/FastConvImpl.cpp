@@ -7,9 +7,11 @@
 
 #include <fmt/format.h>
 
+#include "aidge/incremental/backend/cpu/FastKernelRegistry.hpp"
 #include "aidge/incremental/backend/cpu/operator/FastConvImpl_kernels.hpp"
 #include "aidge/incremental/backend/cpu/operator/FastPadImpl.hpp"
 #include "aidge/operator/Conv.hpp"
+#include "aidge/operator/MetaOperator.hpp"
 #include "aidge/operator/Pad.hpp"
 
 #include "aidge/utils/Registrar.hpp"
@@ -232,6 +234,14 @@ std::shared_ptr<OperatorImpl> FastConvFromPadImpl::makeAidgeImpl() const
     return Registrar<Conv_Op<2>>::create("cpu")(static_cast<const Conv_Op<2> &>(mOp));
 }
 
+namespace {
+
+/// Type name of the meta-operator made by Aidge's PaddedConv2D().
+constexpr const char *kPaddedConv2DType = "PaddedConv2D";
+
+/// Why a PaddedConv2D meta-operator cannot run as one kernel ("" = it can):
+/// its micro-graph must be a Pad (constant 0, spatial axes only) feeding a
+/// Conv2D (dilation 1).
 std::string paddedConvUnsupportedReason(const MetaOperator_Op &meta)
 {
     const auto parts = paddedConvParts(meta);
@@ -252,6 +262,8 @@ std::string paddedConvUnsupportedReason(const MetaOperator_Op &meta)
     return "";
 }
 
+/// Gives the pair to a PaddedConv2D's inner nodes (call only when
+/// paddedConvUnsupportedReason is empty); returns how many nodes changed.
 std::size_t accelerateFusedPaddedConv(const MetaOperator_Op &meta)
 {
     const auto parts = paddedConvParts(meta);
@@ -266,6 +278,57 @@ std::size_t accelerateFusedPaddedConv(const MetaOperator_Op &meta)
     parts.conv->setImpl(std::make_shared<FastConvFromPadImpl>(*parts.conv, parts.pad));
     return 2;
 }
+
+std::string conv2DUnsupportedReason(const Conv_Op<2> &conv)
+{
+    for (const auto d : conv.dilationDims()) {
+        if (d != 1) {
+            return fmt::format("dilation {} (only 1 is supported)", conv.dilationDims());
+        }
+    }
+    for (const auto st : conv.strideDims()) {
+        if (st < 1) {
+            return fmt::format("stride {}", conv.strideDims());
+        }
+    }
+    return "";
+}
+
+/// The pair of FastConvImpl.hpp on a PaddedConv2D's inner nodes; the node
+/// itself keeps no implementation (a meta-operator with one cannot be cloned).
+FastKernel fastPaddedConvKernel()
+{
+    FastKernel kernel;
+    kernel.unsupportedReason = [](const OperatorTensor &op) -> std::string {
+        const auto *meta = dynamic_cast<const MetaOperator_Op *>(&op);
+        if (!meta) {
+            return "unexpected operator class for PaddedConv2D";
+        }
+        return paddedConvUnsupportedReason(*meta);
+    };
+    // Without an implementation of its own, the meta-operator runs on its
+    // inner Conv2D's backend.
+    kernel.runningImpl = [](const OperatorTensor &op) {
+        std::shared_ptr<OperatorImpl> impl = op.getImpl();
+        const auto &meta = static_cast<const MetaOperator_Op &>(op);
+        for (const auto &inner : meta.getMicroGraph()->getNodes()) {
+            if (inner->type() == Conv_Op<2>::Type && !impl) {
+                impl = inner->getOperator()->getImpl();
+            }
+        }
+        return impl;
+    };
+    kernel.attach = [](const std::shared_ptr<Node> &node) {
+        return accelerateFusedPaddedConv(static_cast<const MetaOperator_Op &>(*node->getOperator()));
+    };
+    return kernel;
+}
+
+const FastKernelRegistrar registerFastConv2D(
+    Conv_Op<2>::Type, FastKernel::of<Conv_Op<2>, FastConv2DImpl>(conv2DUnsupportedReason));
+const FastKernelRegistrar registerFastPaddedConv2D(kPaddedConv2DType, fastPaddedConvKernel());
+
+} // namespace
 
 } // namespace incremental
 } // namespace Aidge

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include "aidge/incremental/backend/cpu/FastKernelRegistry.hpp"
 #include "aidge/incremental/backend/cpu/operator/FastAddImpl.hpp"
 #include "aidge/incremental/backend/cpu/operator/FastElementwiseImpl_kernels.hpp"
 #include "aidge/incremental/backend/cpu/operator/FastReLUImpl.hpp"
@@ -79,6 +80,28 @@ std::shared_ptr<OperatorImpl> FastAddImpl::makeAidgeImpl() const
 {
     return Registrar<Add_Op>::create("cpu")(static_cast<const Add_Op &>(mOp));
 }
+
+namespace {
+
+FastKernel fastAddKernel()
+{
+    FastKernel kernel = FastKernel::of<Add_Op, FastAddImpl>();
+    kernel.unsupportedReason = [](const OperatorTensor &op) -> std::string {
+        if (!dynamic_cast<const Add_Op *>(&op) || op.nbInputs() != 2) {
+            return "Add with other than two inputs";
+        }
+        if (op.getInput(0) && op.getInput(1) && op.getInput(0)->dims() != op.getInput(1)->dims()) {
+            return fmt::format("broadcasting Add {} + {}", op.getInput(0)->dims(), op.getInput(1)->dims());
+        }
+        return "";
+    };
+    return kernel;
+}
+
+const FastKernelRegistrar registerFastReLU(ReLU_Op::Type, FastKernel::of<ReLU_Op, FastReLUImpl>());
+const FastKernelRegistrar registerFastAdd(Add_Op::Type, fastAddKernel());
+
+} // namespace
 
 } // namespace incremental
 } // namespace Aidge

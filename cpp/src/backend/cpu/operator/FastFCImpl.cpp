@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "aidge/incremental/backend/cpu/FastKernelRegistry.hpp"
 #include "aidge/incremental/backend/cpu/operator/FastFCImpl_kernels.hpp"
 #include "aidge/operator/FC.hpp"
 
@@ -67,6 +68,10 @@ std::shared_ptr<OperatorImpl> FastFCImpl::makeAidgeImpl() const
 {
     return Registrar<FC_Op>::create("cpu")(static_cast<const FC_Op &>(mOp));
 }
+
+namespace {
+const FastKernelRegistrar registerFastFC(FC_Op::Type, FastKernel::of<FC_Op, FastFCImpl>());
+} // namespace
 
 } // namespace incremental
 } // namespace Aidge

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "aidge/incremental/backend/cpu/FastKernelRegistry.hpp"
 #include "aidge/incremental/backend/cpu/operator/FastGlobalAveragePoolingImpl_kernels.hpp"
 #include "aidge/operator/GlobalAveragePooling.hpp"
 
@@ -53,6 +54,12 @@ std::shared_ptr<OperatorImpl> FastGlobalAveragePoolingImpl::makeAidgeImpl() cons
 {
     return Registrar<GlobalAveragePooling_Op>::create("cpu")(static_cast<const GlobalAveragePooling_Op &>(mOp));
 }
+
+namespace {
+const FastKernelRegistrar registerFastGlobalAveragePooling(
+    GlobalAveragePooling_Op::Type,
+    FastKernel::of<GlobalAveragePooling_Op, FastGlobalAveragePoolingImpl>());
+} // namespace
 
 } // namespace incremental
 } // namespace Aidge

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "aidge/incremental/backend/cpu/FastKernelRegistry.hpp"
 #include "aidge/incremental/backend/cpu/operator/FastPadImpl_kernels.hpp"
 #include "aidge/operator/Pad.hpp"
 #include "aidge/utils/Registrar.hpp"
@@ -115,6 +116,28 @@ std::shared_ptr<OperatorImpl> FastPadImpl::makeAidgeImpl() const
 {
     return Registrar<Pad_Op>::create("cpu")(static_cast<const Pad_Op &>(mOp));
 }
+
+namespace {
+
+std::string padUnsupportedReason(const Pad_Op &pad)
+{
+    if (pad.mode() != PaddingMode::Constant) {
+        return "padding mode other than constant";
+    }
+    float value = 0.0f;
+    if (!padValue(pad, value)) {
+        return "padding value not a float scalar";
+    }
+    if (pad.getInput(0) && padBegins(pad, pad.getInput(0)->dims()).empty()) {
+        return fmt::format("pads {} (negative, or axes out of range)", pad.pads());
+    }
+    return "";
+}
+
+const FastKernelRegistrar registerFastPad(Pad_Op::Type,
+                                          FastKernel::of<Pad_Op, FastPadImpl>(padUnsupportedReason));
+
+} // namespace
 
 } // namespace incremental
 } // namespace Aidge

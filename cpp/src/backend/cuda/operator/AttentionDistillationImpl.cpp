@@ -10,6 +10,7 @@
 #include "aidge/utils/Registrar.hpp"
 
 namespace Aidge {
+namespace incremental {
 namespace {
 
 template <class T>
@@ -17,7 +18,7 @@ std::size_t forwardKernel(float epsilon, const AttentionDistillationShape &shape
                           const void *features, const void *weights, const void *teacherMap,
                           void *loss)
 {
-    return attention_distillation_cuda::forward<T>(
+    return launchAttentionDistillationForward<T>(
         static_cast<double>(epsilon), shape.batch, shape.channels, shape.pixels,
         static_cast<const T *>(features), static_cast<const T *>(weights),
         static_cast<const T *>(teacherMap), static_cast<T *>(loss));
@@ -28,7 +29,7 @@ void backwardKernel(float epsilon, const AttentionDistillationShape &shape, cons
                     const void *weights, const void *teacherMap, const void *gradLoss,
                     void *gradFeatures)
 {
-    attention_distillation_cuda::backward<T>(
+    launchAttentionDistillationBackward<T>(
         static_cast<double>(epsilon), shape.batch, shape.channels, shape.pixels,
         static_cast<const T *>(features), static_cast<const T *>(weights),
         static_cast<const T *>(teacherMap), static_cast<const T *>(gradLoss),
@@ -48,8 +49,13 @@ REGISTRAR(AttentionDistillationImpl_cuda,
           {DataType::Float64},
           {ProdConso::defaultModel, forwardKernel<double>, backwardKernel<double>});
 
-template <> void AttentionDistillationImpl_cuda::forward()
+} // namespace incremental
+
+// OperatorImpl_cuda is a class template of namespace Aidge: C++ only lets its
+// members be specialised there, hence the using-directive in each body.
+template <> void incremental::AttentionDistillationImpl_cuda::forward()
 {
+    using namespace incremental;
     const auto &op = static_cast<const AttentionDistillation_Op &>(mOp);
     const AttentionDistillationShape shape = checkAttentionDistillationInputs(
         *op.getInput(0), *op.getInput(1), *op.getInput(2), op.epsilon());
@@ -68,8 +74,9 @@ template <> void AttentionDistillationImpl_cuda::forward()
     }
 }
 
-template <> void AttentionDistillationImpl_cuda::backward()
+template <> void incremental::AttentionDistillationImpl_cuda::backward()
 {
+    using namespace incremental;
     const auto &op = static_cast<const AttentionDistillation_Op &>(mOp);
     const AttentionDistillationShape shape = checkAttentionDistillationInputs(
         *op.getInput(0), *op.getInput(1), *op.getInput(2), op.epsilon());

@@ -8,10 +8,8 @@
 #include "aidge/incremental/backend/cuda/utils/DeviceUtils.cuh"
 
 namespace Aidge {
-namespace attention_distillation_cuda {
+namespace incremental {
 namespace {
-
-using namespace incremental_cuda;
 
 constexpr int kBlock = 256; // one block per sample
 
@@ -144,7 +142,7 @@ void checkProblem(std::size_t batch, std::size_t channels, std::size_t pixels)
 } // namespace
 
 template <class T>
-std::size_t forward(double epsilon, std::size_t batch, std::size_t channels,
+std::size_t launchAttentionDistillationForward(double epsilon, std::size_t batch, std::size_t channels,
                     std::size_t pixels, const T *features, const T *weights,
                     const T *teacherMap, T *loss)
 {
@@ -154,20 +152,20 @@ std::size_t forward(double epsilon, std::size_t batch, std::size_t channels,
     double *zbuf = static_cast<double *>(scratch.get());
     double *rowLoss = zbuf + batch * pixels;
     auto *bad = reinterpret_cast<unsigned long long *>(rowLoss + batch);
-    check(cudaMemsetAsync(bad, 0, sizeof(unsigned long long), 0), "attention distillation forward");
+    checkCuda(cudaMemsetAsync(bad, 0, sizeof(unsigned long long), 0), "attention distillation forward");
     sampleLossKernel<T><<<static_cast<unsigned>(batch), kBlock>>>(
         Dims{batch, channels, pixels}, epsilon, features, weights, teacherMap, zbuf, rowLoss, bad);
-    checkLaunch("attention distillation forward (samples)");
+    checkCudaLaunch("attention distillation forward (samples)");
     sumRowsKernel<T><<<1, kSumBlock>>>(batch, 1.0 / static_cast<double>(batch), rowLoss, bad, 1, loss);
-    checkLaunch("attention distillation forward (sum)");
+    checkCudaLaunch("attention distillation forward (sum)");
     unsigned long long nonFinite = 0;
-    check(cudaMemcpy(&nonFinite, bad, sizeof(nonFinite), cudaMemcpyDeviceToHost),
+    checkCuda(cudaMemcpy(&nonFinite, bad, sizeof(nonFinite), cudaMemcpyDeviceToHost),
           "attention distillation forward");
     return static_cast<std::size_t>(nonFinite);
 }
 
 template <class T>
-void backward(double epsilon, std::size_t batch, std::size_t channels, std::size_t pixels,
+void launchAttentionDistillationBackward(double epsilon, std::size_t batch, std::size_t channels, std::size_t pixels,
               const T *features, const T *weights, const T *teacherMap, const T *gradLoss,
               T *gradFeatures)
 {
@@ -176,18 +174,18 @@ void backward(double epsilon, std::size_t batch, std::size_t channels, std::size
     sampleGradKernel<T><<<static_cast<unsigned>(batch), kBlock>>>(
         Dims{batch, channels, pixels}, epsilon, features, weights, teacherMap, gradLoss,
         static_cast<double *>(zbuf.get()), gradFeatures);
-    checkLaunch("attention distillation backward");
+    checkCudaLaunch("attention distillation backward");
     // zbuf is freed on return; cudaFree waits for the kernel that uses it.
 }
 
-template std::size_t forward<float>(double, std::size_t, std::size_t, std::size_t, const float *,
+template std::size_t launchAttentionDistillationForward<float>(double, std::size_t, std::size_t, std::size_t, const float *,
                                     const float *, const float *, float *);
-template std::size_t forward<double>(double, std::size_t, std::size_t, std::size_t, const double *,
+template std::size_t launchAttentionDistillationForward<double>(double, std::size_t, std::size_t, std::size_t, const double *,
                                      const double *, const double *, double *);
-template void backward<float>(double, std::size_t, std::size_t, std::size_t, const float *,
+template void launchAttentionDistillationBackward<float>(double, std::size_t, std::size_t, std::size_t, const float *,
                               const float *, const float *, const float *, float *);
-template void backward<double>(double, std::size_t, std::size_t, std::size_t, const double *,
+template void launchAttentionDistillationBackward<double>(double, std::size_t, std::size_t, std::size_t, const double *,
                                const double *, const double *, const double *, double *);
 
-} // namespace attention_distillation_cuda
+} // namespace incremental
 } // namespace Aidge

@@ -7,13 +7,14 @@
 #include "aidge/utils/Registrar.hpp"
 
 namespace Aidge {
+namespace incremental {
 namespace {
 
 template <class T>
 CrossEntropyDataCheck forwardKernel(const CrossEntropyShape &shape, const void *prediction,
                                     const void *target, void *loss)
 {
-    const cross_entropy_cuda::DataCheck found = cross_entropy_cuda::forward<T>(
+    const CrossEntropyCudaDataCheck found = launchCrossEntropyForward<T>(
         shape.batch, shape.classes, static_cast<const T *>(prediction),
         static_cast<const T *>(target), static_cast<T *>(loss));
     CrossEntropyDataCheck check;
@@ -26,7 +27,7 @@ template <class T>
 void backwardKernel(const CrossEntropyShape &shape, const void *prediction, const void *target,
                     const void *gradLoss, void *gradPrediction)
 {
-    cross_entropy_cuda::backward<T>(shape.batch, shape.classes,
+    launchCrossEntropyBackward<T>(shape.batch, shape.classes,
                                     static_cast<const T *>(prediction),
                                     static_cast<const T *>(target),
                                     static_cast<const T *>(gradLoss),
@@ -44,8 +45,13 @@ REGISTRAR(CrossEntropyImpl_cuda,
           {DataType::Float64},
           {ProdConso::defaultModel, forwardKernel<double>, backwardKernel<double>});
 
-template <> void CrossEntropyImpl_cuda::forward()
+} // namespace incremental
+
+// OperatorImpl_cuda is a class template of namespace Aidge: C++ only lets its
+// members be specialised there, hence the using-directive in each body.
+template <> void incremental::CrossEntropyImpl_cuda::forward()
 {
+    using namespace incremental;
     const auto &op = static_cast<const CrossEntropy_Op &>(mOp);
     const CrossEntropyShape shape = checkCrossEntropyInputs(*op.getInput(0), *op.getInput(1));
     const auto impl = Registrar<CrossEntropyImpl_cuda>::create(getBestMatch(getRequiredSpec()));
@@ -55,8 +61,9 @@ template <> void CrossEntropyImpl_cuda::forward()
                      cudaDataPtr(*op.getOutput(0), "cross-entropy", "loss")));
 }
 
-template <> void CrossEntropyImpl_cuda::backward()
+template <> void incremental::CrossEntropyImpl_cuda::backward()
 {
+    using namespace incremental;
     const auto &op = static_cast<const CrossEntropy_Op &>(mOp);
     const CrossEntropyShape shape = checkCrossEntropyInputs(*op.getInput(0), *op.getInput(1));
     const auto impl = Registrar<CrossEntropyImpl_cuda>::create(getBestMatch(getRequiredSpec()));

@@ -8,10 +8,8 @@
 #include "aidge/incremental/backend/cuda/utils/DeviceUtils.cuh"
 
 namespace Aidge {
-namespace cross_entropy_cuda {
+namespace incremental {
 namespace {
-
-using namespace incremental_cuda;
 
 constexpr int kRowBlock = 256; // 8 warps, one row per warp
 constexpr int kRowsPerBlock = kRowBlock / kWarp;
@@ -113,7 +111,7 @@ __global__ void gradKernel(std::size_t batch, std::size_t n,
 } // namespace
 
 template <class T>
-DataCheck forward(std::size_t batch, std::size_t classes, const T *prediction,
+CrossEntropyCudaDataCheck launchCrossEntropyForward(std::size_t batch, std::size_t classes, const T *prediction,
                   const T *target, T *loss)
 {
     if (batch == 0 || classes == 0) {
@@ -122,21 +120,21 @@ DataCheck forward(std::size_t batch, std::size_t classes, const T *prediction,
     DeviceBuffer scratch(batch * sizeof(double) + 2 * sizeof(unsigned long long));
     double *rowLoss = static_cast<double *>(scratch.get());
     auto *counters = reinterpret_cast<unsigned long long *>(rowLoss + batch);
-    check(cudaMemsetAsync(counters, 0, 2 * sizeof(unsigned long long), 0), "cross-entropy forward");
+    checkCuda(cudaMemsetAsync(counters, 0, 2 * sizeof(unsigned long long), 0), "cross-entropy forward");
     rowLossKernel<T><<<gridFor(batch), kRowBlock>>>(batch, classes, prediction, target,
                                                    rowLoss, counters);
-    checkLaunch("cross-entropy forward (rows)");
+    checkCudaLaunch("cross-entropy forward (rows)");
     sumRowsKernel<T><<<1, kSumBlock>>>(batch, 1.0 / static_cast<double>(batch), rowLoss,
                                        counters, 2, loss);
-    checkLaunch("cross-entropy forward (sum)");
+    checkCudaLaunch("cross-entropy forward (sum)");
     unsigned long long host[2] = {0, 0};
-    check(cudaMemcpy(host, counters, sizeof(host), cudaMemcpyDeviceToHost),
+    checkCuda(cudaMemcpy(host, counters, sizeof(host), cudaMemcpyDeviceToHost),
           "cross-entropy forward");
     return {static_cast<std::size_t>(host[0]), static_cast<std::size_t>(host[1])};
 }
 
 template <class T>
-void backward(std::size_t batch, std::size_t classes, const T *prediction,
+void launchCrossEntropyBackward(std::size_t batch, std::size_t classes, const T *prediction,
               const T *target, const T *gradLoss, T *gradPrediction)
 {
     if (batch == 0 || classes == 0) {
@@ -144,13 +142,13 @@ void backward(std::size_t batch, std::size_t classes, const T *prediction,
     }
     gradKernel<T><<<gridFor(batch), kRowBlock>>>(batch, classes, prediction, target,
                                                 gradLoss, gradPrediction);
-    checkLaunch("cross-entropy backward");
+    checkCudaLaunch("cross-entropy backward");
 }
 
-template DataCheck forward<float>(std::size_t, std::size_t, const float *, const float *, float *);
-template DataCheck forward<double>(std::size_t, std::size_t, const double *, const double *, double *);
-template void backward<float>(std::size_t, std::size_t, const float *, const float *, const float *, float *);
-template void backward<double>(std::size_t, std::size_t, const double *, const double *, const double *, double *);
+template CrossEntropyCudaDataCheck launchCrossEntropyForward<float>(std::size_t, std::size_t, const float *, const float *, float *);
+template CrossEntropyCudaDataCheck launchCrossEntropyForward<double>(std::size_t, std::size_t, const double *, const double *, double *);
+template void launchCrossEntropyBackward<float>(std::size_t, std::size_t, const float *, const float *, const float *, float *);
+template void launchCrossEntropyBackward<double>(std::size_t, std::size_t, const double *, const double *, const double *, double *);
 
-} // namespace cross_entropy_cuda
+} // namespace incremental
 } // namespace Aidge

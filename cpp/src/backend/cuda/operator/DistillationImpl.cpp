@@ -10,9 +10,10 @@
 #include "aidge/utils/Registrar.hpp"
 
 namespace Aidge {
+namespace incremental {
 namespace {
 
-distillation_cuda::Problem problemOf(float temperature, DistillationForm form,
+DistillationCudaProblem problemOf(float temperature, DistillationForm form,
                                      const DistillationShape &shape)
 {
     return {shape.batch, shape.studentCols, shape.teacherCols, shape.nbOld,
@@ -24,7 +25,7 @@ std::size_t forwardKernel(float temperature, DistillationForm form,
                           const DistillationShape &shape, const void *student,
                           const void *teacher, void *loss)
 {
-    return distillation_cuda::forward<T>(problemOf(temperature, form, shape),
+    return launchDistillationForward<T>(problemOf(temperature, form, shape),
                                          static_cast<const T *>(student),
                                          static_cast<const T *>(teacher),
                                          static_cast<T *>(loss));
@@ -35,7 +36,7 @@ void backwardKernel(float temperature, DistillationForm form,
                     const DistillationShape &shape, const void *student,
                     const void *teacher, const void *gradLoss, void *gradStudent)
 {
-    distillation_cuda::backward<T>(problemOf(temperature, form, shape),
+    launchDistillationBackward<T>(problemOf(temperature, form, shape),
                                    static_cast<const T *>(student),
                                    static_cast<const T *>(teacher),
                                    static_cast<const T *>(gradLoss),
@@ -53,8 +54,13 @@ REGISTRAR(DistillationImpl_cuda,
           {DataType::Float64},
           {ProdConso::defaultModel, forwardKernel<double>, backwardKernel<double>});
 
-template <> void DistillationImpl_cuda::forward()
+} // namespace incremental
+
+// OperatorImpl_cuda is a class template of namespace Aidge: C++ only lets its
+// members be specialised there, hence the using-directive in each body.
+template <> void incremental::DistillationImpl_cuda::forward()
 {
+    using namespace incremental;
     const auto &op = static_cast<const Distillation_Op &>(mOp);
     const DistillationShape shape = checkDistillationInputs(
         *op.getInput(0), *op.getInput(1), op.temperature(), op.nbOld());
@@ -73,8 +79,9 @@ template <> void DistillationImpl_cuda::forward()
     }
 }
 
-template <> void DistillationImpl_cuda::backward()
+template <> void incremental::DistillationImpl_cuda::backward()
 {
+    using namespace incremental;
     const auto &op = static_cast<const Distillation_Op &>(mOp);
     const DistillationShape shape = checkDistillationInputs(
         *op.getInput(0), *op.getInput(1), op.temperature(), op.nbOld());

@@ -9,10 +9,8 @@
 #include "aidge/incremental/backend/cuda/utils/DeviceUtils.cuh"
 
 namespace Aidge {
-namespace distillation_cuda {
+namespace incremental {
 namespace {
-
-using namespace incremental_cuda;
 
 constexpr int kRowBlock = 256;                  // 8 warps, one row per warp
 constexpr int kRowsPerBlock = kRowBlock / kWarp;
@@ -25,7 +23,7 @@ unsigned gridFor(std::size_t rows)
 /// One warp per row: the row's loss (double) into rowLoss[b]; rows holding a
 /// non-finite distilled logit add their count to *bad and contribute 0.
 template <class T>
-__global__ void rowLossKernel(Problem p, const T *__restrict__ student,
+__global__ void rowLossKernel(DistillationCudaProblem p, const T *__restrict__ student,
                               const T *__restrict__ teacher,
                               double *__restrict__ rowLoss,
                               unsigned long long *__restrict__ bad)
@@ -95,7 +93,7 @@ __global__ void rowLossKernel(Problem p, const T *__restrict__ student,
 
 /// KL backward, one warp per row: g += coef * (softmax(s/T) - softmax(t/T)).
 template <class T>
-__global__ void klGradKernel(Problem p, double coefNoGrad,
+__global__ void klGradKernel(DistillationCudaProblem p, double coefNoGrad,
                              const T *__restrict__ student,
                              const T *__restrict__ teacher,
                              const T *__restrict__ gradLoss,
@@ -137,7 +135,7 @@ __global__ void klGradKernel(Problem p, double coefNoGrad,
 
 /// BCE backward, element-wise: g += coef * (sigmoid(s/T) - sigmoid(t/T)).
 template <class T>
-__global__ void bceGradKernel(Problem p, double coefNoGrad,
+__global__ void bceGradKernel(DistillationCudaProblem p, double coefNoGrad,
                               const T *__restrict__ student,
                               const T *__restrict__ teacher,
                               const T *__restrict__ gradLoss,
@@ -158,7 +156,7 @@ __global__ void bceGradKernel(Problem p, double coefNoGrad,
 } // namespace
 
 template <class T>
-std::size_t forward(const Problem &p, const T *student, const T *teacher, T *loss)
+std::size_t launchDistillationForward(const DistillationCudaProblem &p, const T *student, const T *teacher, T *loss)
 {
     if (p.batch == 0 || p.nbOld == 0) {
         throw std::invalid_argument("distillation (cuda): empty problem");
@@ -167,21 +165,21 @@ std::size_t forward(const Problem &p, const T *student, const T *teacher, T *los
     DeviceBuffer scratch(p.batch * sizeof(double) + sizeof(unsigned long long));
     double *rowLoss = static_cast<double *>(scratch.get());
     auto *bad = reinterpret_cast<unsigned long long *>(rowLoss + p.batch);
-    check(cudaMemsetAsync(bad, 0, sizeof(unsigned long long), 0), "distillation forward");
+    checkCuda(cudaMemsetAsync(bad, 0, sizeof(unsigned long long), 0), "distillation forward");
     rowLossKernel<T><<<gridFor(p.batch), kRowBlock>>>(p, student, teacher, rowLoss, bad);
-    checkLaunch("distillation forward (rows)");
+    checkCudaLaunch("distillation forward (rows)");
     const double scale = (p.kl ? p.temperature * p.temperature : 1.0) /
                          static_cast<double>(p.batch);
     sumRowsKernel<T><<<1, kSumBlock>>>(p.batch, scale, rowLoss, bad, 1, loss);
-    checkLaunch("distillation forward (sum)");
+    checkCudaLaunch("distillation forward (sum)");
     unsigned long long nonFinite = 0;
-    check(cudaMemcpy(&nonFinite, bad, sizeof(nonFinite), cudaMemcpyDeviceToHost),
+    checkCuda(cudaMemcpy(&nonFinite, bad, sizeof(nonFinite), cudaMemcpyDeviceToHost),
           "distillation forward");
     return static_cast<std::size_t>(nonFinite);
 }
 
 template <class T>
-void backward(const Problem &p, const T *student, const T *teacher,
+void launchDistillationBackward(const DistillationCudaProblem &p, const T *student, const T *teacher,
               const T *gradLoss, T *gradStudent)
 {
     if (p.batch == 0 || p.nbOld == 0) {
@@ -200,13 +198,13 @@ void backward(const Problem &p, const T *student, const T *teacher,
         bceGradKernel<T><<<blocks, kRowBlock>>>(
             p, 1.0 / (p.temperature * B), student, teacher, gradLoss, gradStudent);
     }
-    checkLaunch("distillation backward");
+    checkCudaLaunch("distillation backward");
 }
 
-template std::size_t forward<float>(const Problem &, const float *, const float *, float *);
-template std::size_t forward<double>(const Problem &, const double *, const double *, double *);
-template void backward<float>(const Problem &, const float *, const float *, const float *, float *);
-template void backward<double>(const Problem &, const double *, const double *, const double *, double *);
+template std::size_t launchDistillationForward<float>(const DistillationCudaProblem &, const float *, const float *, float *);
+template std::size_t launchDistillationForward<double>(const DistillationCudaProblem &, const double *, const double *, double *);
+template void launchDistillationBackward<float>(const DistillationCudaProblem &, const float *, const float *, const float *, float *);
+template void launchDistillationBackward<double>(const DistillationCudaProblem &, const double *, const double *, const double *, double *);
 
-} // namespace distillation_cuda
+} // namespace incremental
 } // namespace Aidge

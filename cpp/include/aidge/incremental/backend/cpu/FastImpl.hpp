@@ -1,20 +1,18 @@
 /**
  * Base of our fast float32 CPU implementations (FastConv2DImpl, FastFCImpl,
- * ...). They are not registered in Aidge's registry: aidge_incremental's
- * accelerate(graph) sets them on individual nodes (Operator::setImpl), so
- * importing the package never changes what Aidge builds by itself.
+ * ...). They are not registered in Aidge's registry: each is listed in
+ * FastKernelRegistry, and accelerate(graph) (Accelerate.hpp) sets them on
+ * individual nodes (Operator::setImpl), so importing the package never
+ * changes what Aidge builds by itself.
  */
 #ifndef AIDGE_INCREMENTAL_BACKEND_CPU_FASTIMPL_H_
 #define AIDGE_INCREMENTAL_BACKEND_CPU_FASTIMPL_H_
 
-#include <cstddef>
 #include <memory>
 #include <string>
-#include <vector>
 
 #include "aidge/backend/OperatorImpl.hpp"
 #include "aidge/data/Tensor.hpp"
-#include "aidge/graph/GraphView.hpp"
 #include "aidge/operator/Operator.hpp"
 
 namespace Aidge {
@@ -54,16 +52,6 @@ bool isCpuFloat32(const std::shared_ptr<Tensor> &t);
 /// Raw float pointer of a float32 CPU tensor; throws naming `what` otherwise.
 float *floatPtr(const std::shared_ptr<Tensor> &t, const char *op,
                 const char *what);
-
-/// Gives our implementation to every supported node (recursing into
-/// meta-operators that run their micro-graph); returns how many changed.
-std::size_t accelerate(const std::shared_ptr<GraphView> &graph);
-
-/// Whether this node currently runs one of our Fast* implementations.
-bool isAccelerated(const std::shared_ptr<Node> &node);
-
-/// Why accelerate() would leave this node on Aidge's kernel ("" = supported).
-std::string unsupportedReason(const std::shared_ptr<Node> &node);
 
 } // namespace incremental
 } // namespace Aidge

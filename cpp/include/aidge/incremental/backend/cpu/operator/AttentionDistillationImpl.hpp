@@ -11,6 +11,7 @@
 #include "aidge/incremental/operator/AttentionDistillation.hpp"
 
 namespace Aidge {
+namespace incremental {
 
 using AttentionDistillationImpl_cpu = OperatorImpl_cpu<
     AttentionDistillation_Op,
@@ -19,6 +20,7 @@ using AttentionDistillationImpl_cpu = OperatorImpl_cpu<
     void(float, const AttentionDistillationShape &, const void *, const void *, const void *,
          const void *, void *)>;
 
+} // namespace incremental
 } // namespace Aidge
 
 #endif // AIDGE_INCREMENTAL_BACKEND_CPU_OPERATOR_ATTENTIONDISTILLATIONIMPL_H_

@@ -23,9 +23,8 @@
 #include "aidge/incremental/operator/AttentionDistillation.hpp"
 
 namespace Aidge {
-namespace attention_distillation_detail {
-
-constexpr std::size_t kParallelMinElements = 4096;
+namespace incremental {
+constexpr std::size_t kAttentionDistillationParallelMinElements = 4096;
 
 /// z = sum_c alpha_c A_c for one sample; returns the number of non-finite
 /// values met in A, alpha and the teacher map of that sample.
@@ -73,8 +72,6 @@ inline double mapNorm(const T *q, std::size_t n)
 
 inline double sign(double x) { return (x > 0.0) ? 1.0 : ((x < 0.0) ? -1.0 : 0.0); }
 
-} // namespace attention_distillation_detail
-
 /**
  * Forward: writes the loss to loss_[0]; returns the number of non-finite
  * values met (then nothing is written and the caller raises).
@@ -87,7 +84,6 @@ std::size_t AttentionDistillationImpl_cpu_forward_kernel(float epsilon,
                                                          const void *teacherMap_,
                                                          void *loss_)
 {
-    using namespace attention_distillation_detail;
     const T *features = static_cast<const T *>(features_);
     const T *weights = static_cast<const T *>(weights_);
     const T *teacher = static_cast<const T *>(teacherMap_);
@@ -98,7 +94,7 @@ std::size_t AttentionDistillationImpl_cpu_forward_kernel(float epsilon,
     std::size_t nonFinite = 0;
 #ifdef _OPENMP
 #pragma omp parallel reduction(+ : total, nonFinite) \
-    if (shape.batch * C * P >= kParallelMinElements)
+    if (shape.batch * C * P >= kAttentionDistillationParallelMinElements)
 #endif
     {
         std::vector<double> z(P);
@@ -143,7 +139,6 @@ void AttentionDistillationImpl_cpu_backward_kernel(float epsilon,
                                                    const void *gradLoss_,
                                                    void *gradFeatures_)
 {
-    using namespace attention_distillation_detail;
     const T *features = static_cast<const T *>(features_);
     const T *weights = static_cast<const T *>(weights_);
     const T *teacher = static_cast<const T *>(teacherMap_);
@@ -154,7 +149,7 @@ void AttentionDistillationImpl_cpu_backward_kernel(float epsilon,
     const double coef = static_cast<double>(static_cast<const T *>(gradLoss_)[0]) /
                         static_cast<double>(batch);
 #ifdef _OPENMP
-#pragma omp parallel if (shape.batch * C * P >= kParallelMinElements)
+#pragma omp parallel if (shape.batch * C * P >= kAttentionDistillationParallelMinElements)
 #endif
     {
         std::vector<double> z(P), g(P);
@@ -194,6 +189,7 @@ void AttentionDistillationImpl_cpu_backward_kernel(float epsilon,
     }
 }
 
+} // namespace incremental
 } // namespace Aidge
 
 #endif // AIDGE_INCREMENTAL_BACKEND_CPU_OPERATOR_ATTENTIONDISTILLATIONIMPL_KERNELS_H_

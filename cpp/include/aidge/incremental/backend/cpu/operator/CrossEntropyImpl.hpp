@@ -9,12 +9,14 @@
 #include "aidge/incremental/operator/CrossEntropy.hpp"
 
 namespace Aidge {
+namespace incremental {
 
 using CrossEntropyImpl_cpu = OperatorImpl_cpu<
     CrossEntropy_Op,
     CrossEntropyDataCheck(const CrossEntropyShape &, const void *, const void *, void *),
     void(const CrossEntropyShape &, const void *, const void *, const void *, void *)>;
 
+} // namespace incremental
 } // namespace Aidge
 
 #endif // AIDGE_INCREMENTAL_BACKEND_CPU_OPERATOR_CROSSENTROPYIMPL_H_

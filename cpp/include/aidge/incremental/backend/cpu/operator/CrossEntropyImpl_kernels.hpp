@@ -20,10 +20,9 @@
 #include "aidge/incremental/operator/CrossEntropy.hpp"
 
 namespace Aidge {
-namespace cross_entropy_detail {
-
+namespace incremental {
 /// Rows this small are not worth waking the OpenMP team for.
-constexpr std::size_t kParallelMinElements = 4096;
+constexpr std::size_t kCrossEntropyParallelMinElements = 4096;
 
 /// log sum_j exp(s_j) of one row, stably.
 template <class T>
@@ -40,8 +39,6 @@ inline double logSumExp(const T *s, std::size_t n)
     return m + std::log(sum);
 }
 
-} // namespace cross_entropy_detail
-
 /**
  * Forward: writes the loss to loss_[0] when the data are valid; returns what
  * was wrong otherwise (nothing is written, the caller raises).
@@ -52,7 +49,6 @@ CrossEntropyDataCheck CrossEntropyImpl_cpu_forward_kernel(const CrossEntropyShap
                                                           const void *target_,
                                                           void *loss_)
 {
-    using namespace cross_entropy_detail;
     const T *s = static_cast<const T *>(prediction_);
     const T *y = static_cast<const T *>(target_);
     const std::size_t n = shape.classes;
@@ -61,7 +57,7 @@ CrossEntropyDataCheck CrossEntropyImpl_cpu_forward_kernel(const CrossEntropyShap
     std::size_t nonFinite = 0, negative = 0;
 #ifdef _OPENMP
 #pragma omp parallel for reduction(+ : total, nonFinite, negative) \
-    if (shape.batch * n >= kParallelMinElements)
+    if (shape.batch * n >= kCrossEntropyParallelMinElements)
 #endif
     for (long long b = 0; b < batch; ++b) {
         const T *sr = s + static_cast<std::size_t>(b) * n;
@@ -101,7 +97,6 @@ void CrossEntropyImpl_cpu_backward_kernel(const CrossEntropyShape &shape,
                                           const void *gradLoss_,
                                           void *gradPrediction_)
 {
-    using namespace cross_entropy_detail;
     const T *s = static_cast<const T *>(prediction_);
     const T *y = static_cast<const T *>(target_);
     T *g = static_cast<T *>(gradPrediction_);
@@ -110,7 +105,7 @@ void CrossEntropyImpl_cpu_backward_kernel(const CrossEntropyShape &shape,
     const double coef = static_cast<double>(static_cast<const T *>(gradLoss_)[0]) /
                         static_cast<double>(batch);
 #ifdef _OPENMP
-#pragma omp parallel for if (shape.batch * n >= kParallelMinElements)
+#pragma omp parallel for if (shape.batch * n >= kCrossEntropyParallelMinElements)
 #endif
     for (long long b = 0; b < batch; ++b) {
         const std::size_t row = static_cast<std::size_t>(b) * n;
@@ -126,6 +121,7 @@ void CrossEntropyImpl_cpu_backward_kernel(const CrossEntropyShape &shape,
     }
 }
 
+} // namespace incremental
 } // namespace Aidge
 
 #endif // AIDGE_INCREMENTAL_BACKEND_CPU_OPERATOR_CROSSENTROPYIMPL_KERNELS_H_

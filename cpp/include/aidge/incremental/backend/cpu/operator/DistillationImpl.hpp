@@ -11,6 +11,7 @@
 #include "aidge/incremental/operator/Distillation.hpp"
 
 namespace Aidge {
+namespace incremental {
 
 using DistillationImpl_cpu = OperatorImpl_cpu<
     Distillation_Op,
@@ -19,6 +20,7 @@ using DistillationImpl_cpu = OperatorImpl_cpu<
     void(float, DistillationForm, const DistillationShape &,
          const void *, const void *, const void *, void *)>;
 
+} // namespace incremental
 } // namespace Aidge
 
 #endif // AIDGE_INCREMENTAL_BACKEND_CPU_OPERATOR_DISTILLATIONIMPL_H_

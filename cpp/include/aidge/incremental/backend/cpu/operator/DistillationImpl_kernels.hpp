@@ -18,10 +18,9 @@
 #include "aidge/incremental/operator/Distillation.hpp"
 
 namespace Aidge {
-namespace distillation_detail {
-
+namespace incremental {
 /// Rows this small are not worth waking the OpenMP team for.
-constexpr std::size_t kParallelMinElements = 4096;
+constexpr std::size_t kDistillationParallelMinElements = 4096;
 
 template <class T>
 inline std::size_t countNonFinite(const T *x, std::size_t n)
@@ -85,8 +84,6 @@ inline double bceRow(const T *s, const T *t, std::size_t n, double invT)
     return acc;
 }
 
-} // namespace distillation_detail
-
 /**
  * Forward: writes the loss to loss_[0]. Returns the number of non-finite
  * logits met in the distilled columns; when it is not 0 nothing is written
@@ -100,7 +97,6 @@ std::size_t DistillationImpl_cpu_forward_kernel(float temperature,
                                                 const void *teacher_,
                                                 void *loss_)
 {
-    using namespace distillation_detail;
     const T *student = static_cast<const T *>(student_);
     const T *teacher = static_cast<const T *>(teacher_);
     T *loss = static_cast<T *>(loss_);
@@ -112,7 +108,7 @@ std::size_t DistillationImpl_cpu_forward_kernel(float temperature,
     std::size_t nonFinite = 0;
 #ifdef _OPENMP
 #pragma omp parallel for reduction(+ : total, nonFinite) \
-    if (shape.batch * n >= kParallelMinElements)
+    if (shape.batch * n >= kDistillationParallelMinElements)
 #endif
     for (long long b = 0; b < batch; ++b) {
         const T *s = student + static_cast<std::size_t>(b) * shape.studentCols;
@@ -149,7 +145,6 @@ void DistillationImpl_cpu_backward_kernel(float temperature,
                                           const void *gradLoss_,
                                           void *gradStudent_)
 {
-    using namespace distillation_detail;
     const T *student = static_cast<const T *>(student_);
     const T *teacher = static_cast<const T *>(teacher_);
     const double gradLoss = static_cast<double>(static_cast<const T *>(gradLoss_)[0]);
@@ -162,7 +157,7 @@ void DistillationImpl_cpu_backward_kernel(float temperature,
                             ? gradLoss * temp / static_cast<double>(batch)
                             : gradLoss / (temp * static_cast<double>(batch));
 #ifdef _OPENMP
-#pragma omp parallel if (shape.batch * n >= kParallelMinElements)
+#pragma omp parallel if (shape.batch * n >= kDistillationParallelMinElements)
 #endif
     {
         std::vector<double> es, et; // this thread's row buffers (KL only)
@@ -203,6 +198,7 @@ void DistillationImpl_cpu_backward_kernel(float temperature,
     }
 }
 
+} // namespace incremental
 } // namespace Aidge
 
 #endif // AIDGE_INCREMENTAL_BACKEND_CPU_OPERATOR_DISTILLATIONIMPL_KERNELS_H_

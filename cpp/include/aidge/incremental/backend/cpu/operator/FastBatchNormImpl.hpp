@@ -1,7 +1,7 @@
 /**
  * Fast float32 CPU implementation of BatchNorm_Op<2> (kernels in
- * FastBatchNormImpl_kernels.hpp). Set on a node by accelerate(), never
- * registered in Aidge's registry.
+ * FastBatchNormImpl_kernels.hpp). Listed in FastKernelRegistry by its .cpp;
+ * accelerate() sets it on a node. Never registered in Aidge's registry.
  */
 #ifndef AIDGE_INCREMENTAL_BACKEND_CPU_OPERATOR_FASTBATCHNORMIMPL_H_
 #define AIDGE_INCREMENTAL_BACKEND_CPU_OPERATOR_FASTBATCHNORMIMPL_H_

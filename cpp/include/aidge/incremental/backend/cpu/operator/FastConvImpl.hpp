@@ -1,17 +1,15 @@
 /**
  * Fast float32 CPU implementations of Conv_Op<2> and of the PaddedConv2D
- * meta-operator (kernels in FastConvImpl_kernels.hpp). Set on a node by
- * accelerate(), never registered in Aidge's registry.
+ * meta-operator (kernels in FastConvImpl_kernels.hpp). Listed in
+ * FastKernelRegistry by FastConvImpl.cpp; accelerate() sets them on nodes.
+ * Never registered in Aidge's registry.
  */
 #ifndef AIDGE_INCREMENTAL_BACKEND_CPU_OPERATOR_FASTCONVIMPL_H_
 #define AIDGE_INCREMENTAL_BACKEND_CPU_OPERATOR_FASTCONVIMPL_H_
 
-#include <cstddef>
 #include <memory>
-#include <string>
 
 #include "aidge/incremental/backend/cpu/FastImpl.hpp"
-#include "aidge/operator/MetaOperator.hpp"
 
 namespace Aidge {
 namespace incremental {
@@ -77,15 +75,6 @@ class FastConvFromPadImpl final : public FastImpl {
   private:
     std::weak_ptr<Operator> mPad;
 };
-
-/// Why a PaddedConv2D meta-operator cannot run as one kernel ("" = it can):
-/// its micro-graph must be a Pad (constant 0, spatial axes only) feeding a
-/// Conv2D (dilation 1).
-std::string paddedConvUnsupportedReason(const MetaOperator_Op &meta);
-
-/// Gives the pair to a PaddedConv2D's inner nodes (call only when
-/// paddedConvUnsupportedReason is empty); returns how many nodes changed.
-std::size_t accelerateFusedPaddedConv(const MetaOperator_Op &meta);
 
 } // namespace incremental
 } // namespace Aidge

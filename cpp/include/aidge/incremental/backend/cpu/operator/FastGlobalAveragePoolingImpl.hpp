@@ -1,7 +1,8 @@
 /**
  * Fast float32 CPU implementation of GlobalAveragePooling_Op (kernels in
- * FastGlobalAveragePoolingImpl_kernels.hpp). Set on a node by accelerate(), never
- * registered in Aidge's registry.
+ * FastGlobalAveragePoolingImpl_kernels.hpp). Listed in FastKernelRegistry by
+ * its .cpp; accelerate() sets it on a node. Never registered in Aidge's
+ * registry.
  */
 #ifndef AIDGE_INCREMENTAL_BACKEND_CPU_OPERATOR_FASTGLOBALAVERAGEPOOLINGIMPL_H_
 #define AIDGE_INCREMENTAL_BACKEND_CPU_OPERATOR_FASTGLOBALAVERAGEPOOLINGIMPL_H_

@@ -1,7 +1,7 @@
 /**
- * Fast float32 CPU implementation of Pad (kernels in
- * FastPadImpl_kernels.hpp). Set on a node by accelerate(), never
- * registered in Aidge's registry.
+ * Fast float32 CPU implementation of Pad (kernels in FastPadImpl_kernels.hpp).
+ * Listed in FastKernelRegistry by its .cpp; accelerate() sets it on a node.
+ * Never registered in Aidge's registry.
  */
 #ifndef AIDGE_INCREMENTAL_BACKEND_CPU_OPERATOR_FASTPADIMPL_H_
 #define AIDGE_INCREMENTAL_BACKEND_CPU_OPERATOR_FASTPADIMPL_H_

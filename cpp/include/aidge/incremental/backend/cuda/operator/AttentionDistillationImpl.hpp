@@ -13,6 +13,7 @@
 #include "aidge/incremental/operator/AttentionDistillation.hpp"
 
 namespace Aidge {
+namespace incremental {
 
 using AttentionDistillationImpl_cuda = OperatorImpl_cuda<
     AttentionDistillation_Op,
@@ -21,6 +22,7 @@ using AttentionDistillationImpl_cuda = OperatorImpl_cuda<
     void(float, const AttentionDistillationShape &, const void *, const void *, const void *,
          const void *, void *)>;
 
+} // namespace incremental
 } // namespace Aidge
 
 #endif // AIDGE_INCREMENTAL_BACKEND_CUDA_OPERATOR_ATTENTIONDISTILLATIONIMPL_H_

@@ -11,22 +11,22 @@
 #include <cstddef>
 
 namespace Aidge {
-namespace attention_distillation_cuda {
+namespace incremental {
 
 /// Writes loss[0] (device); returns the number of non-finite values met in
 /// features, weights and teacher map (then loss is untouched). Synchronises.
 template <class T>
-std::size_t forward(double epsilon, std::size_t batch, std::size_t channels,
+std::size_t launchAttentionDistillationForward(double epsilon, std::size_t batch, std::size_t channels,
                     std::size_t pixels, const T *features, const T *weights,
                     const T *teacherMap, T *loss);
 
 /// gradFeatures += gradLoss[0] * dL/dA (first order, alpha constant).
 template <class T>
-void backward(double epsilon, std::size_t batch, std::size_t channels, std::size_t pixels,
+void launchAttentionDistillationBackward(double epsilon, std::size_t batch, std::size_t channels, std::size_t pixels,
               const T *features, const T *weights, const T *teacherMap, const T *gradLoss,
               T *gradFeatures);
 
-} // namespace attention_distillation_cuda
+} // namespace incremental
 } // namespace Aidge
 
 #endif // AIDGE_INCREMENTAL_BACKEND_CUDA_OPERATOR_ATTENTIONDISTILLATIONIMPL_CUDA_KERNELS_H_

@@ -10,12 +10,14 @@
 #include "aidge/incremental/operator/CrossEntropy.hpp"
 
 namespace Aidge {
+namespace incremental {
 
 using CrossEntropyImpl_cuda = OperatorImpl_cuda<
     CrossEntropy_Op,
     CrossEntropyDataCheck(const CrossEntropyShape &, const void *, const void *, void *),
     void(const CrossEntropyShape &, const void *, const void *, const void *, void *)>;
 
+} // namespace incremental
 } // namespace Aidge
 
 #endif // AIDGE_INCREMENTAL_BACKEND_CUDA_OPERATOR_CROSSENTROPYIMPL_H_

@@ -11,9 +11,9 @@
 #include <cstddef>
 
 namespace Aidge {
-namespace cross_entropy_cuda {
+namespace incremental {
 
-struct DataCheck
+struct CrossEntropyCudaDataCheck
 {
     std::size_t nonFinite; ///< elements where the logit or the target is NaN/inf
     std::size_t negative;  ///< negative targets
@@ -21,15 +21,15 @@ struct DataCheck
 
 /// Writes loss[0] (device) unless the data check finds a problem. Synchronises.
 template <class T>
-DataCheck forward(std::size_t batch, std::size_t classes, const T *prediction,
+CrossEntropyCudaDataCheck launchCrossEntropyForward(std::size_t batch, std::size_t classes, const T *prediction,
                   const T *target, T *loss);
 
 /// gradPrediction += gradLoss[0] * d loss / d prediction (device pointers).
 template <class T>
-void backward(std::size_t batch, std::size_t classes, const T *prediction,
+void launchCrossEntropyBackward(std::size_t batch, std::size_t classes, const T *prediction,
               const T *target, const T *gradLoss, T *gradPrediction);
 
-} // namespace cross_entropy_cuda
+} // namespace incremental
 } // namespace Aidge
 
 #endif // AIDGE_INCREMENTAL_BACKEND_CUDA_OPERATOR_CROSSENTROPYIMPL_CUDA_KERNELS_H_

@@ -14,6 +14,7 @@
 #include "aidge/incremental/operator/Distillation.hpp"
 
 namespace Aidge {
+namespace incremental {
 
 using DistillationImpl_cuda = OperatorImpl_cuda<
     Distillation_Op,
@@ -22,6 +23,7 @@ using DistillationImpl_cuda = OperatorImpl_cuda<
     void(float, DistillationForm, const DistillationShape &,
          const void *, const void *, const void *, void *)>;
 
+} // namespace incremental
 } // namespace Aidge
 
 #endif // AIDGE_INCREMENTAL_BACKEND_CUDA_OPERATOR_DISTILLATIONIMPL_H_

@@ -17,10 +17,10 @@
 #include <cstddef>
 
 namespace Aidge {
-namespace distillation_cuda {
+namespace incremental {
 
 /// Plain-type view of DistillationShape plus the form, for the launchers.
-struct Problem
+struct DistillationCudaProblem
 {
     std::size_t batch;
     std::size_t studentCols;
@@ -37,14 +37,14 @@ struct Problem
  * error.
  */
 template <class T>
-std::size_t forward(const Problem &p, const T *student, const T *teacher, T *loss);
+std::size_t launchDistillationForward(const DistillationCudaProblem &p, const T *student, const T *teacher, T *loss);
 
 /// gradStudent[b, j] += gradLoss[0] * d loss / d s[b, j], j < nbOld.
 template <class T>
-void backward(const Problem &p, const T *student, const T *teacher,
+void launchDistillationBackward(const DistillationCudaProblem &p, const T *student, const T *teacher,
               const T *gradLoss, T *gradStudent);
 
-} // namespace distillation_cuda
+} // namespace incremental
 } // namespace Aidge
 
 #endif // AIDGE_INCREMENTAL_BACKEND_CUDA_OPERATOR_DISTILLATIONIMPL_CUDA_KERNELS_H_

@@ -14,12 +14,12 @@
 #include <cuda_runtime.h>
 
 namespace Aidge {
-namespace incremental_cuda {
+namespace incremental {
 
 constexpr unsigned kFullMask = 0xffffffffu;
 constexpr int kWarp = 32;
 
-inline void check(cudaError_t e, const char *what)
+inline void checkCuda(cudaError_t e, const char *what)
 {
     if (e != cudaSuccess) {
         throw std::runtime_error(std::string(what) + ": CUDA error: " +
@@ -28,7 +28,7 @@ inline void check(cudaError_t e, const char *what)
 }
 
 /// Raise on a failed launch (bad configuration) right after it.
-inline void checkLaunch(const char *what) { check(cudaGetLastError(), what); }
+inline void checkCudaLaunch(const char *what) { checkCuda(cudaGetLastError(), what); }
 
 __device__ inline double warpSum(double v)
 {
@@ -113,7 +113,7 @@ class DeviceBuffer {
   public:
     explicit DeviceBuffer(std::size_t bytes)
     {
-        check(cudaMalloc(&mPtr, bytes), "cudaMalloc");
+        checkCuda(cudaMalloc(&mPtr, bytes), "cudaMalloc");
     }
     ~DeviceBuffer() { cudaFree(mPtr); }
     DeviceBuffer(const DeviceBuffer &) = delete;
@@ -124,7 +124,7 @@ class DeviceBuffer {
     void *mPtr = nullptr;
 };
 
-} // namespace incremental_cuda
+} // namespace incremental
 } // namespace Aidge
 
 #endif // AIDGE_INCREMENTAL_BACKEND_CUDA_UTILS_DEVICEUTILS_H_

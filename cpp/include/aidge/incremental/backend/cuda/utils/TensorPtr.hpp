@@ -13,6 +13,7 @@
 #include "aidge/data/Tensor.hpp"
 
 namespace Aidge {
+namespace incremental {
 
 inline void *cudaDataPtr(const Tensor &t, const char *op, const char *which)
 {
@@ -29,6 +30,7 @@ inline void *cudaDataPtr(const Tensor &t, const char *op, const char *which)
     return const_cast<void *>(t.impl()->rawPtr(t.implOffset()));
 }
 
+} // namespace incremental
 } // namespace Aidge
 
 #endif // AIDGE_INCREMENTAL_BACKEND_CUDA_UTILS_TENSORPTR_H_

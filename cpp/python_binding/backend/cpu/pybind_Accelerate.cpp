@@ -3,9 +3,9 @@
 
 #include "aidge/graph/GraphView.hpp"
 #include "aidge/graph/Node.hpp"
+#include "aidge/incremental/backend/cpu/Accelerate.hpp"
 #include "aidge/incremental/backend/cpu/Blas.hpp"
-#include "aidge/incremental/backend/cpu/FastImpl.hpp"
-#include "aidge/incremental/backend/cpu/FastSGD.hpp"
+#include "aidge/incremental/backend/cpu/FastKernelRegistry.hpp"
 
 namespace py = pybind11;
 
@@ -22,16 +22,10 @@ void init_Accelerate(py::module &m)
           "Whether the node runs one of aidge_incremental's fast implementations.");
     m.def("unsupported_reason", &unsupportedReason, py::arg("node"),
           "Why accelerate() leaves this node on Aidge's kernel ('' when it would not).");
+    m.def("fast_kernels", &FastKernelRegistry::types,
+          "Operator types that have a fast kernel (the table accelerate() walks), sorted.");
     m.def("blas_config", []() { return std::string(scipy_openblas_get_config()); },
           "Build configuration string of the OpenBLAS the fast kernels call.");
-    py::class_<FastSGD>(m, "FastSGD",
-                        "SGD with momentum and L2 weight decay, PyTorch's rule, in one pass per "
-                        "float32 cpu parameter tensor (see FastSGD.hpp).")
-        .def(py::init<std::vector<std::shared_ptr<Tensor>>, float, float>(), py::arg("parameters"),
-             py::arg("momentum"), py::arg("weight_decay"))
-        .def("reset_grad", &FastSGD::resetGrad)
-        .def("update", &FastSGD::update, py::arg("lr"))
-        .def_property_readonly("step", &FastSGD::step);
 }
 
 } // namespace incremental

@@ -1,0 +1,119 @@
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "aidge/incremental/memory/ExemplarMemory.hpp"
+#include "../utils/pybind_Arguments.hpp"
+
+namespace py = pybind11;
+
+namespace Aidge {
+namespace incremental {
+
+namespace {
+
+ExemplarMemory::Policy policyFrom(const std::string &name)
+{
+    if (name == "total") {
+        return ExemplarMemory::Policy::Total;
+    }
+    if (name == "per_class") {
+        return ExemplarMemory::Policy::PerClass;
+    }
+    throw std::invalid_argument(
+        fmt::format("budget policy must be 'total' or 'per_class', got '{}'", name));
+}
+
+} // namespace
+
+void init_ExemplarMemory(py::module &m)
+{
+    py::class_<ExemplarMemory>(m, "ExemplarMemoryCore")
+        .def(py::init([](const std::string &policy, const py::object &budget,
+                         const py::object &sampleShape, const py::object &dtype) {
+                 const char *fn = "ExemplarMemoryCore";
+                 return ExemplarMemory(policyFrom(policy), sizeArg(budget, fn, "budget", 1),
+                                       layoutFrom(shapeArg(sampleShape, fn, "sample_shape"), dtype));
+             }),
+             py::arg("policy"), py::arg("budget"), py::arg("sample_shape"), py::arg("dtype"))
+        .def("quotas", [](const ExemplarMemory &mem, const py::object &n) {
+                 return mem.quotas(sizeArg(n, "quotas", "n_classes"));
+             }, py::arg("n_classes"))
+        .def("reduce", [](ExemplarMemory &mem, const py::object &n) {
+                 mem.reduce(sizeArg(n, "reduce", "n_classes_after"));
+             }, py::arg("n_classes_after"))
+        .def("add_class",
+             [](ExemplarMemory &mem, const py::object &label, const py::array &samples) {
+                 std::size_t count = 0;
+                 const std::int64_t l = intArg(label, "add_class", "label",
+                                               std::numeric_limits<std::int64_t>::min(),
+                                               std::numeric_limits<std::int64_t>::max());
+                 const std::uint8_t *bytes = sampleBytes(samples, mem.layout(), count);
+                 mem.addClass(l, bytes, count);
+             },
+             py::arg("label"), py::arg("samples"))
+        .def("add_classes",
+             [](ExemplarMemory &mem, const py::list &labels, const py::list &samples) {
+                 if (labels.size() != samples.size()) {
+                     throw py::value_error("add_classes: 'labels' and 'samples' differ in length");
+                 }
+                 std::vector<std::int64_t> ls;
+                 std::vector<const std::uint8_t *> ptrs;
+                 std::vector<std::size_t> counts;
+                 std::vector<py::array> keep; // the arrays outlive the raw pointers
+                 for (std::size_t i = 0; i < labels.size(); ++i) {
+                     ls.push_back(intArg(labels[i], "add_classes", "labels",
+                                         std::numeric_limits<std::int64_t>::min(),
+                                         std::numeric_limits<std::int64_t>::max()));
+                     keep.push_back(py::array::ensure(samples[i]));
+                     if (!keep.back()) {
+                         throw py::type_error("add_classes: argument 'samples' must hold arrays");
+                     }
+                     std::size_t count = 0;
+                     ptrs.push_back(sampleBytes(keep.back(), mem.layout(), count));
+                     counts.push_back(count);
+                 }
+                 mem.addClasses(ls, ptrs, counts);
+             },
+             py::arg("labels"), py::arg("samples"),
+             "Reduce the held classes then add these, all or nothing.")
+        .def_property_readonly("policy", [](const ExemplarMemory &mem) {
+            return mem.policy() == ExemplarMemory::Policy::Total ? "total" : "per_class";
+        })
+        .def_property_readonly("budget", &ExemplarMemory::budget)
+        .def_property_readonly("sample_shape", [](const ExemplarMemory &mem) { return mem.layout().shape; })
+        .def_property_readonly("dtype", [](const ExemplarMemory &mem) { return py::dtype(mem.layout().dtype); })
+        .def_property_readonly("class_sets", [](const ExemplarMemory &mem) {
+            std::vector<std::pair<std::int64_t, std::size_t>> out;
+            for (const auto &c : mem.classes()) {
+                out.emplace_back(c.label, c.count);
+            }
+            return out;
+        })
+        .def("__len__", &ExemplarMemory::size)
+        .def_property_readonly("nbytes", &ExemplarMemory::nbytes)
+        .def("samples", [](const ExemplarMemory &mem) {
+            return samplesView(mem.buffer(), mem.size(), mem.layout());
+        })
+        .def("save", &ExemplarMemory::save, py::arg("path"))
+        .def_static("load", &ExemplarMemory::load, py::arg("path"))
+        .def("to_bytes", [](const ExemplarMemory &mem) {
+            const auto bytes = mem.toBytes();
+            return py::bytes(reinterpret_cast<const char *>(bytes.data()), bytes.size());
+        })
+        .def_static("from_bytes", [](const py::bytes &data, const std::string &source) {
+            const std::string s = data;
+            return ExemplarMemory::fromBytes(std::vector<std::uint8_t>(s.begin(), s.end()), source);
+        }, py::arg("data"), py::arg("source") = "<bytes>");
+}
+
+} // namespace incremental
+} // namespace Aidge

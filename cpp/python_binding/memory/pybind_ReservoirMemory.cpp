@@ -1,0 +1,56 @@
+#include <cstdint>
+
+#include <fmt/format.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "aidge/incremental/memory/ReservoirMemory.hpp"
+#include "../utils/pybind_Arguments.hpp"
+
+namespace py = pybind11;
+
+namespace Aidge {
+namespace incremental {
+
+void init_ReservoirMemory(py::module &m)
+{
+    py::class_<ReservoirMemory>(m, "ReservoirMemoryCore")
+        .def(py::init([](const py::object &capacity, const py::object &sampleShape,
+                         const py::object &dtype, const py::object &seed) {
+                 const char *fn = "ReservoirMemoryCore";
+                 return ReservoirMemory(sizeArg(capacity, fn, "capacity", 1),
+                                        layoutFrom(shapeArg(sampleShape, fn, "sample_shape"), dtype),
+                                        seedArg(seed, fn, "seed"));
+             }),
+             py::arg("capacity"), py::arg("sample_shape"), py::arg("dtype"), py::arg("seed") = 0)
+        .def("add_batch",
+             [](ReservoirMemory &mem, const py::array &samples, const py::object &labelsArg) {
+                 std::size_t count = 0;
+                 const std::uint8_t *bytes = sampleBytes(samples, mem.layout(), count);
+                 const LabelVector labels = labelVector(labelsArg, "add_batch", "labels");
+                 if (static_cast<std::size_t>(labels.shape(0)) != count) {
+                     throw py::value_error(fmt::format(
+                         "add_batch: argument 'labels' must have {} entries, one per sample", count));
+                 }
+                 mem.addBatch(bytes, labels.data(), count);
+             },
+             py::arg("samples"), py::arg("labels"))
+        .def_property_readonly("capacity", &ReservoirMemory::capacity)
+        .def_property_readonly("seen", &ReservoirMemory::seen)
+        .def_property_readonly("sample_shape", [](const ReservoirMemory &mem) { return mem.layout().shape; })
+        .def_property_readonly("dtype", [](const ReservoirMemory &mem) { return py::dtype(mem.layout().dtype); })
+        .def("__len__", &ReservoirMemory::size)
+        .def_property_readonly("nbytes", &ReservoirMemory::nbytes)
+        .def("samples", [](const ReservoirMemory &mem) {
+            return samplesView(mem.buffer(), mem.size(), mem.layout());
+        })
+        .def("labels", [](const ReservoirMemory &mem) {
+            return py::array_t<std::int64_t>(static_cast<py::ssize_t>(mem.size()), mem.labels().data());
+        })
+        .def("save", &ReservoirMemory::save, py::arg("path"))
+        .def_static("load", &ReservoirMemory::load, py::arg("path"));
+}
+
+} // namespace incremental
+} // namespace Aidge
