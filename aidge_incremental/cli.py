@@ -296,7 +296,11 @@ def _predict_command(args) -> int:
     model = _must_exist(args.model, "give an .onnx file or a C++ export folder written by "
                                     "'aidge-incremental export', or a .ckpt")
     if args.input:
-        x_raw = np.load(_must_exist(args.input, "give a .npy file of samples"), allow_pickle=False)
+        try:
+            x_raw = np.load(_must_exist(args.input, "give a .npy file of samples"), allow_pickle=False)
+        except ValueError as e:  # pickled objects (never loaded), or not a .npy file
+            raise ConfigError(f"{args.input} is not a plain numeric .npy array ({str(e).splitlines()[0][:80]}): "
+                              "save the samples with np.save(path, array)") from None
         y_true = None
         if x_raw.ndim == 0 or len(x_raw) == 0:
             raise ValueError(f"{args.input} holds no sample")

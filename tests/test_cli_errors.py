@@ -150,3 +150,17 @@ def test_channels_last_npz_is_transposed_and_said(tmp_path, capsys, images_npz):
                  "--no-progress"]) == 0
     assert "read as channels-last (N, H, W, C) and transposed to (N, C, H, W) = (1, 16, 16)" in \
         capsys.readouterr().out
+
+
+def test_more_known_errors_are_one_line_naming_the_fix(tmp_path, capsys):
+    (tmp_path / "folder").mkdir()
+    assert main(["run", "--dataset", "npz", "--data-dir", str(tmp_path / "folder"),
+                 "--output-dir", str(tmp_path / "a")]) == 2
+    one_line_error(capsys, "is not a file: expected a .npz")
+    np.save(tmp_path / "objects.npy", np.array([object()]), allow_pickle=True)
+    assert main(["predict", str(tmp_path / "objects.npy"), "--input", str(tmp_path / "objects.npy")]) == 2
+    one_line_error(capsys, "is not a plain numeric .npy array", "np.save", absent=("allow_pickle=`",))
+    assert main(["run", "--lr", "1e30", "--epochs", "1", "--method", "finetune", "--output-dir",
+                 str(tmp_path / "diverged"), "--no-progress"]) == 2
+    one_line_error(capsys, "training diverged at epoch 0", "lower the learning rate")
+    assert not (tmp_path / "a").exists()

@@ -31,9 +31,9 @@ def load_npz(path) -> Dataset:
     bounded; complex samples are refused (convert them explicitly).
     """
     path = pathlib.Path(path)
-    if not path.exists():
-        raise DatasetError(f"{path} does not exist: expected a .npz with x_train, y_train "
-                           f"(and x_test, y_test)")
+    if not path.is_file():
+        raise DatasetError(f"{path} {'is not a file' if path.exists() else 'does not exist'}: expected a .npz "
+                           f"with x_train, y_train (and x_test, y_test)")
     data = read_bounded(path, ".npz file", error=DatasetError)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:

@@ -150,7 +150,17 @@ def train(model, x: np.ndarray, y: np.ndarray, hooks: BatchHooks, config: TrainC
                 hooks.before_forward(batch)
 
                 scheduler.forward(data=[to_tensor(batch.inputs, backend)])
-                value = hooks.losses(batch, outputs)
+                try:
+                    value = hooks.losses(batch, outputs)
+                except ValueError as e:  # a loss refusing non-finite logits: the training diverged
+                    try:
+                        finite = bool(np.all(np.isfinite(np.array(outputs.logits))))
+                    except Exception:  # noqa: BLE001  (logits not readable here: keep the loss's error)
+                        finite = True
+                    if finite:
+                        raise
+                    raise FloatingPointError(f"training diverged at epoch {epoch} (non-finite logits: {e}); "
+                                             "lower the learning rate") from e
                 loss = float(sum(value.values())) if isinstance(value, Mapping) else float(value)
                 if isinstance(value, Mapping):
                     for name, term in value.items():
