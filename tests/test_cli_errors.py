@@ -156,7 +156,7 @@ def test_more_known_errors_are_one_line_naming_the_fix(tmp_path, capsys):
     (tmp_path / "folder").mkdir()
     assert main(["run", "--dataset", "npz", "--data-dir", str(tmp_path / "folder"),
                  "--output-dir", str(tmp_path / "a")]) == 2
-    one_line_error(capsys, "is not a file: expected a .npz")
+    one_line_error(capsys, "is a directory: expected a .npz file")
     np.save(tmp_path / "objects.npy", np.array([object()]), allow_pickle=True)
     assert main(["predict", str(tmp_path / "objects.npy"), "--input", str(tmp_path / "objects.npy")]) == 2
     one_line_error(capsys, "is not a plain numeric .npy array", "np.save", absent=("allow_pickle=`",))

@@ -31,9 +31,9 @@ def load_npz(path) -> Dataset:
     bounded; complex samples are refused (convert them explicitly).
     """
     path = pathlib.Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path} {'is not a file' if path.exists() else 'does not exist'}: expected a .npz "
-                           f"with x_train, y_train (and x_test, y_test)")
+    if not path.exists() or path.is_dir():
+        raise DatasetError(f"{path} {'is a directory' if path.exists() else 'does not exist'}: expected a .npz "
+                           f"file with x_train, y_train (and x_test, y_test)")
     data = read_bounded(path, ".npz file", error=DatasetError)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
