@@ -79,7 +79,6 @@ class TensorBoardLog:
             if result is not None and result.main.acc_seen:
                 figure = matrix_figure({n: h.square_matrix() for n, h in result.classifiers.items()},
                                        title=f"{result.method}: accuracy after each step")
-                steps = sum(1 for _ in result.epochs)
-                self.writer.add_figure("accuracy_matrix", figure, steps, close=True)
+                self.writer.add_figure("accuracy_matrix", figure, len(result.epochs), close=True)
         finally:
             self.writer.close()
