@@ -10,13 +10,14 @@
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import pathlib
 import sys
 
 import numpy as np
 
 from .config import COMMON_OPTIONS, ExperimentConfig
+from .datasets.npz import NPZ_LAYOUT
 from .experiment import run_experiment
 from .export.targets import EXPORT_TARGETS, ExportSource, predict_export
 from .methods import METHODS
@@ -112,17 +113,27 @@ def _given_options(args, extra: dict) -> dict:
     return values
 
 
-def main(argv=None) -> int:
+#: the epilog of run --help and compare --help
+DATA_HELP = NPZ_LAYOUT + """
+
+--download: mnist, fashion-mnist, cifar10, cifar100 from their official URLs into --data-dir (or
+  $AIDGE_INCREMENTAL_DATA/DATASET, else ~/.cache/aidge_incremental/DATASET), each file checked
+  against its pinned SHA-256 (pip install pooch: the download extra)"""
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aidge-incremental",
                                      description="Class-incremental learning with Eclipse Aidge.")
     sub = parser.add_subparsers(dest="command", required=True)
-    run_p = sub.add_parser("run", help="run one method (default: iCaRL on digits)")
+    run_p = sub.add_parser("run", help="run one method (default: iCaRL on digits)",
+                           epilog=DATA_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     run_p.add_argument("--method", choices=sorted(METHODS), help="default icarl")
     run_p.add_argument("--resume", metavar="DIR_OR_CKPT",
                        help="continue a run after its last completed step (a run directory or a .ckpt); "
                             "results go to that run directory (or --output-dir)")
     _add_experiment_options(run_p)
-    cmp_p = sub.add_parser("compare", help="several methods on the same scenario and seed")
+    cmp_p = sub.add_parser("compare", help="several methods on the same scenario and seed",
+                           epilog=DATA_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     cmp_p.add_argument("--methods", nargs="+", choices=sorted(METHODS),
                        default=["finetune", "lwf", "icarl", "joint"])
     cmp_p.add_argument("--jobs", type=int, default=1,
@@ -137,64 +148,107 @@ def main(argv=None) -> int:
                        + " (default onnx)")
     exp_p.add_argument("--nme", action="store_true", help="onnx: export the NME classifier alone (methods that "
                        "have one)")
+    exp_p.add_argument("--opset", type=int, help="onnx: the opset to write (default: the lowest that holds every "
+                       "operator of the model)")
     pred_p = sub.add_parser("predict", help="predict classes with an exported model or a checkpoint")
     pred_p.add_argument("model", help="an .onnx file or a C++ export folder written by export, or a .ckpt")
     pred_p.add_argument("--input", help=".npy file of raw samples (as stored in the dataset)")
     pred_p.add_argument("--dataset", default="digits", help="else: samples of this dataset's test split")
     pred_p.add_argument("--data-dir")
+    pred_p.add_argument("--download", action="store_true", help="fetch the dataset's official files first "
+                        "(mnist, fashion-mnist, cifar10, cifar100; checked against pinned SHA-256)")
     pred_p.add_argument("--classes", type=int, nargs="+", help="only samples of these (original) classes")
     pred_p.add_argument("--count", type=int, default=10, help="how many test samples (>= 1, default 10)")
     pred_p.add_argument("--nme", action="store_true",
                         help="with a .ckpt or a C++ folder: use the NME classifier")
-    args = parser.parse_args(argv)
-    if args.command == "sweep":
-        return _sweep_command(args)
-    if args.command == "table":
-        return _table_command(args)
-    if args.command == "export":
-        return _export_command(args)
-    if args.command == "predict":
-        return _predict_command(args)
+    return parser
 
-    progress = not args.no_progress and sys.stderr.isatty()
+
+#: what the CLI reports as a known error (exit status 2, one line): bad options or
+#: files, missing data, a refused combination, a failed export, a diverged training
+KNOWN_ERRORS = (ValueError, OSError, RuntimeError, FloatingPointError, ImportError)
+#: set to 1 to see the traceback behind an error message
+DEBUG_ENV = "AIDGE_INCREMENTAL_DEBUG"
+
+
+def _one_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    more = f" (+{len(lines) - 1} lines: {DEBUG_ENV}=1 shows them)" if len(lines) > 1 else ""
+    return lines[0] + more
+
+
+def main(argv=None) -> int:
+    """The command line; returns the exit status: 0 done, 2 a known error (one
+    line on stderr naming the problem and the fix), 1 an unexpected error (one
+    line; ``AIDGE_INCREMENTAL_DEBUG=1`` shows its traceback), 130 interrupted."""
+    args = _parser().parse_args(argv)  # a usage error exits 2 with argparse's one line
+    commands = {"run": _run_command, "compare": _compare_command, "sweep": _sweep_command,
+                "table": _table_command, "export": _export_command, "predict": _predict_command}
     try:
-        if args.command == "run":
-            given = _given_options(args, {"method": args.method} if args.method else {})
-            if args.resume:
-                if args.overwrite:
-                    raise ConfigError("--overwrite and --resume contradict each other")
-                if run_dir_of(args.resume) is None and not given.get("output_dir"):
-                    raise ConfigError(f"{args.resume} is not in a run's checkpoints/ folder: give --output-dir "
-                                      "for the resumed run's results")
-                result = run_experiment(given, progress=progress, log=print, resume=args.resume)
-                output_dir = result.config["output_dir"]
-            else:
-                config = ExperimentConfig.from_dict(given)
-                if config.output_dir is None:
-                    config = config.replace(output_dir=f"runs/{config.method}-{config.dataset}-seed{config.seed}")
-                result = run_experiment(config, progress=progress, log=print, overwrite=args.overwrite)
-                output_dir = config.output_dir
-            print(result.table())
-            if output_dir:
-                print(f"results written to {output_dir}/ (results.json, results.csv, accuracy.png)")
-        else:
-            from .sweep import compare
-            given = _given_options(args, {})
-            if "method" in given:
-                print(f"note: compare runs --methods {' '.join(args.methods)}; the config's method "
-                      f"{given.pop('method')!r} is ignored", file=sys.stderr)
-            if given.get("output_dir") is None:
-                given["output_dir"] = f"runs/compare-{given.get('dataset', 'digits')}-seed{given.get('seed', 0)}"
-            if args.jobs < 1:
-                raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
-            results = compare(args.methods, given, progress=progress and args.jobs == 1, overwrite=args.overwrite,
-                              jobs=args.jobs)
-            print(_comparison_table(results))
-            print(f"results written to {given['output_dir']}/ (one run directory per method, comparison.png, "
-                  "comparison.csv)")
-    except (ValueError, OSError) as e:  # ConfigError, RunDirectoryError, CheckpointError, DatasetError
-        print(f"aidge-incremental: error: {e}", file=sys.stderr)
-        return 2
+        return commands[args.command](args)
+    except KeyboardInterrupt:
+        print("aidge-incremental: interrupted (a run continues from its last checkpoint with --resume)",
+              file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001  (no traceback from the command line)
+        if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            raise
+        if isinstance(e, KNOWN_ERRORS):
+            print(f"aidge-incremental: error: {_one_line(e)}", file=sys.stderr)
+            return 2
+        print(f"aidge-incremental: internal error: {type(e).__name__}: {_one_line(e)} (a bug: please report "
+              f"it with the command; {DEBUG_ENV}=1 shows the traceback)", file=sys.stderr)
+        return 1
+
+
+def _progress(args) -> bool:
+    return not args.no_progress and sys.stderr.isatty()
+
+
+def _run_command(args) -> int:
+    given = _given_options(args, {"method": args.method} if args.method else {})
+    if args.resume:
+        if args.overwrite:
+            raise ConfigError("--overwrite and --resume contradict each other")
+        if not pathlib.Path(args.resume).exists():
+            raise ConfigError(f"--resume {args.resume}: no such run directory or checkpoint file (give a run's "
+                              "output directory, or one of its checkpoints/step-NNN.ckpt)")
+        if run_dir_of(args.resume) is None and not given.get("output_dir"):
+            raise ConfigError(f"{args.resume} is a checkpoint outside a run's checkpoints/ folder: give "
+                              "--output-dir for the resumed run's results")
+        result = run_experiment(given, progress=_progress(args), log=print, resume=args.resume)
+        output_dir = result.config["output_dir"]
+    else:
+        config = ExperimentConfig.from_dict(given)
+        if config.output_dir is None:
+            config = config.replace(output_dir=f"runs/{config.method}-{config.dataset}-seed{config.seed}")
+        result = run_experiment(config, progress=_progress(args), log=print, overwrite=args.overwrite)
+        output_dir = config.output_dir
+    print(result.table())
+    if result.resumed_complete:
+        print(f"the run was already complete: nothing was trained, its results{f' in {output_dir}/' if output_dir else ''} "
+              "are unchanged")
+    elif output_dir:
+        print(f"results written to {output_dir}/ (results.json, results.csv, log.csv, accuracy_matrix.csv, "
+              "confusion.csv, matrix.png, accuracy.png)")
+    return 0
+
+
+def _compare_command(args) -> int:
+    from .sweep import compare
+    given = _given_options(args, {})
+    if "method" in given:
+        print(f"note: compare runs --methods {' '.join(args.methods)}; the config's method "
+              f"{given.pop('method')!r} is ignored", file=sys.stderr)
+    if given.get("output_dir") is None:
+        given["output_dir"] = f"runs/compare-{given.get('dataset', 'digits')}-seed{given.get('seed', 0)}"
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
+    results = compare(args.methods, given, progress=_progress(args) and args.jobs == 1, overwrite=args.overwrite,
+                      jobs=args.jobs)
+    print(_comparison_table(results))
+    print(f"results written to {given['output_dir']}/ (one run directory per method, comparison.png, "
+          "comparison.csv)")
     return 0
 
 
@@ -206,73 +260,82 @@ def _method_from_checkpoint(path):
     from .experiment import build_method
     ckpt = load_checkpoint(path)
     config = ExperimentConfig.from_dict(ckpt.config)
-    dataset = load_dataset(config.dataset, config.data_dir, normalize=config.normalize)
+    dataset = load_dataset(config.dataset, config.data_dir, normalize=config.normalize, download=config.download,
+                           log=print)
     method = build_method(config, dataset.input_shape)
     method.model.load_state_dict(ckpt.params)
     method.load_state_dict(ckpt.method_state)
     return method, ckpt, config, dataset
 
 
+def _must_exist(path, what: str) -> pathlib.Path:
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path} does not exist: {what}")
+    return path
+
+
 def _export_command(args) -> int:
-    from .checkpoint import CheckpointError
-    from .export import ExportError
-    try:
-        target = EXPORT_TARGETS[args.target]
-        method, ckpt, config, dataset = _method_from_checkpoint(args.checkpoint)
-        if dataset.normalization is not None:
-            raise ValueError(f"the model of {args.checkpoint} takes {config.dataset} inputs normalised per "
-                             "channel, which the export does not carry yet")
-        order = ckpt.result["class_order"]
-        seen = set(order[:method.model.n_classes])
-        check = dataset.x_test[np.isin(dataset.y_test, list(seen))]
-        source = ExportSource.from_method(method, order, dataset, ckpt.step, check)
-        if target.needs_memory and source.memory is None:
-            raise ValueError(f"--target {args.target} is calibrated on the replay memory and the "
-                             f"{method.name} checkpoint holds none: use --target cpp")
-        paths = target.write(source, args.output, log=print, nme_only=args.nme)
-    except (CheckpointError, ExportError, ValueError, OSError) as e:
-        print(f"aidge-incremental: error: {e}", file=sys.stderr)
-        return 2
+    target = EXPORT_TARGETS[args.target]
+    _must_exist(args.checkpoint, "give a checkpoint, e.g. runs/NAME/checkpoints/step-004.ckpt")
+    method, ckpt, config, dataset = _method_from_checkpoint(args.checkpoint)
+    if dataset.normalization is not None:
+        raise ConfigError(f"the model of {args.checkpoint} takes {config.dataset} inputs normalised per "
+                          "channel, which the export does not carry yet")
+    problem = target.problem(method.model)
+    if problem:
+        raise ConfigError(f"--target {args.target}: {problem}")
+    if args.opset is not None and args.target != "onnx":
+        raise ConfigError(f"--opset applies to --target onnx, not {args.target}")
+    order = ckpt.result["class_order"]
+    seen = set(order[:method.model.n_classes])
+    check = dataset.x_test[np.isin(dataset.y_test, list(seen))]
+    source = ExportSource.from_method(method, order, dataset, ckpt.step, check)
+    if target.needs_memory and source.memory is None:
+        raise ConfigError(f"--target {args.target} is calibrated on the replay memory and the "
+                          f"{method.name} checkpoint holds none: use --target cpp")
+    paths = target.write(source, args.output, log=print, nme_only=args.nme,
+                         **({} if args.opset is None else {"opset": args.opset}))
     print(f"wrote {', '.join(str(p) for p in paths)} (step {ckpt.step}, {method.model.n_classes} classes)")
     return 0
 
 
 def _predict_command(args) -> int:
-    from .checkpoint import CheckpointError
     from .datasets import load_dataset
-    from .export import ExportError
-    try:
-        if args.count < 1:
-            raise ValueError(f"--count must be at least 1, got {args.count}")
-        if args.input:
-            x_raw, y_true = np.load(args.input, allow_pickle=False), None
-            if x_raw.ndim == 0 or len(x_raw) == 0:
-                raise ValueError(f"{args.input} holds no sample")
-        else:
-            dataset = load_dataset(args.dataset, args.data_dir)
-            x_raw, y_true = dataset.x_test, dataset.y_test
-            if args.classes:
-                absent = sorted(set(args.classes) - set(np.unique(y_true).tolist()))
-                if absent:
-                    raise ValueError(f"no test sample of class(es) {absent} in {dataset.name}; "
-                                     f"its classes are {np.unique(y_true).tolist()}")
-                keep = np.isin(y_true, args.classes)
-                x_raw, y_true = x_raw[keep], y_true[keep]
-            x_raw, y_true = x_raw[:args.count], y_true[:args.count]
-        model = pathlib.Path(args.model)
-        if model.is_dir() or str(model).endswith(".onnx"):
-            predicted = predict_export(model, x_raw, args.nme)
-        else:
-            method, ckpt, config, dataset = _method_from_checkpoint(model)
-            x_raw = np.asarray(x_raw)
-            if x_raw.ndim == len(method.model.input_shape):  # [N, H, W] -> [N, 1, H, W]
-                x_raw = x_raw[:, None]
-            x = dataset.to_input(x_raw)
-            classifier = "nme" if args.nme else "head"
-            predicted = np.asarray(ckpt.result["class_order"])[method.predict(x, classifier)]
-    except (CheckpointError, ExportError, ValueError, OSError) as e:
-        print(f"aidge-incremental: error: {e}", file=sys.stderr)
-        return 2
+    if args.count < 1:
+        raise ConfigError(f"--count must be at least 1, got {args.count}")
+    model = _must_exist(args.model, "give an .onnx file or a C++ export folder written by "
+                                    "'aidge-incremental export', or a .ckpt")
+    if args.input:
+        try:
+            x_raw = np.load(_must_exist(args.input, "give a .npy file of samples"), allow_pickle=False)
+        except ValueError as e:  # pickled objects (never loaded), or not a .npy file
+            raise ConfigError(f"{args.input} is not a plain numeric .npy array ({str(e).splitlines()[0][:80]}): "
+                              "save the samples with np.save(path, array)") from None
+        y_true = None
+        if x_raw.ndim == 0 or len(x_raw) == 0:
+            raise ValueError(f"{args.input} holds no sample")
+    else:
+        dataset = load_dataset(args.dataset, args.data_dir, download=args.download, log=print)
+        x_raw, y_true = dataset.x_test, dataset.y_test
+        if args.classes:
+            absent = sorted(set(args.classes) - set(np.unique(y_true).tolist()))
+            if absent:
+                raise ValueError(f"no test sample of class(es) {absent} in {dataset.name}; "
+                                 f"its classes are {np.unique(y_true).tolist()}")
+            keep = np.isin(y_true, args.classes)
+            x_raw, y_true = x_raw[keep], y_true[keep]
+        x_raw, y_true = x_raw[:args.count], y_true[:args.count]
+    if model.is_dir() or str(model).endswith(".onnx"):
+        predicted = predict_export(model, x_raw, args.nme)
+    else:
+        method, ckpt, config, dataset = _method_from_checkpoint(model)
+        x_raw = np.asarray(x_raw)
+        if x_raw.ndim == len(method.model.input_shape):  # [N, H, W] -> [N, 1, H, W]
+            x_raw = x_raw[:, None]
+        x = dataset.to_input(x_raw)
+        classifier = "nme" if args.nme else "head"
+        predicted = np.asarray(ckpt.result["class_order"])[method.predict(x, classifier)]
     print("predicted:", " ".join(str(int(c)) for c in predicted))
     if y_true is not None:
         print("true:     ", " ".join(str(int(c)) for c in y_true))

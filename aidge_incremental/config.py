@@ -30,8 +30,18 @@ COMMON_OPTIONS = (
     Option("dataset", str, "digits", "digits (embedded, no download), mnist, cifar10, cifar100, npz",
            choices=DATASETS, source="digits: ships with scikit-learn, so a run needs no download"),
     Option("data_dir", str, None, "directory (MNIST, CIFAR) or file (npz, CIFAR archive)", optional=True),
+    Option("download", bool, False, "fetch the dataset's official files (mnist, fashion-mnist, cifar10, cifar100) "
+           "into data_dir, or a cache folder, each checked against its pinned SHA-256 (needs pooch: the download "
+           "extra)", source="off: a run reads local files unless asked"),
     Option("model", str, "mlp", "network architecture", choices=ARCHITECTURES,
            source="an MLP: the smallest model that learns digits"),
+    Option("backbone", str, None, "an ONNX file whose graph starts the feature extractor (read with aidge_onnx, "
+           "its weights as starting values; our head grows on its flattened output); sets model to backbone",
+           optional=True),
+    Option("backbone_output", str, None, "backbone: the node whose output are the features (default: the graph's "
+           "output; name the node before a classifier the file has)", optional=True),
+    Option("freeze_backbone", bool, False, "backbone: keep its weights as loaded (only the head trains)",
+           source="fine-tuned: the backbone adapts to the new classes; frozen is the linear-probe baseline"),
     Option("kernels", str, DEFAULT_KERNELS, "fast: our C++ training kernels (aidge_incremental.accelerate); "
            "aidge: Aidge's own CPU kernels (cannot train BatchNorm)", choices=KERNELS,
            source="chosen: ours are 17-90x faster than Aidge's and train BatchNorm (benchmarks/bench_kernels.py)"),
@@ -52,6 +62,12 @@ COMMON_OPTIONS = (
     Option("export_target", str, "onnx", "onnx: step-NNN.onnx; cpp / cpp-int8: step-NNN/, C++ projects "
            "(aidge_export_cpp) built and checked against Aidge, with budget.json", choices=EXPORT_TARGETS,
            source="ONNX: the exchange format every runtime reads"),
+    Option("opset", int, None, "ONNX opset of the exports (default: the lowest that holds every operator of the "
+           "model; a lower one is refused, naming the lowest)", optional=True, minimum=7,
+           source="the lowest: the most runtimes and embedded toolchains read it"),
+    Option("tensorboard", bool, False, "also write the training log and the accuracies as TensorBoard events in "
+           "OUTPUT_DIR/tensorboard (needs tensorboardX: the tensorboard extra)",
+           source="off: an optional library, and log.csv holds the same"),
 )
 
 def method_options(method: str) -> Dict[str, Option]:
@@ -83,6 +99,16 @@ class ExperimentConfig:
         if checked["export_dir"] and checked["normalize"] and DATASETS[checked["dataset"]].normalization:
             raise ConfigError(f"export_dir: the ONNX export does not carry {checked['dataset']}'s per-channel "
                               "normalisation yet; export with normalize: false (--no-normalize)")
+        if checked["backbone"]:
+            if checked["model"] not in ("mlp", "backbone"):  # mlp: the default, replaced
+                raise ConfigError(f"backbone replaces the model: leave out model {checked['model']!r}")
+            checked["model"] = "backbone"
+        elif checked["model"] == "backbone":
+            raise ConfigError("model backbone needs the ONNX file: give backbone (--backbone FILE.onnx)")
+        elif checked["backbone_output"] is not None or checked["freeze_backbone"]:
+            raise ConfigError("backbone_output and freeze_backbone apply with a backbone (--backbone FILE.onnx)")
+        if checked["opset"] is not None and checked["export_target"] != "onnx":
+            raise ConfigError(f"opset applies to export_target onnx, not {checked['export_target']!r}")
         if checked["export_target"] != "onnx" and not checked["export_dir"]:
             raise ConfigError(f"export_target {checked['export_target']!r} needs an export_dir")
         if EXPORT_TARGETS[checked["export_target"]].needs_memory and not checked.get("memory"):

@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import pathlib
 import time
+from dataclasses import dataclass
 from typing import Optional
+
+from .backend import require_backend
 
 from .checkpoint import Checkpoint, CheckpointError, checkpoint_path, save_checkpoint
 from .config import ExperimentConfig
 from .datasets import Dataset, load_dataset
 from .evaluation import ClassifierHistory, RunResult, plot_accuracy
-from .export.targets import ExportSource, export_step
+from .export.targets import EXPORT_TARGETS, ExportSource, export_step
 from .methods import METHODS
 from .models import IncrementalModel
 from .options import ConfigError
 from .rundir import resolve_checkpoint, run_dir_of, run_directory
 from .scenario import ClassIncrementalScenario
+from .tensorboard import TensorBoardLog, require_tensorboard
 
 __all__ = ["build_method", "run_experiment"]
 
@@ -30,8 +34,10 @@ def build_method(config: ExperimentConfig, input_shape, scenario: Optional[Class
     methods that derive their training data from the scenario (Joint) need ``scenario``."""
     cls = METHODS[config.method]
     hidden = config.hidden if config.model in ("mlp", "lenet") else None  # ResNets have no hidden FC
+    options = {"path": config.backbone, "output": config.backbone_output, "freeze": config.freeze_backbone} \
+        if config.model == "backbone" else {}
     model = IncrementalModel(config.model, input_shape, hidden, seed=config.seed, kernels=config.kernels,
-                             backend=config.backend)
+                             backend=config.backend, **options)
     kwargs = config.method_options
     if cls.needs_scenario:
         kwargs["scenario"] = scenario
@@ -42,10 +48,16 @@ def run_experiment(config: Optional[ExperimentConfig] = None, dataset: Optional[
                    progress: bool = False, log=None, resume=None, overwrite: bool = False) -> RunResult:
     """Learn the scenario step by step, evaluating every classifier after each step.
 
-    With ``config.output_dir`` set, writes results.json, results.csv,
-    accuracy.png and a checkpoint after every step (the directory is locked
-    for the run; one holding an older run is refused unless ``overwrite``);
-    with ``config.export_dir``, the ONNX model(s) of every step.
+    With ``config.output_dir`` set, writes after every step a checkpoint and
+    the result files (:meth:`RunResult.write`: results.json, results.csv,
+    log.csv, accuracy_matrix.csv, confusion.csv, matrix.png), then
+    accuracy.png (the directory is locked for the run; one holding an older
+    run is refused unless ``overwrite``); with ``config.tensorboard``, the same
+    as TensorBoard events in ``output_dir/tensorboard``; with
+    ``config.export_dir``, every step's export (after its checkpoint).
+    Everything that can be checked before training is (the backend, the
+    dataset, the method against the scenario, the export target against the
+    model): a refused run leaves nothing behind.
     The result's ``trained_method`` is the trained method object (e.g. its
     ``model`` and, for iCaRL, ``memory`` and ``nme``), for use after the run.
 
@@ -53,22 +65,30 @@ def run_experiment(config: Optional[ExperimentConfig] = None, dataset: Optional[
     continues after the last completed step, with the checkpoint's
     configuration; the final results are those of the same run uninterrupted.
     ``config`` may then be None, or a dict of options that must agree with the
-    checkpoint's; only ``output_dir`` and ``export_dir`` may differ. The run
-    writes to ``output_dir`` if given, else to the run directory resumed
-    (never to the directory recorded in the checkpoint).
+    checkpoint's; only ``output_dir``, ``export_dir``, ``opset`` and
+    ``tensorboard`` may differ. The run writes to ``output_dir`` if given, else to the run
+    directory resumed (never to the directory recorded in the checkpoint).
+    Resuming a complete run trains and writes nothing: the result says so
+    (``resumed_complete``).
     """
     if config is None:
         config = {}
     checkpoint = None
     if resume is not None:
+        if not pathlib.Path(resume).exists():
+            raise CheckpointError(f"cannot resume {resume}: no such run directory or checkpoint file "
+                                  "(give a run's output directory or one of its checkpoints/step-NNN.ckpt)")
         checkpoint = resolve_checkpoint(resume)
         config = _resumed_config(checkpoint, resume, config)
     elif isinstance(config, dict):
         config = ExperimentConfig.from_dict(config)
+    run = _prepare(config, dataset, checkpoint, log)
+    if run.result.resumed_complete:
+        return run.result
     if not config.output_dir:
-        return _run(config, dataset, progress, log, checkpoint)
+        return _run(run, progress, log)
     with run_directory(config.output_dir, resuming=checkpoint is not None, overwrite=overwrite):
-        return _run(config, dataset, progress, log, checkpoint)
+        return _run(run, progress, log)
 
 
 def _resumed_config(checkpoint: Checkpoint, resume, given) -> ExperimentConfig:
@@ -77,6 +97,8 @@ def _resumed_config(checkpoint: Checkpoint, resume, given) -> ExperimentConfig:
         given = {k: v for k, v in given.to_dict().items() if v != saved.to_dict().get(k)}
     given = dict(given)
     output_dir, export_dir = given.pop("output_dir", None), given.pop("export_dir", None)
+    # what a run writes beside its training may change on resume
+    tensorboard, opset = given.pop("tensorboard", None), given.pop("opset", None)
     if given:
         asked = saved.replace(**given).to_dict()  # validates the given values
         conflicts = [f"{k} = {asked[k]!r} (the checkpoint has {saved.to_dict().get(k)!r})"
@@ -98,18 +120,53 @@ def _resumed_config(checkpoint: Checkpoint, resume, given) -> ExperimentConfig:
                 export_dir = str(pathlib.Path(output_dir or run_dir) / inside)
             except ValueError:
                 pass
-    return saved.replace(output_dir=output_dir, export_dir=export_dir)
+    changes = {"output_dir": output_dir, "export_dir": export_dir}
+    if tensorboard is not None:
+        changes["tensorboard"] = tensorboard
+    if opset is not None:
+        changes["opset"] = opset
+    return saved.replace(**changes)
 
 
-def _run(config: ExperimentConfig, dataset, progress, log, checkpoint) -> RunResult:
+@dataclass
+class _Prepared:
+    """A run checked and ready to train: everything built, nothing written."""
+    config: ExperimentConfig
+    dataset: Dataset
+    scenario: ClassIncrementalScenario
+    method: object
+    result: RunResult
+    first: int  #: the first step to learn
+
+
+def _check_backend(name: str) -> None:
+    try:
+        require_backend(name)
+    except (RuntimeError, ImportError) as e:  # no GPU, no driver, kernels not built
+        raise ConfigError(f"backend {name!r} cannot run here: {e}; use --backend cpu") from None
+
+
+def _prepare(config: ExperimentConfig, dataset, checkpoint, log) -> _Prepared:
+    """Every check that can be made before training, in the order a user would
+    fix them; the built method, restored from ``checkpoint`` if given."""
+    _check_backend(config.backend)
+    if config.tensorboard:
+        if not config.output_dir:
+            raise ConfigError("tensorboard: the events are written into the run's output_dir; give one")
+        require_tensorboard()
     if dataset is None:
-        dataset = load_dataset(config.dataset, config.data_dir, normalize=config.normalize)
+        dataset = load_dataset(config.dataset, config.data_dir, normalize=config.normalize,
+                               download=config.download, log=log)
     elif not config.normalize:
         dataset = dataset.replace(normalization=None)
     scenario = ClassIncrementalScenario(dataset, config.initial, config.increment,
                                         config.class_order, seed=config.seed)
     method = build_method(config, dataset.input_shape, scenario)
     method.check_scenario(scenario)  # e.g. a memory budget too small: fails before any training
+    if config.export_dir:
+        problem = EXPORT_TARGETS[config.export_target].problem(method.model)
+        if problem:
+            raise ConfigError(f"export_target {config.export_target}: {problem}")
     histories = {name: ClassifierHistory() for name in method.classifiers}
     result = RunResult(config.method, config.to_dict(), scenario.class_order.tolist(), histories,
                        dataset_note=dataset.note)
@@ -122,41 +179,89 @@ def _run(config: ExperimentConfig, dataset, progress, log, checkpoint) -> RunRes
         method.load_state_dict(checkpoint.method_state)
         result = RunResult.from_dict(checkpoint.result)
         result.config = config.to_dict()
-        histories = result.classifiers
         first = checkpoint.step + 1
-        if log is not None:
+        if first >= scenario.n_steps:
+            result.resumed_complete = True
+            result.trained_method = method
+            if log is not None:
+                log(f"{checkpoint.path} is the last of the run's {scenario.n_steps} steps: the run is complete, "
+                    "nothing to resume; nothing was trained or written")
+        elif log is not None:
             log(f"resumed from {checkpoint.path} (step {checkpoint.step} done)")
-    bar = _progress_bar(progress, (scenario.n_steps - first) * config.epochs, config.method)
-    for t in range(first, scenario.n_steps):
-        step = scenario.step(t)
-        start = time.perf_counter()
-        method.learn(step, dataset, progress=bar)
-        result.step_seconds.append(time.perf_counter() - start)
-        result.classes_seen.append(step.n_seen)
-        groups = [scenario.step_classes(j) for j in range(step.index + 1)]
-        x_test = dataset.to_input(step.x_test)
-        for name, history in histories.items():
-            history.record(step.y_test, method.predict(x_test, name), groups)
-        if log is not None:
-            log(f"step {step.index}: classes {scenario.original_labels(step.classes).tolist()}, "
-                + ", ".join(f"{n} {100 * h.acc_seen[-1]:.2f}%" for n, h in histories.items()))
-        if config.export_dir:
-            source = ExportSource.from_method(method, scenario.class_order, dataset, t, step.x_test)
-            export_step(source, config.export_dir, config.export_target, log=log)
-        if config.output_dir:
-            save_checkpoint(checkpoint_path(config.output_dir, t), Checkpoint(
-                t, config.to_dict(), result.to_dict(), method.model.state_dict(),
-                method.model.rng_state, method.state_dict()))
-    if bar is not None:
-        bar.close()
+    return _Prepared(config, dataset, scenario, method, result, first)
+
+
+def _run(run: _Prepared, progress, log) -> RunResult:
+    config, dataset, scenario, method, result = run.config, run.dataset, run.scenario, run.method, run.result
+    histories = result.classifiers
+    if dataset.note and log is not None:
+        log(f"{dataset.name}: {dataset.note}")
+    board = TensorBoardLog(config.output_dir, first_step=len(result.epochs), resuming=run.first > 0) \
+        if config.tensorboard else None
+    bar = _progress_bar(progress, (scenario.n_steps - run.first) * config.epochs, config.method)
+    try:
+        for t in range(run.first, scenario.n_steps):
+            step = scenario.step(t)
+            start = time.perf_counter()
+            method.learn(step, dataset, progress=bar,
+                         on_epoch=lambda record, t=t: _log_epoch(result, t, record, board))
+            result.step_seconds.append(time.perf_counter() - start)
+            result.classes_seen.append(step.n_seen)
+            groups = [scenario.step_classes(j) for j in range(step.index + 1)]
+            x_test = dataset.to_input(step.x_test)
+            for name, history in histories.items():
+                history.record(step.y_test, method.predict(x_test, name), groups, method.scores(x_test, name))
+            if log is not None:
+                log(f"step {step.index}: classes {scenario.original_labels(step.classes).tolist()}, "
+                    + ", ".join(f"{n} {100 * h.acc_seen[-1]:.2f}%" for n, h in histories.items()))
+            if board is not None:
+                board.step(result, len(result.epochs))
+            saved = None
+            if config.output_dir:
+                result.write(config.output_dir)
+                saved = save_checkpoint(checkpoint_path(config.output_dir, t), Checkpoint(
+                    t, config.to_dict(), result.to_dict(), method.model.state_dict(),
+                    method.model.rng_state, method.state_dict()))
+            if config.export_dir:  # after the checkpoint: a failed export loses no training
+                _export(method, scenario, dataset, step, config, saved, log)
+    finally:
+        if bar is not None:
+            bar.close()
+        if board is not None:
+            board.close(result)
     if config.output_dir:
-        result.write(config.output_dir)
         plot_accuracy({f"{config.method} ({n})": h.acc_seen for n, h in histories.items()},
                       pathlib.Path(config.output_dir) / "accuracy.png",
                       title=scenario.describe().split(",")[0] + f", {scenario.n_steps} steps",
                       classes_per_step=[len(scenario.step_classes(t)) for t in range(scenario.n_steps)])
     result.trained_method = method
     return result
+
+
+#: columns of log.csv that are not loss terms (a term of the same name is prefixed with "loss_")
+_LOG_FIELDS = ("step", "epoch", "loss", "lr", "seconds", "samples")
+
+
+def _log_epoch(result: RunResult, step: int, record, board) -> None:
+    terms = {(f"loss_{k}" if k in _LOG_FIELDS else k): v for k, v in record.terms.items()}
+    row = {"step": step, "epoch": record.epoch, "loss": record.loss, **terms, "lr": record.lr,
+           "seconds": record.seconds, "samples": record.samples}
+    result.epochs.append(row)
+    if board is not None:
+        board.epoch(row, len(result.epochs))
+
+
+def _export(method, scenario, dataset, step, config, saved, log) -> None:
+    source = ExportSource.from_method(method, scenario.class_order, dataset, step.index, step.x_test)
+    try:
+        export_step(source, config.export_dir, config.export_target, log=log, opset=config.opset)
+    except Exception as e:  # noqa: BLE001  (any failure: say what is safe)
+        from .export import ExportError
+        where = (f"; the step is saved in {saved}: export it with 'aidge-incremental export {saved} OUTPUT "
+                 f"--target {config.export_target}', continue the run with --resume {config.output_dir}"
+                 if saved else "")
+        raise ExportError(f"export of step {step.index} failed: {e}{where}") from e
+
 
 
 def _progress_bar(enabled: bool, total: int, desc: str):

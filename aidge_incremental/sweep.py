@@ -567,7 +567,8 @@ class InlineExecutor:
             config = ExperimentConfig.from_dict(spec["config"])
             key = (config.dataset, config.data_dir, config.normalize)
             if key not in self._datasets:
-                self._datasets[key] = load_dataset(config.dataset, config.data_dir, normalize=config.normalize)
+                self._datasets[key] = load_dataset(config.dataset, config.data_dir, normalize=config.normalize,
+                                                  download=config.download, log=self.log)
             if spec["state"] == "resume":
                 result = run_experiment(config, self._datasets[key], progress=self.progress, log=self.log,
                                         resume=spec["directory"])

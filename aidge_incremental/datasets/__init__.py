@@ -29,13 +29,27 @@ __all__ = ["Augmentation", "DATASETS", "Dataset", "DatasetError", "DatasetSource
            "register_dataset", "stratified_split"]
 
 
-def load_dataset(name: str, data_dir=None, seed: int = 0, normalize: bool = True) -> Dataset:
+def load_dataset(name: str, data_dir=None, seed: int = 0, normalize: bool = True, download: bool = False,
+                 log=None) -> Dataset:
     """A registered dataset by name (:data:`DATASETS`: ``digits``, the embedded
     default, ``mnist``, ``cifar10``, ``cifar100``, ``npz``...), with its default
-    augmentation and, unless ``normalize`` is false, its normalisation."""
+    augmentation and, unless ``normalize`` is false, its normalisation.
+    ``download``: fetch its official files first (:mod:`.download`) into
+    ``data_dir`` or the cache folder."""
     source = DATASETS[name]
+    if download:
+        if not source.needs_path:
+            raise DatasetError(f"dataset '{name}' ships with the package: --download does not apply")
+        from .download import download as fetch
+        data_dir = fetch(name, data_dir, log=log)
     if source.needs_path and data_dir is None:
-        raise DatasetError(f"dataset '{name}' needs a data directory or file (--data-dir)")
+        raise DatasetError(f"dataset '{name}' needs a data directory or file (--data-dir)"
+                           + (", or --download" if name in _downloadable() else ""))
     dataset = source.load(None if not source.needs_path else data_dir, seed)
     return dataset.replace(normalization=source.normalization if normalize else None,
                            augmentation=source.augmentation)
+
+
+def _downloadable():
+    from .download import DOWNLOADS
+    return DOWNLOADS

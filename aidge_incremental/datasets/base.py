@@ -17,8 +17,13 @@ import numpy as np
 from ..registry import Registry
 from .transforms import Augmentation, Normalization
 
-__all__ = ["DATASETS", "Dataset", "DatasetError", "DatasetSource", "MAX_LABEL", "from_arrays",
-           "register_dataset", "stratified_split"]
+__all__ = ["CHANNEL_COUNTS", "DATASETS", "Dataset", "DatasetError", "DatasetSource", "LAYOUTS", "MAX_LABEL",
+           "from_arrays", "image_layout", "register_dataset", "stratified_split"]
+
+#: channel counts the layout detection recognises (grey, RGB, RGBA)
+CHANNEL_COUNTS = (1, 3, 4)
+#: how 4-D image arrays are laid out: "auto" detects channels-last (:func:`image_layout`)
+LAYOUTS = ("auto", "nchw", "nhwc")
 
 #: Largest class label: labels are class indices 0..C-1; 2^20 - 1 leaves room for
 #: any real label set (ImageNet-21k has 21,841 classes) while per-class tables
@@ -155,24 +160,54 @@ def stratified_split(y: np.ndarray, test_fraction: float, seed: int):
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
+def image_layout(shape) -> str:
+    """"nhwc" for a 4-D image array stored channels-last, "nchw" otherwise.
+
+    The rule: [N, A, B, C] is channels-last when its last axis C is a channel
+    count (1, 3 or 4) and its second axis A is not, e.g. [N, 32, 32, 3] or
+    [N, 28, 28, 1]; anything else ([N, 3, 32, 32], and the ambiguous [N, 3, 4, 3])
+    is read as channels-first."""
+    if len(shape) == 4 and shape[3] in CHANNEL_COUNTS and shape[1] not in CHANNEL_COUNTS:
+        return "nhwc"
+    return "nchw"
+
+
 def from_arrays(x_train, y_train, x_test=None, y_test=None, name="arrays", max_value=None,
-                test_fraction=0.2, seed=0) -> Dataset:
+                test_fraction=0.2, seed=0, layout: str = "auto") -> Dataset:
     """A dataset from NumPy arrays; without a test set, a stratified split is made.
 
     Images are expected as [N, H, W] or [N, C, H, W] (or flat vectors [N, D]),
+    or channels-last [N, H, W, C]: with ``layout="auto"`` a 4-D array that
+    :func:`image_layout` finds channels-last is transposed to [N, C, H, W] and
+    the dataset's ``note`` says so ("nchw"/"nhwc" state the layout instead),
     of a real numeric type (complex data is refused: convert it explicitly);
     float64 values must fit in float32, the model's input type. Labels are
     integers in [0, MAX_LABEL]. ``max_value`` defaults to 255 for uint8 data
     and 1 otherwise.
     """
+    if layout not in LAYOUTS:
+        raise DatasetError(f"{name}: layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     x_train, y_train = _as_array(x_train, f"{name} x_train"), _as_array(y_train, f"{name} y_train")
     _check_arrays(f"{name} train", x_train, y_train)
-    note = ""
+    notes = []
+    if layout == "auto" and image_layout(x_train.shape) == "nhwc":
+        layout = "nhwc"
+        notes.append(f"images {tuple(x_train.shape[1:])} read as channels-last (N, H, W, C) and transposed "
+                     f"to (N, C, H, W) = {(x_train.shape[3],) + tuple(x_train.shape[1:3])}")
+    if layout == "nhwc":
+        if x_train.ndim != 4:
+            raise DatasetError(f"{name}: layout nhwc needs 4-D images [N, H, W, C], got shape {x_train.shape}")
+        x_train = np.ascontiguousarray(x_train.transpose(0, 3, 1, 2))
+        if x_test is not None:
+            x_test = _as_array(x_test, f"{name} x_test")
+            if x_test.ndim != 4:
+                raise DatasetError(f"{name}: x_test of shape {x_test.shape}, expected [N, H, W, C] as x_train")
+            x_test = np.ascontiguousarray(x_test.transpose(0, 3, 1, 2))
     if x_test is None:
         tr, te = stratified_split(y_train, test_fraction, seed)
         x_test, y_test = x_train[te], y_train[te]
         x_train, y_train = x_train[tr], y_train[tr]
-        note = f"train/test: stratified {1 - test_fraction:.0%}/{test_fraction:.0%} split, seed {seed}"
+        notes.append(f"train/test: stratified {1 - test_fraction:.0%}/{test_fraction:.0%} split, seed {seed}")
     x_test, y_test = _as_array(x_test, f"{name} x_test"), _as_array(y_test, f"{name} y_test")
     for split, (x, y) in {"train": (x_train, y_train), "test": (x_test, y_test)}.items():
         _check_arrays(f"{name} {split}", x, y)
@@ -187,4 +222,4 @@ def from_arrays(x_train, y_train, x_test=None, y_test=None, name="arrays", max_v
             and math.isfinite(max_value) and max_value > 0):
         raise DatasetError(f"{name}: max_value must be a finite number > 0, got {max_value!r}")
     return Dataset(name, x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64),
-                   float(max_value), note)
+                   float(max_value), "; ".join(notes))

@@ -10,19 +10,30 @@ import numpy as np
 from ..files import MAX_FILE_BYTES, read_bounded
 from .base import Dataset, DatasetError, DatasetSource, from_arrays, register_dataset
 
-__all__ = ["load_npz"]
+__all__ = ["NPZ_LAYOUT", "load_npz"]
+
+#: the .npz layout, as ``run --help`` states it
+NPZ_LAYOUT = """\
+--dataset npz --data-dir FILE.npz: your own arrays, read without pickle:
+  x_train  samples: [N, D] vectors, [N, H, W] grey images, [N, C, H, W] images
+           (channels-first), or [N, H, W, C] (channels-last: detected when the
+           last axis is 1, 3 or 4 and the second is not, then transposed, and
+           the run says so); any real numeric type, uint8 read as 0..255
+  y_train  [N] integer labels, 0 <= label < 2^20
+  x_test, y_test  optional (else a stratified 80/20 split of the train arrays)"""
 
 
 def load_npz(path) -> Dataset:
-    """A ``.npz`` with ``x_train, y_train`` and optionally ``x_test, y_test``.
+    """A ``.npz`` with ``x_train, y_train`` and optionally ``x_test, y_test``
+    (:data:`NPZ_LAYOUT`; channels-last images are detected and transposed).
 
     Arrays are read with ``allow_pickle=False``; their decompressed size is
     bounded; complex samples are refused (convert them explicitly).
     """
     path = pathlib.Path(path)
-    if not path.exists():
-        raise DatasetError(f"{path} does not exist: expected a .npz with x_train, y_train "
-                           f"(and x_test, y_test)")
+    if not path.exists() or path.is_dir():
+        raise DatasetError(f"{path} {'is a directory' if path.exists() else 'does not exist'}: expected a .npz "
+                           f"file with x_train, y_train (and x_test, y_test)")
     data = read_bounded(path, ".npz file", error=DatasetError)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:

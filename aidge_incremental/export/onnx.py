@@ -11,6 +11,17 @@
 The input scaling is a node of the graph, so a file needs nothing beside it.
 Both files have a dynamic batch dimension, pass ``onnx.checker`` and are
 written atomically, followed by a ``.sha256`` digest that ``predict`` checks.
+
+Opset: by default the lowest that holds every operator of the graph (the
+first, from :data:`MIN_OPSET` up, at which aidge_onnx's export passes
+``onnx.checker``'s full check: 7 for an MLP, 8 for LeNet (MaxPool's second
+output), 11 for the ResNets (Pad with its pads as an input)), with the
+lowest IR version of that opset, so that older runtimes and embedded
+toolchains read the file; ``opset=N`` asks for one (refused, naming the
+lowest, if the graph needs more). Between these opsets the operators the
+graphs use (Conv, Gemm, Relu, Add, Mul, MaxPool, GlobalAveragePool,
+BatchNormalization in inference, Flatten, Pad, ArgMax, Gather) compute the
+same; tests/export/test_opset.py runs the chosen file with onnxruntime.
 Importing this module also registers the ONNX exporter and importer of our
 Distillation operator, so graphs that contain it export and load back (it
 lives in Aidge's custom domain: export with ``enable_custom_op=True``).
@@ -40,9 +51,11 @@ from ..models import IncrementalModel
 from .graphs import ABSTAIN, logits_graph, nme_graph
 from .manifest import check_sidecar, write_sidecar
 
-__all__ = ["export_model", "export_nme", "load_metadata", "INPUT_NAME"]
+__all__ = ["MIN_OPSET", "export_model", "export_nme", "load_metadata", "lowest_opset", "INPUT_NAME"]
 
 INPUT_NAME = "input"
+#: the lowest opset tried: onnxruntime runs opset 7 and later
+MIN_OPSET = 7
 
 
 # -- our operator ------------------------------------------------------------------
@@ -92,15 +105,65 @@ def _export_pad(aidge_node, node_inputs_name, node_outputs_name, opset=None, **k
 
 # -- helpers ---------------------------------------------------------------------------
 
-def _aidge_to_onnx(graph: aidge_core.GraphView, names: Sequence[str]) -> onnx.ModelProto:
-    """Export through aidge_onnx, keep the graph's ordered outputs under ``names``,
-    rename the input to ``input`` and make the batch dimension dynamic."""
+def _check(model: onnx.ModelProto) -> Optional[str]:
+    """onnx.checker's full check: None, or its first line."""
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as e:  # noqa: BLE001  (ValidationError, InferenceError, ...)
+        return (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return None
+
+
+def _at_opset(graph: aidge_core.GraphView, names: Sequence[str], opset: int) -> onnx.ModelProto:
+    ir_version = helper.find_min_ir_version_for([helper.make_opsetid("", opset)])
+    return _aidge_to_onnx(graph, names, opset, ir_version)
+
+
+def _problem_at(graph, names, opset: int) -> Optional[str]:
+    """Why the graph's export at ``opset`` is not a valid model (None: it is)."""
+    try:
+        return _check(_at_opset(graph, names, opset))
+    except Exception as e:  # noqa: BLE001  (an exporter that cannot write this opset)
+        return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def lowest_opset(graph: aidge_core.GraphView, names: Sequence[str]) -> int:
+    """The lowest opset (from :data:`MIN_OPSET`) at which the graph's export passes
+    onnx.checker's full check."""
+    newest = onnx.defs.onnx_opset_version()
+    for opset in range(MIN_OPSET, newest + 1):
+        if _problem_at(graph, names, opset) is None:
+            return opset
+    raise RuntimeError(f"export: no opset up to {newest} holds this graph: {_problem_at(graph, names, newest)}")
+
+
+def _choose_opset(graph: aidge_core.GraphView, names: Sequence[str], opset: Optional[int]) -> onnx.ModelProto:
+    """The graph's export at ``opset`` (None: the lowest that holds it), checked."""
+    newest = onnx.defs.onnx_opset_version()
+    if opset is None:
+        return _at_opset(graph, names, lowest_opset(graph, names))
+    if not MIN_OPSET <= int(opset) <= newest:
+        raise ValueError(f"opset {opset} is out of range: this onnx {onnx.__version__} writes opsets {MIN_OPSET} "
+                         f"to {newest}")
+    problem = _problem_at(graph, names, int(opset))
+    if problem is not None:
+        lowest = lowest_opset(graph, names)
+        raise ValueError(f"opset {opset} cannot hold this model ({problem}); the lowest that can is {lowest}: "
+                         f"give --opset {lowest} or more, or leave --opset out")
+    return _at_opset(graph, names, int(opset))
+
+
+def _aidge_to_onnx(graph: aidge_core.GraphView, names: Sequence[str], opset: Optional[int] = None,
+                   ir_version: Optional[int] = None) -> onnx.ModelProto:
+    """Export through aidge_onnx (at ``opset`` and ``ir_version``, default
+    aidge_onnx's), keep the graph's ordered outputs under ``names``, rename the
+    input to ``input`` and make the batch dimension dynamic."""
     level = aidge_core.Log.get_console_level()
-    aidge_core.Log.set_console_level(aidge_core.Level.Warn)  # no "file is valid" notice per export
+    aidge_core.Log.set_console_level(aidge_core.Level.Error)  # no "file is valid" notice (or opset warning)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "model.onnx")
-            aidge_onnx.export_onnx(graph, path)
+            aidge_onnx.export_onnx(graph, path, opset=opset, ir_version=ir_version)
             model = onnx.load(path)
     finally:
         aidge_core.Log.set_console_level(level)
@@ -188,11 +251,11 @@ def load_metadata(path, verify: bool = True) -> dict:
 # -- exports -----------------------------------------------------------------------
 
 def export_model(model: IncrementalModel, path, class_order: Sequence[int], input_divisor: float = 1.0,
-                 metadata: Optional[dict] = None) -> pathlib.Path:
+                 metadata: Optional[dict] = None, opset: Optional[int] = None) -> pathlib.Path:
     """The trained head's model: ``input`` [batch, *input_shape] raw samples ->
     ``logits`` [batch, classes]; ``input_divisor`` (e.g. 16 for digits, 255 for uint8
-    images) becomes the graph's first node."""
-    onnx_model = _aidge_to_onnx(logits_graph(model, input_divisor), ["logits"])
+    images) becomes the graph's first node. ``opset``: see the module docstring."""
+    onnx_model = _choose_opset(logits_graph(model, input_divisor), ["logits"], opset)
     meta = _metadata(model, class_order[:model.n_classes], "logits")
     meta.update(metadata or {})
     return _finish(onnx_model, path, meta)
@@ -200,7 +263,7 @@ def export_model(model: IncrementalModel, path, class_order: Sequence[int], inpu
 
 def export_nme(model: IncrementalModel, path, means: np.ndarray, mean_classes: Sequence[int],
                class_order: Sequence[int], input_divisor: float = 1.0,
-               metadata: Optional[dict] = None) -> pathlib.Path:
+               metadata: Optional[dict] = None, opset: Optional[int] = None) -> pathlib.Path:
     """iCaRL's NME classifier (graphs.nme_graph): ``input`` raw samples -> ``scores``
     [batch, 1 + classes] (column 0: abstain, always 0; then f.mu_c, the higher the
     nearer) and ``class`` [batch] (int32: the dataset's own label of the nearest class
@@ -210,7 +273,7 @@ def export_nme(model: IncrementalModel, path, means: np.ndarray, mean_classes: S
     ``mean_classes``: the relabelled class of each row.
     """
     labels = np.asarray(class_order, np.int64)[np.asarray(mean_classes, np.int64)]
-    onnx_model = _aidge_to_onnx(nme_graph(model, means, labels, input_divisor), ["scores", "class"])
+    onnx_model = _choose_opset(nme_graph(model, means, labels, input_divisor), ["scores", "class"], opset)
     meta = _metadata(model, labels, "nme")
     meta["aidge_incremental.abstain"] = str(ABSTAIN)
     meta.update(metadata or {})

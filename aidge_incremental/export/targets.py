@@ -19,8 +19,10 @@ Adding a target is one :func:`register_export_target` call with its
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import pathlib
+import shutil
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple
 
@@ -68,10 +70,13 @@ class ExportSource:
 
 @dataclass(frozen=True)
 class ExportTarget:
-    """``write(source, dest, log, nme_only) -> [paths]`` writes the export at
+    """``write(source, dest, log, nme_only, **options) -> [paths]`` writes the export at
     ``dest`` (a file for onnx, a folder for cpp); ``predict(path, x_raw, nme)``
     serves one; ``file_name(step)`` is what ``run --export-dir`` calls a step's
-    export; ``recognizes(path)`` tells whether a path is this target's."""
+    export; ``recognizes(path)`` tells whether a path is this target's;
+    ``problem(model)`` says why the target cannot export ``model`` on this
+    machine (a missing tool, a layer it gets wrong), or None: runs and
+    ``export`` check it before any work."""
     name: str
     help: str
     needs_memory: bool
@@ -79,6 +84,7 @@ class ExportTarget:
     write: Callable[..., list]
     predict: Callable[[pathlib.Path, np.ndarray, bool], np.ndarray]
     recognizes: Callable[[pathlib.Path], bool]
+    problem: Callable[[object], Optional[str]] = lambda model: None
 
 
 #: every export target, by name (``--export-target NAME``)
@@ -91,11 +97,13 @@ def register_export_target(target: ExportTarget, replace: bool = False) -> Expor
     return EXPORT_TARGETS.register(target.name, target, replace=replace)
 
 
-def export_step(source: ExportSource, directory, target: str = "onnx", log=None) -> list:
+def export_step(source: ExportSource, directory, target: str = "onnx", log=None, opset: Optional[int] = None) -> list:
     """Export ``source`` (a step's model) into ``directory`` under the target's
-    name for the step; returns the paths written."""
+    name for the step; returns the paths written. ``opset``: onnx only (None:
+    the lowest that holds the model)."""
     spec = EXPORT_TARGETS[target]
-    return spec.write(source, pathlib.Path(directory) / spec.file_name(source.step), log=log)
+    options = {} if opset is None else {"opset": opset}
+    return spec.write(source, pathlib.Path(directory) / spec.file_name(source.step), log=log, **options)
 
 
 def target_of(path) -> ExportTarget:
@@ -132,7 +140,7 @@ def raw_batch(x_raw, input_shape) -> np.ndarray:
 
 # -- onnx ---------------------------------------------------------------------------
 
-def _write_onnx(source: ExportSource, dest, log=None, nme_only: bool = False) -> list:
+def _write_onnx(source: ExportSource, dest, log=None, nme_only: bool = False, opset: Optional[int] = None) -> list:
     from .onnx import export_model, export_nme
     dest = pathlib.Path(dest)
     meta = {"aidge_incremental.step": str(source.step), "aidge_incremental.method": source.method}
@@ -140,12 +148,12 @@ def _write_onnx(source: ExportSource, dest, log=None, nme_only: bool = False) ->
     if nme_only and source.nme is None:
         raise ValueError(f"the {source.method} model has no NME classifier to export")
     if not nme_only:
-        paths.append(export_model(source.model, dest, source.class_order, source.input_divisor, meta))
+        paths.append(export_model(source.model, dest, source.class_order, source.input_divisor, meta, opset=opset))
     if source.nme is not None:
         nme_path = dest if nme_only else dest.with_name(dest.name[:-len(".onnx")] + "-nme.onnx") \
             if dest.name.endswith(".onnx") else dest.with_name(dest.name + "-nme")
         paths.append(export_nme(source.model, nme_path, *source.nme, source.class_order, source.input_divisor,
-                                meta))
+                                meta, opset=opset))
     return paths
 
 
@@ -218,12 +226,29 @@ def _is_cpp_export(path: pathlib.Path) -> bool:
     return path.is_dir()
 
 
+def _cpp_problem(dtype: str):
+    def problem(model) -> Optional[str]:
+        missing = [name for name in ("aidge_export_cpp", "aidge_quantization")
+                   if importlib.util.find_spec(name) is None]
+        if missing:
+            return (f"{', '.join(missing)} not installed: pip install aidge-export-cpp==0.10.1 "
+                    "aidge-quantization==0.10.1 (the export extra)")
+        tools = [t for t in ("cmake", "c++") if shutil.which(t) is None]
+        if tools:
+            return f"the C++ export is built and checked here: {' and '.join(tools)} must be on the PATH"
+        if dtype == "int8" and any(layer.kind == "conv" for layer in getattr(model, "layers", ())):
+            from .step import INT8_CONV_DEFECT
+            return f"{model.architecture} has convolutions: {INT8_CONV_DEFECT}"
+        return None
+    return problem
+
+
 register_export_target(ExportTarget(
     "cpp", "step-NNN/: C++ projects (aidge_export_cpp) of the head (float32) and the NME classifier, built "
     "and checked against Aidge, with budget.json", needs_memory=False,
     file_name=lambda step: f"step-{step:03d}", write=_cpp_writer("float32"), predict=_predict_cpp,
-    recognizes=_is_cpp_export))
+    recognizes=_is_cpp_export, problem=_cpp_problem("float32")))
 register_export_target(ExportTarget(
     "cpp-int8", "as cpp, with the head in int8 calibrated on the replay memory", needs_memory=True,
     file_name=lambda step: f"step-{step:03d}", write=_cpp_writer("int8"), predict=_predict_cpp,
-    recognizes=lambda p: False))  # served by "cpp": a folder says its dtype in export.json
+    recognizes=lambda p: False, problem=_cpp_problem("int8")))  # served by "cpp": a folder says its dtype in export.json

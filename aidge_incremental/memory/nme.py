@@ -43,6 +43,20 @@ class NearestMeanClassifier:
         self.means = class_means(features, index, len(self.classes))
         return self
 
+    def scores(self, features, n_classes: int) -> np.ndarray:
+        """Cosine similarity of each normalised feature row to each class mean, as
+        [N, n_classes] (column = class label; -inf for a class without a mean): the
+        higher the nearer, whose argmax is :meth:`predict`'s answer (top-k and
+        task-aware accuracy read it)."""
+        if self.means is None:
+            raise RuntimeError("NearestMeanClassifier.fit must be called before scores")
+        features = np.asarray(features_2d(features), np.float64)
+        norms = np.linalg.norm(features, axis=1, keepdims=True)
+        phi = np.divide(features, norms, out=np.zeros_like(features), where=norms > 0)
+        out = np.full((len(phi), int(n_classes)), -np.inf)
+        out[:, self.classes] = phi @ np.asarray(self.means, np.float64).T
+        return out
+
     def predict(self, features) -> np.ndarray:
         if self.means is None:
             raise RuntimeError("NearestMeanClassifier.fit must be called before predict")

@@ -124,13 +124,14 @@ class IncrementalMethod(BatchHooks):
             part.check_scenario(scenario)
 
     # -- the step --------------------------------------------------------------
-    def learn(self, step: Step, dataset: Dataset, progress=None) -> None:
-        """Learn one step: :meth:`start_step`, the batch loop, :meth:`finish_step`."""
+    def learn(self, step: Step, dataset: Dataset, progress=None, on_epoch=None) -> None:
+        """Learn one step: :meth:`start_step`, the batch loop, :meth:`finish_step`;
+        ``on_epoch`` receives the loop's :class:`~aidge_incremental.training.EpochRecord` of each epoch."""
         config = self.config.for_step(step.index)
         x, y = self.start_step(step, dataset)
         self.losses_per_epoch.append(train(
             self.model, x, y, self, config, self.rng, to_input=dataset.to_input,
-            augmentation=config.augmentation(dataset), progress=progress))
+            augmentation=config.augmentation(dataset), progress=progress, on_epoch=on_epoch))
         self.finish_step(step, dataset)
 
     def start_step(self, step: Step, dataset: Dataset) -> Tuple[np.ndarray, np.ndarray]:
@@ -221,6 +222,12 @@ class IncrementalMethod(BatchHooks):
         self.losses_per_epoch = list(state["losses"])
 
     # -- inference -----------------------------------------------------------------
+    def scores(self, x: np.ndarray, classifier: str = "head") -> Optional[np.ndarray]:
+        """Scores [N, classes seen] of ``classifier`` for each input, the higher the
+        likelier (:meth:`predict` answers their argmax): top-5 and task-aware
+        accuracy are computed from them. None for a classifier without scores."""
+        return self.model.logits(x) if classifier == "head" else None
+
     def predict(self, x: np.ndarray, classifier: str = "head") -> np.ndarray:
         """Class (relabelled) of each input (float32, model layout)."""
         if classifier != "head":

@@ -72,6 +72,11 @@ class ICaRL(IncrementalMethod):
         if "nme_means" in state:
             self.nme.means, self.nme.classes = state["nme_means"], state["nme_classes"]
 
+    def scores(self, x, classifier="nme"):
+        if classifier == "nme":
+            return self.nme.scores(self.model.features(x), self.model.n_classes)
+        return super().scores(x, classifier)
+
     def predict(self, x, classifier="nme"):
         if classifier == "nme":
             return self.nme.predict(self.model.features(x))

@@ -132,6 +132,16 @@ class IncrementalModel:
             self._params.update(init.params)
             self._state_names |= init.state
             self._constants.update(init.constants)
+        for name, value in arch.values.items():
+            value = np.asarray(value, np.float32)
+            if name not in self._params or value.shape != self._params[name].shape:
+                expected = self._params[name].shape if name in self._params else "no such producer"
+                raise ValueError(f"{architecture}: starting value {name} of shape {value.shape} does not fit "
+                                 f"({expected})")
+            self._params[name] = value.copy()
+        self._frozen = frozenset(arch.frozen)  # never trained
+        self._frozen_bn = {layer.name for layer in self.layers if layer.kind == "bn"
+                           and f"{layer.name}_scale" in self._frozen}
         self._params[f"{HEAD}_w"] = np.zeros((0, self.feature_dim), np.float32)
         self._params[f"{HEAD}_b"] = np.zeros(0, np.float32)
         self._graph = None
@@ -183,14 +193,15 @@ class IncrementalModel:
         if self.kernels == "fast" and self.backend == "cpu":
             self._last_accelerated = _accelerate_function()(graph)
         trainable, state = self._categories(graph)
-        expected = set(values) - set(self._constants) - (set() if with_head else {f"{HEAD}_w", f"{HEAD}_b"})
+        expected = set(values) - set(self._constants) - (self._frozen - self._state_names) - (
+            set() if with_head else {f"{HEAD}_w", f"{HEAD}_b"})
         if state != self._state_names or trainable | state != expected:
             raise RuntimeError(f"the Aidge graph's producers do not match the model: "
                                f"{sorted((trainable | state) ^ expected)}")
         for node in aidge_core.producers(graph):
             tensor = node.get_operator().get_output(0)
             tensor.copy_from(aidge_core.Tensor(np.ascontiguousarray(values[node.name()])))
-        self._set_bn_mode(graph, training)
+        self._set_bn_mode(graph, training, self._frozen_bn)
         return graph
 
     def _categories(self, graph):
@@ -208,15 +219,16 @@ class IncrementalModel:
                 category = op.input_category(i)
                 if category in _STATE:
                     state.add(parent.name())
-                elif category in _TRAINABLE and parent.name() not in self._constants:
+                elif category in _TRAINABLE and parent.name() not in self._constants \
+                        and parent.name() not in self._frozen:
                     trainable.add(parent.name())
         return trainable, state
 
     @staticmethod
-    def _set_bn_mode(graph, training: bool) -> None:
+    def _set_bn_mode(graph, training: bool, frozen=frozenset()) -> None:
         for node in graph.get_nodes():
             if node.type() == "BatchNorm2D":
-                node.get_operator().attr.training_mode = bool(training)
+                node.get_operator().attr.training_mode = bool(training) and node.name() not in frozen
 
     @property
     def graph(self) -> aidge_core.GraphView:
@@ -258,8 +270,9 @@ class IncrementalModel:
         return frozenset(self._state_names)
 
     def n_parameters(self) -> int:
-        """Number of trainable scalars (head included)."""
-        return int(sum(v.size for k, v in self.state_dict().items() if k not in self._state_names))
+        """Number of trainable scalars (head included; a frozen backbone's left out)."""
+        return int(sum(v.size for k, v in self.state_dict().items()
+                       if k not in self._state_names and k not in self._frozen))
 
     # -- train / eval -------------------------------------------------------------
     @property
@@ -271,7 +284,7 @@ class IncrementalModel:
         eval mode (running statistics)."""
         self._training = bool(training)
         if self._graph is not None:
-            self._set_bn_mode(self._graph, self._training)
+            self._set_bn_mode(self._graph, self._training, self._frozen_bn)
 
     @contextlib.contextmanager
     def mode(self, training: bool):

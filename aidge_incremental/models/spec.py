@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 from ..registry import Registry
 
@@ -42,6 +42,11 @@ class Architecture:
     uses_batchnorm: bool = False
     #: layer -> init options (e.g. {"scale": 0.0} for a zero-initialised conv)
     init: Dict[str, dict] = field(default_factory=dict)
+    #: starting values that replace the layer kinds' initialisation, by producer name
+    #: (a pretrained backbone's weights)
+    values: Dict[str, object] = field(default_factory=dict)
+    #: producers that are never trained (a frozen backbone); their BatchNorm layers stay in eval mode
+    frozen: FrozenSet[str] = frozenset()
 
 
 #: every architecture, by name: ``build(input_shape, **options) -> Architecture``
@@ -87,7 +92,8 @@ class NetBuilder:
         oh, ow = (h + 2 * pad - kernel) // stride + 1, (w + 2 * pad - kernel) // stride + 1
         if oh < 1 or ow < 1:
             raise ValueError(f"input of {self.architecture} is too small: layer {name} gets {c}x{h}x{w}, "
-                             f"its {kernel}x{kernel} kernel needs at least {kernel - 2 * pad} pixels")
+                             f"its {kernel}x{kernel} kernel needs at least {kernel - 2 * pad} pixels; use larger "
+                             "images or a model for small inputs (mlp)")
         return self._add("conv", name, [x], (out, oh, ow), **{"in": c, "out": out, "kernel": kernel,
                                                               "stride": stride, "pad": pad, "bias": bias})
 
@@ -106,7 +112,8 @@ class NetBuilder:
         c, h, w = self._chw(x)
         oh, ow = (h - kernel) // stride + 1, (w - kernel) // stride + 1
         if oh < 1 or ow < 1:
-            raise ValueError(f"input of {self.architecture} is too small: layer {name} gets {c}x{h}x{w}")
+            raise ValueError(f"input of {self.architecture} is too small: layer {name} gets {c}x{h}x{w}; use "
+                             "larger images or a model for small inputs (mlp)")
         return self._add("maxpool", name, [x], (c, oh, ow), kernel=kernel, stride=stride)
 
     def pad_channels(self, name, x, before, after) -> str:

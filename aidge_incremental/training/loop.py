@@ -37,7 +37,9 @@ decays the weights only).
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping, Optional
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Mapping, Optional
 
 import aidge_core
 import aidge_learning
@@ -49,7 +51,21 @@ from ..datasets import Augmentation
 from .batch import Batch, BatchHooks, Outputs
 from .config import TrainConfig
 
-__all__ = ["fast_sgd", "train"]
+__all__ = ["EpochRecord", "fast_sgd", "train"]
+
+
+@dataclass
+class EpochRecord:
+    """What one epoch of :func:`train` did: the mean loss and the mean of each
+    named loss term (each batch weighted by its size), the mean learning rate
+    over its updates (constant within an epoch except during warm-up), its
+    wall-clock seconds and the samples it trained on."""
+    epoch: int
+    loss: float
+    terms: Dict[str, float] = field(default_factory=dict)
+    lr: float = 0.0
+    seconds: float = 0.0
+    samples: int = 0
 
 
 def _constant_rate(lr: float, started: bool):
@@ -80,12 +96,15 @@ def _apply_weight_decay(parameters, weight_decay: float, backend: str) -> None:
 
 def train(model, x: np.ndarray, y: np.ndarray, hooks: BatchHooks, config: TrainConfig,
           rng: np.random.Generator, to_input: Callable[[np.ndarray], np.ndarray],
-          augmentation: Optional[Augmentation] = None, progress=None) -> list:
+          augmentation: Optional[Augmentation] = None, progress=None,
+          on_epoch: Optional[Callable[[EpochRecord], None]] = None) -> list:
     """Train ``model`` in place on the raw samples ``x`` with labels ``y``; returns
     the mean loss per epoch (each batch weighted by its size).
 
     ``to_input`` turns raw samples into float32 model input (``dataset.to_input``);
-    ``augmentation``, if given, runs on the raw samples first, with ``rng``.
+    ``augmentation``, if given, runs on the raw samples first, with ``rng``;
+    ``on_epoch``, if given, receives an :class:`EpochRecord` after each epoch
+    (the loop only adds floats per batch: no I/O inside an epoch).
     """
     backend = require_backend(getattr(model, "backend", "cpu"))
     x, y = np.asarray(x), np.asarray(y)
@@ -112,7 +131,9 @@ def train(model, x: np.ndarray, y: np.ndarray, hooks: BatchHooks, config: TrainC
     try:
         for epoch in range(config.epochs):
             order = rng.permutation(len(x))
-            total, count = 0.0, 0
+            total, count, rates = 0.0, 0, []
+            terms: Dict[str, float] = {}
+            started = time.perf_counter()
             for start in range(0, len(x), batch_size):
                 indices = order[start:start + batch_size]
                 raw = x[indices]
@@ -129,8 +150,21 @@ def train(model, x: np.ndarray, y: np.ndarray, hooks: BatchHooks, config: TrainC
                 hooks.before_forward(batch)
 
                 scheduler.forward(data=[to_tensor(batch.inputs, backend)])
-                value = hooks.losses(batch, outputs)
+                try:
+                    value = hooks.losses(batch, outputs)
+                except ValueError as e:  # a loss refusing non-finite logits: the training diverged
+                    try:
+                        finite = bool(np.all(np.isfinite(np.array(outputs.logits))))
+                    except Exception:  # noqa: BLE001  (logits not readable here: keep the loss's error)
+                        finite = True
+                    if finite:
+                        raise
+                    raise FloatingPointError(f"training diverged at epoch {epoch} (non-finite logits: {e}); "
+                                             "lower the learning rate") from e
                 loss = float(sum(value.values())) if isinstance(value, Mapping) else float(value)
+                if isinstance(value, Mapping):
+                    for name, term in value.items():
+                        terms[name] = terms.get(name, 0.0) + float(term) * len(batch)
                 if not math.isfinite(loss):
                     raise FloatingPointError(f"training diverged at epoch {epoch} (loss {loss}); "
                                              f"lower the learning rate")
@@ -153,7 +187,11 @@ def train(model, x: np.ndarray, y: np.ndarray, hooks: BatchHooks, config: TrainC
                 hooks.after_update()
                 total += loss * len(batch)
                 count += len(batch)  # a produced batch may differ in size from the drawn one
+                rates.append(lr)
             epoch_losses.append(total / count)
+            if on_epoch is not None:
+                on_epoch(EpochRecord(epoch, total / count, {k: v / count for k, v in terms.items()},
+                                     math.fsum(rates) / len(rates), time.perf_counter() - started, count))
             if progress is not None:
                 progress.update(1)
     finally:
