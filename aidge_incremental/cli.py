@@ -16,7 +16,7 @@ import numpy as np
 
 from .config import COMMON_OPTIONS, ExperimentConfig
 from .experiment import compare, run_experiment
-from .export.targets import EXPORT_TARGETS, ExportSource, predict_export
+from .export.targets import EXPORT_TARGETS, ExportSource, predict_export, read_samples
 from .methods import METHODS
 from .options import ConfigError, load_config_file
 from .rundir import run_dir_of
@@ -125,8 +125,11 @@ def main(argv=None) -> int:
                        default=["finetune", "lwf", "icarl", "joint"])
     _add_experiment_options(cmp_p)
     exp_p = sub.add_parser("export", help="export a checkpoint's model to ONNX or embedded C++")
-    exp_p.add_argument("checkpoint", help="a step-NNN.ckpt file")
-    exp_p.add_argument("output", help="onnx: the .onnx file to write; cpp: the folder to write")
+    exp_p.add_argument("checkpoint", nargs="?", help="a step-NNN.ckpt file")
+    exp_p.add_argument("output", nargs="?", help="onnx: the .onnx file to write; cpp: the folder to write")
+    exp_p.add_argument("--rebuild", metavar="FOLDER",
+                       help="rebuild the binaries of a C++ export folder from its (digest-checked) sources, here, "
+                            "so that predict runs them (instead of a checkpoint and an output)")
     exp_p.add_argument("--target", choices=EXPORT_TARGETS, default="onnx",
                        help="; ".join(f"{name}: {EXPORT_TARGETS[name].help}" for name in EXPORT_TARGETS)
                        + " (default onnx)")
@@ -141,6 +144,9 @@ def main(argv=None) -> int:
     pred_p.add_argument("--count", type=int, default=10, help="how many test samples (>= 1, default 10)")
     pred_p.add_argument("--nme", action="store_true",
                         help="with a .ckpt or a C++ folder: use the NME classifier")
+    pred_p.add_argument("--trust-binary", action="store_true",
+                        help="run a C++ export's binary even though it was not built here by aidge_incremental "
+                             "(a binary runs with your rights: only for a folder whose origin you trust)")
     args = parser.parse_args(argv)
     if args.command == "export":
         return _export_command(args)
@@ -184,24 +190,26 @@ def main(argv=None) -> int:
 
 
 def _method_from_checkpoint(path):
-    """The method (with its trained model) saved in a checkpoint, the checkpoint,
-    its config and its dataset (normalised as the model was trained)."""
-    from .checkpoint import load_checkpoint
-    from .datasets import load_dataset
-    from .experiment import build_method
-    ckpt = load_checkpoint(path)
-    config = ExperimentConfig.from_dict(ckpt.config)
-    dataset = load_dataset(config.dataset, config.data_dir, normalize=config.normalize)
-    method = build_method(config, dataset.input_shape)
-    method.model.load_state_dict(ckpt.params)
-    method.load_state_dict(ckpt.method_state)
-    return method, ckpt, config, dataset
+    """The method (with its trained model) saved in a checkpoint, checked against its
+    scenario, the checkpoint, its config and its dataset (normalised as the model was
+    trained): experiment.method_from_checkpoint."""
+    from .experiment import method_from_checkpoint
+    return method_from_checkpoint(path)
 
 
 def _export_command(args) -> int:
     from .checkpoint import CheckpointError
     from .export import ExportError
     try:
+        if args.rebuild:
+            if args.checkpoint or args.output:
+                raise ValueError("--rebuild FOLDER takes no checkpoint and no output: it rebuilds FOLDER in place")
+            from .export.step import rebuild_export
+            built = rebuild_export(args.rebuild, log=print)
+            print(f"rebuilt {', '.join(str(p) for p in built)}: predict runs them")
+            return 0
+        if not args.checkpoint or not args.output:
+            raise ValueError("export takes a checkpoint and an output (or --rebuild FOLDER)")
         target = EXPORT_TARGETS[args.target]
         method, ckpt, config, dataset = _method_from_checkpoint(args.checkpoint)
         if dataset.normalization is not None:
@@ -230,9 +238,7 @@ def _predict_command(args) -> int:
         if args.count < 1:
             raise ValueError(f"--count must be at least 1, got {args.count}")
         if args.input:
-            x_raw, y_true = np.load(args.input, allow_pickle=False), None
-            if x_raw.ndim == 0 or len(x_raw) == 0:
-                raise ValueError(f"{args.input} holds no sample")
+            x_raw, y_true = read_samples(args.input), None
         else:
             dataset = load_dataset(args.dataset, args.data_dir)
             x_raw, y_true = dataset.x_test, dataset.y_test
@@ -246,7 +252,8 @@ def _predict_command(args) -> int:
             x_raw, y_true = x_raw[:args.count], y_true[:args.count]
         model = pathlib.Path(args.model)
         if model.is_dir() or str(model).endswith(".onnx"):
-            predicted = predict_export(model, x_raw, args.nme)
+            predicted = predict_export(model, x_raw, args.nme, trust_binary=args.trust_binary,
+                                       log=lambda note: print(f"aidge-incremental: note: {note}", file=sys.stderr))
         else:
             method, ckpt, config, dataset = _method_from_checkpoint(model)
             x_raw = np.asarray(x_raw)

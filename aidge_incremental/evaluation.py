@@ -14,8 +14,8 @@ The metrics follow their usual definitions:
 """
 from __future__ import annotations
 
+import io
 import json
-import os
 import pathlib
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence
@@ -178,7 +178,7 @@ def plot_accuracy(curves: Dict[str, Sequence[float]], path, title: str = "", cla
     fig.tight_layout()
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
+    image = io.BytesIO()  # rendered here, then written like every file we write (atomic_write)
+    fig.savefig(image, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
+    atomic_write(path, image.getvalue())

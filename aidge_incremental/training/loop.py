@@ -49,7 +49,12 @@ from ..datasets import Augmentation
 from .batch import Batch, BatchHooks, Outputs
 from .config import TrainConfig
 
-__all__ = ["fast_sgd", "train"]
+__all__ = ["TrainingDiverged", "fast_sgd", "train"]
+
+
+class TrainingDiverged(FloatingPointError, ValueError):
+    """The loss or the logits became NaN or infinite: the run diverged (a ValueError
+    too, as every refusal of a setting is)."""
 
 
 def _constant_rate(lr: float, started: bool):
@@ -129,11 +134,17 @@ def train(model, x: np.ndarray, y: np.ndarray, hooks: BatchHooks, config: TrainC
                 hooks.before_forward(batch)
 
                 scheduler.forward(data=[to_tensor(batch.inputs, backend)])
-                value = hooks.losses(batch, outputs)
+                try:
+                    value = hooks.losses(batch, outputs)
+                except ValueError as e:  # the inputs were checked: non-finite logits mean divergence
+                    if "non-finite" not in str(e):
+                        raise
+                    raise TrainingDiverged(f"training diverged at epoch {epoch}, update {update} ({e}); lower "
+                                           f"the learning rate (lr {lr:g})") from None
                 loss = float(sum(value.values())) if isinstance(value, Mapping) else float(value)
                 if not math.isfinite(loss):
-                    raise FloatingPointError(f"training diverged at epoch {epoch} (loss {loss}); "
-                                             f"lower the learning rate")
+                    raise TrainingDiverged(f"training diverged at epoch {epoch}, update {update} (loss {loss}); "
+                                           f"lower the learning rate (lr {lr:g})")
                 if optimizer_fast is not None:
                     optimizer_fast.reset_grad()
                     scheduler.backward()
