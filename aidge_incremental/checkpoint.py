@@ -26,7 +26,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from .files import atomic_write
+from .files import MAX_EXPANSION_RATIO, atomic_write, expansion_bound, open_regular
 
 __all__ = ["Checkpoint", "CheckpointError", "checkpoint_path", "latest_checkpoint", "load_checkpoint",
            "save_checkpoint", "CHECKPOINT_DIR"]
@@ -36,6 +36,7 @@ __all__ = ["Checkpoint", "CheckpointError", "checkpoint_path", "latest_checkpoin
 FORMAT_VERSION = 2
 CHECKPOINT_DIR = "checkpoints"
 _NAME = re.compile(r"^step-(\d+)\.ckpt$")
+_MEMBER = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 # Fault injection for the crash tests: "kill-during-checkpoint-write:STEP" makes the
 # process SIGKILL itself half-way through writing that step's checkpoint.
 FAULT_ENV = "AIDGE_INCREMENTAL_FAULT"
@@ -108,19 +109,19 @@ def _npz_bytes(arrays: Dict[str, np.ndarray]) -> bytes:
 
 def load_checkpoint(path) -> Checkpoint:
     path = pathlib.Path(path)
-    if not path.exists():
+    if not os.path.lexists(path):
         raise CheckpointError(f"checkpoint {path} does not exist")
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} is not a regular file")
+    fd = open_regular(path, "checkpoint", CheckpointError)  # a FIFO or a device is refused before any read
     try:
-        with zipfile.ZipFile(path) as z:
-            _check_members(z, path)
+        with os.fdopen(fd, "rb") as f, zipfile.ZipFile(f) as z:
+            _check_members(z, path, os.fstat(f.fileno()).st_size)
             meta = json.loads(z.read("meta.json"))
             if not isinstance(meta, dict) or meta.get("format") != "aidge_incremental checkpoint":
                 raise CheckpointError(f"{path} is not an aidge_incremental checkpoint")
             if meta.get("version") != FORMAT_VERSION:
                 raise CheckpointError(f"checkpoint {path} has format version {meta.get('version')}, "
                                       f"this version reads {FORMAT_VERSION}")
+            _check_meta(meta, path)
             params = _read_npz(z.read("params.npz"))
             arrays = _read_npz(z.read("method.npz"))
             blobs = {key: z.read(f"method/{key}.bin") for key in meta["method_blobs"]}
@@ -147,11 +148,36 @@ def load_checkpoint(path) -> Checkpoint:
 MAX_CHECKPOINT_BYTES = 16 << 30
 
 
-def _check_members(z: zipfile.ZipFile, path) -> None:
+def _check_members(z: zipfile.ZipFile, path, size: int) -> None:
     total = sum(info.file_size for info in z.infolist())
-    if total > MAX_CHECKPOINT_BYTES:
-        raise CheckpointError(f"corrupt checkpoint {path}: members expand to {total} bytes, more "
-                              f"than {MAX_CHECKPOINT_BYTES}")
+    bound = expansion_bound(size, MAX_CHECKPOINT_BYTES)
+    if total > bound:
+        raise CheckpointError(f"corrupt checkpoint {path}: members expand to {total} bytes, more than {bound} "
+                              f"({MAX_EXPANSION_RATIO}x its {size} bytes, the decompression ratio limit, or "
+                              f"{MAX_CHECKPOINT_BYTES})")
+
+
+def _check_meta(meta: dict, path) -> None:
+    """The types and ranges of meta.json's fields, before anything uses them (what
+    they must agree with -- the model, the scenario -- is checked when a method is
+    restored: experiment.restore_method)."""
+    step = meta.get("step")
+    if type(step) is not int or step < 0:
+        raise CheckpointError(f"checkpoint {path}: step {step!r} is not a step number (an integer >= 0)")
+    for key in ("config", "result", "model_rng", "method_state"):
+        if not isinstance(meta.get(key), dict):
+            raise CheckpointError(f"checkpoint {path}: '{key}' must be a JSON object, got "
+                                  f"{type(meta.get(key)).__name__}")
+    for key in ("method_arrays", "method_blobs"):
+        names = meta.get(key)
+        if not isinstance(names, list) or not all(isinstance(n, str) and _MEMBER.match(n) for n in names):
+            raise CheckpointError(f"checkpoint {path}: '{key}' must list member names")
+    order = meta["result"].get("class_order")
+    if not isinstance(order, list) or not all(type(c) is int for c in order) or len(set(order)) != len(order):
+        raise CheckpointError(f"checkpoint {path}: its class order must be a list of distinct integer labels, "
+                              f"got {str(order)[:100]}")
+    if not isinstance(meta.get("params_sha256"), str):
+        raise CheckpointError(f"checkpoint {path}: 'params_sha256' is missing")
 
 
 def _check_memory_blobs(blobs: Dict[str, bytes], path) -> None:

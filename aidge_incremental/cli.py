@@ -19,7 +19,7 @@ import numpy as np
 from .config import COMMON_OPTIONS, ExperimentConfig
 from .datasets.npz import NPZ_LAYOUT
 from .experiment import run_experiment
-from .export.targets import EXPORT_TARGETS, ExportSource, predict_export
+from .export.targets import EXPORT_TARGETS, ExportSource, predict_export, read_samples
 from .methods import METHODS
 from .options import ConfigError, load_config_file
 from .rundir import run_dir_of
@@ -141,8 +141,11 @@ def _parser() -> argparse.ArgumentParser:
     _add_experiment_options(cmp_p)
     _add_sweep_parsers(sub)
     exp_p = sub.add_parser("export", help="export a checkpoint's model to ONNX or embedded C++")
-    exp_p.add_argument("checkpoint", help="a step-NNN.ckpt file")
-    exp_p.add_argument("output", help="onnx: the .onnx file to write; cpp: the folder to write")
+    exp_p.add_argument("checkpoint", nargs="?", help="a step-NNN.ckpt file")
+    exp_p.add_argument("output", nargs="?", help="onnx: the .onnx file to write; cpp: the folder to write")
+    exp_p.add_argument("--rebuild", metavar="FOLDER",
+                       help="rebuild the binaries of a C++ export folder from its (digest-checked) sources, here, "
+                            "so that predict runs them (instead of a checkpoint and an output)")
     exp_p.add_argument("--target", choices=EXPORT_TARGETS, default="onnx",
                        help="; ".join(f"{name}: {EXPORT_TARGETS[name].help}" for name in EXPORT_TARGETS)
                        + " (default onnx)")
@@ -161,6 +164,9 @@ def _parser() -> argparse.ArgumentParser:
     pred_p.add_argument("--count", type=int, default=10, help="how many test samples (>= 1, default 10)")
     pred_p.add_argument("--nme", action="store_true",
                         help="with a .ckpt or a C++ folder: use the NME classifier")
+    pred_p.add_argument("--trust-binary", action="store_true",
+                        help="run a C++ export's binary even though it was not built here by aidge_incremental "
+                             "(a binary runs with your rights: only for a folder whose origin you trust)")
     return parser
 
 
@@ -253,19 +259,11 @@ def _compare_command(args) -> int:
 
 
 def _method_from_checkpoint(path):
-    """The method (with its trained model) saved in a checkpoint, the checkpoint,
-    its config and its dataset (normalised as the model was trained)."""
-    from .checkpoint import load_checkpoint
-    from .datasets import load_dataset
-    from .experiment import build_method
-    ckpt = load_checkpoint(path)
-    config = ExperimentConfig.from_dict(ckpt.config)
-    dataset = load_dataset(config.dataset, config.data_dir, normalize=config.normalize, download=config.download,
-                           log=print)
-    method = build_method(config, dataset.input_shape)
-    method.model.load_state_dict(ckpt.params)
-    method.load_state_dict(ckpt.method_state)
-    return method, ckpt, config, dataset
+    """The method (with its trained model) saved in a checkpoint, checked against its
+    scenario, the checkpoint, its config and its dataset (normalised as the model was
+    trained): experiment.method_from_checkpoint."""
+    from .experiment import method_from_checkpoint
+    return method_from_checkpoint(path)
 
 
 def _must_exist(path, what: str) -> pathlib.Path:
@@ -276,6 +274,15 @@ def _must_exist(path, what: str) -> pathlib.Path:
 
 
 def _export_command(args) -> int:
+    if args.rebuild:
+        if args.checkpoint or args.output:
+            raise ConfigError("--rebuild FOLDER takes no checkpoint and no output: it rebuilds FOLDER in place")
+        from .export.step import rebuild_export
+        built = rebuild_export(_must_exist(args.rebuild, "give a C++ export folder"), log=print)
+        print(f"rebuilt {', '.join(str(p) for p in built)}: predict runs them")
+        return 0
+    if not args.checkpoint or not args.output:
+        raise ConfigError("export takes a checkpoint and an output (or --rebuild FOLDER)")
     target = EXPORT_TARGETS[args.target]
     _must_exist(args.checkpoint, "give a checkpoint, e.g. runs/NAME/checkpoints/step-004.ckpt")
     method, ckpt, config, dataset = _method_from_checkpoint(args.checkpoint)
@@ -307,14 +314,7 @@ def _predict_command(args) -> int:
     model = _must_exist(args.model, "give an .onnx file or a C++ export folder written by "
                                     "'aidge-incremental export', or a .ckpt")
     if args.input:
-        try:
-            x_raw = np.load(_must_exist(args.input, "give a .npy file of samples"), allow_pickle=False)
-        except ValueError as e:  # pickled objects (never loaded), or not a .npy file
-            raise ConfigError(f"{args.input} is not a plain numeric .npy array ({str(e).splitlines()[0][:80]}): "
-                              "save the samples with np.save(path, array)") from None
-        y_true = None
-        if x_raw.ndim == 0 or len(x_raw) == 0:
-            raise ValueError(f"{args.input} holds no sample")
+        x_raw, y_true = read_samples(_must_exist(args.input, "give a .npy file of samples")), None
     else:
         dataset = load_dataset(args.dataset, args.data_dir, download=args.download, log=print)
         x_raw, y_true = dataset.x_test, dataset.y_test
@@ -327,7 +327,8 @@ def _predict_command(args) -> int:
             x_raw, y_true = x_raw[keep], y_true[keep]
         x_raw, y_true = x_raw[:args.count], y_true[:args.count]
     if model.is_dir() or str(model).endswith(".onnx"):
-        predicted = predict_export(model, x_raw, args.nme)
+        predicted = predict_export(model, x_raw, args.nme, trust_binary=args.trust_binary,
+                                   log=lambda note: print(f"aidge-incremental: note: {note}", file=sys.stderr))
     else:
         method, ckpt, config, dataset = _method_from_checkpoint(model)
         x_raw = np.asarray(x_raw)

@@ -35,7 +35,6 @@ import csv
 import io
 import json
 import math
-import os
 import pathlib
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
@@ -351,10 +350,10 @@ def _save_figure(fig, path) -> None:
     import matplotlib.pyplot as plt
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
+    image = io.BytesIO()  # rendered here, then written like every file we write (atomic_write)
+    fig.savefig(image, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
+    atomic_write(path, image.getvalue())
 
 
 def plot_accuracy(curves: Dict[str, Sequence[float]], path, title: str = "", classes_per_step=None) -> None:

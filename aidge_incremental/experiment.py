@@ -7,13 +7,15 @@
 """
 from __future__ import annotations
 
+import contextlib
 import pathlib
 import time
 from dataclasses import dataclass
 from typing import Optional
 
-from .backend import require_backend
+import numpy as np
 
+from .backend import require_backend
 from .checkpoint import Checkpoint, CheckpointError, checkpoint_path, save_checkpoint
 from .config import ExperimentConfig
 from .datasets import Dataset, load_dataset
@@ -22,11 +24,11 @@ from .export.targets import EXPORT_TARGETS, ExportSource, export_step
 from .methods import METHODS
 from .models import IncrementalModel
 from .options import ConfigError
-from .rundir import resolve_checkpoint, run_dir_of, run_directory
+from .rundir import export_directory, resolve_checkpoint, run_dir_of, run_directory, run_identity
 from .scenario import ClassIncrementalScenario
 from .tensorboard import TensorBoardLog, require_tensorboard
 
-__all__ = ["build_method", "run_experiment"]
+__all__ = ["build_method", "method_from_checkpoint", "restore_method", "run_experiment"]
 
 
 def build_method(config: ExperimentConfig, input_shape, scenario: Optional[ClassIncrementalScenario] = None):
@@ -85,9 +87,16 @@ def run_experiment(config: Optional[ExperimentConfig] = None, dataset: Optional[
     run = _prepare(config, dataset, checkpoint, log)
     if run.result.resumed_complete:
         return run.result
-    if not config.output_dir:
-        return _run(run, progress, log)
-    with run_directory(config.output_dir, resuming=checkpoint is not None, overwrite=overwrite):
+    with contextlib.ExitStack() as held:
+        if config.output_dir:
+            held.enter_context(run_directory(config.output_dir, resuming=checkpoint is not None,
+                                             overwrite=overwrite))
+        if config.export_dir:
+            same = bool(config.output_dir) and \
+                pathlib.Path(config.export_dir).resolve() == pathlib.Path(config.output_dir).resolve()
+            held.enter_context(export_directory(config.export_dir, run_identity(config.to_dict()),
+                                                resuming=checkpoint is not None, overwrite=overwrite,
+                                                locked=same, method=config.method))
         return _run(run, progress, log)
 
 
@@ -126,6 +135,90 @@ def _resumed_config(checkpoint: Checkpoint, resume, given) -> ExperimentConfig:
     if opset is not None:
         changes["opset"] = opset
     return saved.replace(**changes)
+
+
+def restore_method(method, checkpoint: Checkpoint, scenario: ClassIncrementalScenario, dataset: Dataset) -> None:
+    """Load a checkpoint's model and method state into ``method`` (built from the
+    checkpoint's configuration), after checking what the checkpoint says against
+    the scenario that configuration gives: the class order, the step, the head's
+    size, and the replay memory and NME classifier against the model and the
+    classes seen. A CheckpointError names the checkpoint and what does not fit."""
+    where = f"checkpoint {checkpoint.path}"
+    order = checkpoint.result.get("class_order")
+    if order != scenario.class_order.tolist():
+        raise CheckpointError(f"{where}: its class order {_shown(order)} is not the one its configuration gives "
+                              f"on {dataset.name} ({_shown(scenario.class_order.tolist())}): a class order must be "
+                              f"a permutation of the dataset's {scenario.n_classes} classes, the one the run used")
+    step = checkpoint.step
+    if not 0 <= step < scenario.n_steps:
+        raise CheckpointError(f"{where}: step {step} is out of range: its scenario has {scenario.n_steps} steps "
+                              f"(0 to {scenario.n_steps - 1})")
+    n_seen = scenario.step(step).n_seen
+    try:
+        method.model.load_state_dict(checkpoint.params)
+        method.load_state_dict(checkpoint.method_state)
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{where}: {type(e).__name__}: {e}") from None
+    if method.model.n_classes != n_seen:
+        raise CheckpointError(f"{where}: step {step} has seen {n_seen} classes, but its model's head has "
+                              f"{method.model.n_classes} outputs")
+    if method.n_known != n_seen:
+        raise CheckpointError(f"{where}: step {step} has seen {n_seen} classes, but the method's state says "
+                              f"{method.n_known}")
+    seen = checkpoint.result.get("classes_seen")
+    expected = [scenario.step(t).n_seen for t in range(step + 1)]
+    if seen != expected:
+        raise CheckpointError(f"{where}: its results record classes seen {_shown(seen)} for steps 0 to {step}, "
+                              f"the scenario gives {expected}")
+    _check_memory(method.replay_memory, where, dataset, n_seen)
+    nme = method.nme
+    if nme is not None and nme.means is not None:
+        means, classes = np.asarray(nme.means), np.asarray(nme.classes)
+        if means.ndim != 2 or means.shape[1] != method.model.feature_dim or len(classes) != len(means) \
+                or classes.dtype.kind not in "iu" or sorted(classes.tolist()) != list(range(n_seen)):
+            raise CheckpointError(f"{where}: its NME classifier has means of shape {means.shape} for classes "
+                                  f"{_shown(classes.tolist())}; the model has {method.model.feature_dim} features "
+                                  f"and has seen classes 0 to {n_seen - 1}")
+
+
+def _shown(values, limit: int = 12) -> str:
+    if not isinstance(values, list):
+        return repr(values)
+    return repr(values) if len(values) <= limit else repr(values[:limit])[:-1] + ", ...]"
+
+
+def _check_memory(memory, where: str, dataset: Dataset, n_seen: int) -> None:
+    """A replay memory holds raw samples of the dataset (shape and dtype as stored)
+    of exactly the classes seen (relabelled 0 .. n_seen - 1)."""
+    if memory is None or not len(memory):
+        return
+    shape, dtype = tuple(dataset.x_train.shape[1:]), dataset.x_train.dtype
+    if tuple(memory.sample_shape) != shape or memory.dtype != dtype:
+        raise CheckpointError(f"{where}: its replay memory holds samples of shape {tuple(memory.sample_shape)} "
+                              f"and dtype {memory.dtype}; {dataset.name} stores samples of shape {shape} and "
+                              f"dtype {dtype}")
+    classes = sorted(memory.classes)
+    if classes != list(range(n_seen)):
+        raise CheckpointError(f"{where}: its replay memory holds classes {_shown(classes)}, the classes seen are "
+                              f"0 to {n_seen - 1}")
+
+
+def method_from_checkpoint(path):
+    """``(method, checkpoint, config, dataset)``: the method of a checkpoint with its
+    trained model, checked against the scenario its configuration gives
+    (:func:`restore_method`), and the dataset normalised as the model was trained."""
+    from .checkpoint import load_checkpoint
+    checkpoint = load_checkpoint(path)
+    try:
+        config = ExperimentConfig.from_dict(checkpoint.config)
+    except ConfigError as e:
+        raise CheckpointError(f"checkpoint {checkpoint.path}: its configuration is invalid: {e}") from None
+    dataset = load_dataset(config.dataset, config.data_dir, normalize=config.normalize, download=config.download)
+    scenario = ClassIncrementalScenario(dataset, config.initial, config.increment, config.class_order,
+                                        seed=config.seed)
+    method = build_method(config, dataset.input_shape, scenario if METHODS[config.method].needs_scenario else None)
+    restore_method(method, checkpoint, scenario, dataset)
+    return method, checkpoint, config, dataset
 
 
 @dataclass
@@ -172,12 +265,13 @@ def _prepare(config: ExperimentConfig, dataset, checkpoint, log) -> _Prepared:
                        dataset_note=dataset.note)
     first = 0
     if checkpoint is not None:
-        if checkpoint.result["class_order"] != scenario.class_order.tolist():
-            raise CheckpointError(f"checkpoint {checkpoint.path} was made on another class order")
-        method.model.load_state_dict(checkpoint.params)
+        restore_method(method, checkpoint, scenario, dataset)
         method.model.rng_state = checkpoint.model_rng
-        method.load_state_dict(checkpoint.method_state)
-        result = RunResult.from_dict(checkpoint.result)
+        try:
+            result = RunResult.from_dict(checkpoint.result)
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"checkpoint {checkpoint.path}: its results are unreadable "
+                                  f"({type(e).__name__}: {e})") from None
         result.config = config.to_dict()
         first = checkpoint.step + 1
         if first >= scenario.n_steps:

@@ -17,3 +17,13 @@ def digits():
     """scikit-learn's digits (the embedded dataset), 80/20 stratified split of seed 0."""
     from aidge_incremental.datasets import load_dataset
     return load_dataset("digits")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_state_home(tmp_path_factory):
+    """The record of the binaries this project built (export/trust.py) lives under
+    XDG_STATE_HOME: the suite keeps its own, never reading or writing the user's."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+    yield
+    patch.undo()

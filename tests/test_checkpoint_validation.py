@@ -105,3 +105,70 @@ def test_devices_are_not_read(tmp_path):
             load_checkpoint("/dev/zero")
     with pytest.raises(CheckpointError, match="not a regular file"):
         load_checkpoint(tmp_path)
+
+
+# -- a checkpoint consistent with itself but not with the model or the scenario ------------------
+
+@pytest.fixture(scope="module")
+def icarl_run(tmp_path_factory):
+    from aidge_incremental.experiment import ExperimentConfig, run_experiment
+    out = tmp_path_factory.mktemp("icarl_run")
+    run_experiment(ExperimentConfig(method="icarl", memory=40, epochs=1, initial=5, increment=5, hidden=[16],
+                                    output_dir=str(out)))
+    return out
+
+
+def crafted_copy(run, tmp_path, change_meta=None, change_state=None):
+    """A copy of the run's last checkpoint with meta.json (and the method's state) changed,
+    re-zipped with valid CRCs and digests: only the checks against the model catch it."""
+    from aidge_incremental.checkpoint import checkpoint_path
+    ckpt = load_checkpoint(checkpoint_path(run, 1))
+    if change_meta is not None:
+        change_meta(ckpt)
+    if change_state is not None:
+        change_state(ckpt.method_state)
+    path = tmp_path / "crafted" / "checkpoints" / "step-001.ckpt"
+    save_checkpoint(path, ckpt)
+    return path
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda c: c.result.__setitem__("class_order", c.result["class_order"][::-1]), "class order"),
+    (lambda c: c.result.__setitem__("class_order", [0] * 10), "class order"),
+    (lambda c: c.result.__setitem__("class_order", c.result["class_order"][:5]), "class order"),
+    (lambda c: setattr(c, "step", 7), "step 7"),
+    (lambda c: setattr(c, "step", -1), "step -1"),
+    (lambda c: setattr(c, "step", 0), "head has 10 outputs"),
+])
+def test_crafted_checkpoint_metadata_is_refused_by_export_and_resume(icarl_run, tmp_path, capsys, change,
+                                                                     message):
+    """Before: a crafted class order exported with rc 0 and a wrong class map."""
+    from aidge_incremental.cli import main
+    from aidge_incremental.experiment import run_experiment
+    path = crafted_copy(icarl_run, tmp_path, change_meta=change)
+    assert main(["export", str(path), str(tmp_path / "out.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "step-001.ckpt" in err, err
+    assert not (tmp_path / "out.onnx").exists()
+    with pytest.raises(CheckpointError, match=message):
+        run_experiment(resume=str(path), config={"output_dir": str(tmp_path / "resumed")})
+
+
+def replace_memory(state, x, y, budget=40):
+    memory = ExemplarMemory(budget=budget, selection="random")
+    memory.update(x, y)
+    state["replay_memory"] = memory.to_bytes()
+
+
+@pytest.mark.parametrize("x,y,message", [
+    (np.zeros((10, 3, 8, 8), np.uint8), np.repeat(np.arange(5), 2), r"shape \(3, 8, 8\)"),
+    (np.zeros((10, 1, 8, 8), np.uint8), np.repeat(np.arange(10, 15), 2), r"classes \[10, 11, 12, 13, 14\]"),
+    (np.zeros((10, 1, 8, 8), np.uint8), np.repeat(np.arange(3), [4, 3, 3]), "classes seen"),
+    (np.zeros((10, 1, 8, 8), np.float32), np.arange(10), "dtype float32"),
+])
+def test_a_memory_consistent_with_itself_but_not_with_the_model_is_refused(icarl_run, tmp_path, x, y, message):
+    """Before: such a memory failed later, inside NumPy or Aidge, with their messages."""
+    from aidge_incremental.experiment import run_experiment
+    path = crafted_copy(icarl_run, tmp_path, change_state=lambda s: replace_memory(s, x, y))
+    with pytest.raises(CheckpointError, match=message):
+        run_experiment(resume=str(path), config={"output_dir": str(tmp_path / "resumed")})

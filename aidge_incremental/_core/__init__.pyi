@@ -2,6 +2,7 @@
 # (pybind11-stubgen, then cleaned). Do not edit: rebuild the module and run
 # `python tools/generate_stubs.py`.
 from __future__ import annotations
+import os
 import aidge_core
 import collections.abc
 import numpy
@@ -72,7 +73,7 @@ class DistillationOp(aidge_core.OperatorTensor):
     @staticmethod
     def get_outputs_name() -> list[str]:
         ...
-    def __init__(self, temperature: typing.SupportsFloat | typing.SupportsIndex = 2.0, n_old: typing.SupportsInt | typing.SupportsIndex = 0, form: str | DistillationForm = 'kl') -> None:
+    def __init__(self, temperature: typing.SupportsFloat = 2.0, n_old: typing.SupportsIndex = 0, form: str | DistillationForm = 'kl') -> None:
         ...
     @property
     def form(self) -> str:
@@ -117,7 +118,7 @@ class AttentionDistillationOp(aidge_core.OperatorTensor):
     @staticmethod
     def get_outputs_name() -> list[str]:
         ...
-    def __init__(self, epsilon: typing.SupportsFloat | typing.SupportsIndex = 9.999999960041972e-13) -> None:
+    def __init__(self, epsilon: typing.SupportsFloat = 9.999999960041972e-13) -> None:
         ...
     @property
     def epsilon(self) -> float:
@@ -126,18 +127,18 @@ class CorruptFileError(ValueError):
     pass
 class ExemplarMemoryCore:
     @staticmethod
-    def from_bytes(data: bytes, source: str = '<bytes>') -> ExemplarMemoryCore:
+    def from_bytes(data: bytes | bytearray, source: str = '<bytes>') -> ExemplarMemoryCore:
         ...
     @staticmethod
-    def load(path: str) -> ExemplarMemoryCore:
+    def load(path: str | os.PathLike[str]) -> ExemplarMemoryCore:
         ...
     def __init__(self, policy: str, budget: typing.SupportsIndex, sample_shape: collections.abc.Sequence[typing.SupportsIndex], dtype: numpy.typing.DTypeLike) -> None:
         ...
     def __len__(self) -> int:
         ...
-    def add_class(self, label: typing.SupportsIndex, samples: numpy.ndarray) -> None:
+    def add_class(self, label: typing.SupportsIndex, samples: numpy.typing.ArrayLike) -> None:
         ...
-    def add_classes(self, labels: list, samples: list) -> None:
+    def add_classes(self, labels: collections.abc.Sequence[typing.SupportsIndex], samples: collections.abc.Sequence[numpy.typing.ArrayLike]) -> None:
         """
         Reduce the held classes then add these, all or nothing.
         """
@@ -147,7 +148,7 @@ class ExemplarMemoryCore:
         ...
     def samples(self) -> numpy.ndarray:
         ...
-    def save(self, path: str) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         ...
     def to_bytes(self) -> bytes:
         ...
@@ -171,19 +172,19 @@ class ExemplarMemoryCore:
         ...
 class ReservoirMemoryCore:
     @staticmethod
-    def load(path: str) -> ReservoirMemoryCore:
+    def load(path: str | os.PathLike[str]) -> ReservoirMemoryCore:
         ...
     def __init__(self, capacity: typing.SupportsIndex, sample_shape: collections.abc.Sequence[typing.SupportsIndex], dtype: numpy.typing.DTypeLike, seed: typing.SupportsIndex = 0) -> None:
         ...
     def __len__(self) -> int:
         ...
-    def add_batch(self, samples: numpy.ndarray, labels: numpy.typing.ArrayLike) -> None:
+    def add_batch(self, samples: numpy.typing.ArrayLike, labels: numpy.typing.ArrayLike) -> None:
         ...
     def labels(self) -> numpy.typing.NDArray[numpy.int64]:
         ...
     def samples(self) -> numpy.ndarray:
         ...
-    def save(self, path: str) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         ...
     @property
     def capacity(self) -> int:
@@ -204,16 +205,16 @@ class FastSGD:
     """
     SGD with momentum and L2 weight decay, PyTorch's rule, in one pass per float32 cpu parameter tensor (see FastSGD.hpp).
     """
-    def __init__(self, parameters: collections.abc.Sequence[aidge_core.Tensor], momentum: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    def __init__(self, parameters: collections.abc.Sequence[aidge_core.Tensor], momentum: typing.SupportsFloat, weight_decay: typing.SupportsFloat) -> None:
         ...
     def reset_grad(self) -> None:
         ...
-    def update(self, lr: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    def update(self, lr: typing.SupportsFloat) -> None:
         ...
     @property
     def step(self) -> int:
         ...
-def AttentionDistillation(epsilon: typing.SupportsFloat | typing.SupportsIndex = 9.999999960041972e-13, name: str = '') -> aidge_core.Node:
+def AttentionDistillation(epsilon: typing.SupportsFloat = 9.999999960041972e-13, name: str = '') -> aidge_core.Node:
     """
     Create an AttentionDistillation loss node (inputs: student feature map, its Grad-CAM weights, teacher map).
     """
@@ -221,7 +222,7 @@ def CrossEntropy(name: str = '') -> aidge_core.Node:
     """
     Create a CrossEntropy loss node (inputs: logits, target probabilities).
     """
-def Distillation(temperature: typing.SupportsFloat | typing.SupportsIndex = 2.0, n_old: typing.SupportsInt | typing.SupportsIndex = 0, form: str | DistillationForm = 'kl', name: str = '') -> aidge_core.Node:
+def Distillation(temperature: typing.SupportsFloat = 2.0, n_old: typing.SupportsIndex = 0, form: str | DistillationForm = 'kl', name: str = '') -> aidge_core.Node:
     """
     Create a Distillation loss node (inputs: student logits, teacher logits).
     """
@@ -241,11 +242,11 @@ def fast_kernels() -> list[str]:
     """
     Operator types that have a fast kernel (the table accelerate() walks), sorted.
     """
-def get_key_value_AttentionDistillationOp(arg0: str) -> collections.abc.Callable[[AttentionDistillationOp], aidge_core.OperatorImpl]:
+def get_key_value_AttentionDistillationOp(key: str) -> collections.abc.Callable[[AttentionDistillationOp], aidge_core.OperatorImpl]:
     ...
-def get_key_value_CrossEntropyOp(arg0: str) -> collections.abc.Callable[[CrossEntropyOp], aidge_core.OperatorImpl]:
+def get_key_value_CrossEntropyOp(key: str) -> collections.abc.Callable[[CrossEntropyOp], aidge_core.OperatorImpl]:
     ...
-def get_key_value_DistillationOp(arg0: str) -> collections.abc.Callable[[DistillationOp], aidge_core.OperatorImpl]:
+def get_key_value_DistillationOp(key: str) -> collections.abc.Callable[[DistillationOp], aidge_core.OperatorImpl]:
     ...
 def get_keys_AttentionDistillationOp() -> list[str]:
     ...
@@ -267,11 +268,11 @@ def nme_classify(features: numpy.typing.ArrayLike, means: numpy.typing.ArrayLike
     """
 def random_selection(n: typing.SupportsIndex, m: typing.SupportsIndex, seed: typing.SupportsIndex) -> numpy.typing.NDArray[numpy.int64]:
     ...
-def register_AttentionDistillationOp(arg0: str, arg1: collections.abc.Callable[[AttentionDistillationOp], aidge_core.OperatorImpl]) -> None:
+def register_AttentionDistillationOp(key: str, function: collections.abc.Callable[..., aidge_core.OperatorImpl]) -> None:
     ...
-def register_CrossEntropyOp(arg0: str, arg1: collections.abc.Callable[[CrossEntropyOp], aidge_core.OperatorImpl]) -> None:
+def register_CrossEntropyOp(key: str, function: collections.abc.Callable[..., aidge_core.OperatorImpl]) -> None:
     ...
-def register_DistillationOp(arg0: str, arg1: collections.abc.Callable[[DistillationOp], aidge_core.OperatorImpl]) -> None:
+def register_DistillationOp(key: str, function: collections.abc.Callable[..., aidge_core.OperatorImpl]) -> None:
     ...
 def set_skip_backward(node: aidge_core.Node, skip: bool = True) -> None:
     """

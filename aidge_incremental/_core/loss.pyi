@@ -9,21 +9,21 @@ from aidge_incremental._core import DistillationForm
 import aidge_core
 import typing
 __all__: list[str] = ['attention_distillation', 'cross_entropy', 'distillation']
-def attention_distillation(features: aidge_core.Tensor, weights: aidge_core.Tensor, teacher_map: aidge_core.Tensor, scaling: typing.SupportsFloat | typing.SupportsIndex = 1.0, accumulate: bool = False, epsilon: typing.SupportsFloat | typing.SupportsIndex = 9.999999960041972e-13) -> aidge_core.Tensor:
+def attention_distillation(features: aidge_core.Tensor, weights: aidge_core.Tensor, teacher_map: aidge_core.Tensor, scaling: typing.SupportsFloat = 1.0, accumulate: bool = False, epsilon: typing.SupportsFloat = 9.999999960041972e-13) -> aidge_core.Tensor:
     """
     Attention-distillation loss (LwM); returns scaling * L_AD and sets features.grad.
     
     Same definition as the AttentionDistillation operator, which it runs on the tensors'
     backend; first-order gradient (Grad-CAM weights held constant).
     """
-def cross_entropy(prediction: aidge_core.Tensor, target: aidge_core.Tensor, scaling: typing.SupportsFloat | typing.SupportsIndex = 1.0, accumulate: bool = False) -> aidge_core.Tensor:
+def cross_entropy(prediction: aidge_core.Tensor, target: aidge_core.Tensor, scaling: typing.SupportsFloat = 1.0, accumulate: bool = False) -> aidge_core.Tensor:
     """
     Softmax cross-entropy (log-sum-exp: finite for any finite logits).
     
     Runs the CrossEntropy operator on the tensors' backend. Returns
     scaling * mean_b -sum_j y_bj log softmax(s_b)_j and sets prediction.grad.
     """
-def distillation(student: aidge_core.Tensor, teacher: aidge_core.Tensor, temperature: typing.SupportsFloat | typing.SupportsIndex = 2.0, n_old: typing.SupportsInt | typing.SupportsIndex = 0, form: str | DistillationForm = 'kl', scaling: typing.SupportsFloat | typing.SupportsIndex = 1.0, accumulate: bool = False) -> aidge_core.Tensor:
+def distillation(student: aidge_core.Tensor, teacher: aidge_core.Tensor, temperature: typing.SupportsFloat = 2.0, n_old: typing.SupportsIndex = 0, form: str | DistillationForm = 'kl', scaling: typing.SupportsFloat = 1.0, accumulate: bool = False) -> aidge_core.Tensor:
     """
     Distillation loss; returns scaling * loss and sets student.grad.
     

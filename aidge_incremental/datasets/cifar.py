@@ -5,23 +5,33 @@ The batches are Python pickles: a dict with ``data`` (a uint8 array
 blue) and ``labels`` (CIFAR-10) or ``fine_labels`` (CIFAR-100), lists of
 ints. Unpickling runs whatever callable a file names, so a crafted batch would
 run code: the batches are read with a restricted unpickler that resolves only
-the four globals NumPy's own array pickles use (``_reconstruct``, ``ndarray``,
-``dtype``, and ``_codecs.encode`` for strings re-pickled by Python 3 at
-protocol 2), refusing any other before it is called. What it returns is then
+the globals NumPy's own array pickles use (``_reconstruct``, ``ndarray``,
+``dtype``, ``_codecs.encode`` for strings re-pickled by Python 3 at protocol
+2, and for protocol 5 ``_frombuffer``, admitted as a checked equivalent of
+our own), refusing any other before it is called. What it returns is then
 checked field by field: nothing but the documented structure is accepted.
+
+Archives are read as a stream (``.tar``, ``.tar.gz``, ``.tar.bz2``,
+``.tar.xz``), their decompression bounded by the ratio limit of
+:mod:`aidge_incremental.files`.
 """
 from __future__ import annotations
 
+import bz2
+import gzip
 import importlib
 import io
+import lzma
+import math
 import os
 import pathlib
 import pickle
 import tarfile
+import zlib
 
 import numpy as np
 
-from ..files import MAX_FILE_BYTES, read_bounded, read_bounded_stream
+from ..files import MAX_FILE_BYTES, BoundedStream, open_regular, read_bounded, read_bounded_stream
 from .base import Dataset, DatasetError, DatasetSource, from_arrays, register_dataset
 from .transforms import Augmentation, Normalization
 
@@ -46,7 +56,26 @@ def _latin1_encode(text, encoding="latin1"):
     return text.encode("latin1")
 
 
+def _frombuffer(buffer, dtype, shape, order="C"):
+    """NumPy's protocol-5 array reconstruction (``numpy._core.numeric._frombuffer``),
+    with its arguments checked: bytes of a plain dtype, exactly the size the shape says."""
+    if not isinstance(buffer, (bytes, bytearray)):
+        raise pickle.UnpicklingError(f"an array's buffer must be bytes, got {type(buffer).__name__}")
+    if not isinstance(dtype, np.dtype) or dtype.hasobject:
+        raise pickle.UnpicklingError(f"an array's dtype must be a plain NumPy dtype, got {dtype!r}")
+    if not isinstance(shape, tuple) or not all(type(d) is int and d >= 0 for d in shape):
+        raise pickle.UnpicklingError(f"an array's shape must be a tuple of sizes, got {shape!r}")
+    if order not in ("C", "F"):
+        raise pickle.UnpicklingError(f"an array's order must be 'C' or 'F', got {order!r}")
+    if len(buffer) != math.prod(shape) * dtype.itemsize:
+        raise pickle.UnpicklingError(f"an array of shape {shape} and dtype {dtype} needs "
+                                     f"{math.prod(shape) * dtype.itemsize} bytes, its buffer holds {len(buffer)}")
+    return np.frombuffer(buffer, dtype).reshape(shape, order=order)
+
+
 _ALLOWED = {
+    ("numpy.core.numeric", "_frombuffer"): lambda: _frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): lambda: _frombuffer,
     ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct,
     ("numpy", "ndarray"): lambda: np.ndarray,
@@ -127,24 +156,8 @@ def load_cifar(path, n_classes: int = 10) -> Dataset:
         else (["train"], ["test"])
     label_key = "labels" if n_classes == 10 else "fine_labels"
     members = {}
-    if path.is_file() and tarfile.is_tarfile(path):
-        try:
-            with tarfile.open(path, "r:*") as tar:
-                for member in tar.getmembers():
-                    base = os.path.basename(member.name)
-                    if base not in names[0] + names[1]:
-                        continue
-                    if not member.isfile():
-                        raise DatasetError(f"CIFAR archive {path}: member {member.name} is not a "
-                                           f"regular file")
-                    if member.size > MAX_FILE_BYTES:
-                        raise DatasetError(f"CIFAR archive {path}: member {member.name} of "
-                                           f"{member.size} bytes is too large")
-                    data = read_bounded_stream(tar.extractfile(member), member.name, "CIFAR member",
-                                               error=DatasetError)
-                    members[base] = read_cifar_batch(data, f"{path}:{member.name}", label_key)
-        except (tarfile.TarError, OSError, EOFError) as e:
-            raise DatasetError(f"cannot read CIFAR archive {path}: {e}") from e
+    if path.is_file():
+        _read_archive(path, set(names[0] + names[1]), label_key, members)
     else:
         for candidate in (path, path / folder):
             if all((candidate / n).exists() for n in names[0] + names[1]):
@@ -167,6 +180,42 @@ def load_cifar(path, n_classes: int = 10) -> Dataset:
                 np.concatenate([members[n][1] for n in split]))
     (x_train, y_train), (x_test, y_test) = stack(names[0]), stack(names[1])
     return from_arrays(x_train, y_train, x_test, y_test, name=f"cifar{n_classes}")
+
+
+#: what a compressed archive starts with -> the stream that decompresses it
+_COMPRESSIONS = ((b"\x1f\x8b", lambda raw: gzip.GzipFile(fileobj=raw)), (b"BZh", bz2.BZ2File),
+                 (b"\xfd7zXZ\x00", lzma.LZMAFile))
+
+
+def _read_archive(path: pathlib.Path, wanted: set, label_key: str, members: dict) -> None:
+    """The wanted batches of a CIFAR tar archive, read as one stream: each member once,
+    in order, its decompression bounded by the ratio limit (files.BoundedStream)."""
+    fd = open_regular(path, "CIFAR archive", DatasetError)
+    with os.fdopen(fd, "rb") as raw:
+        size = os.fstat(raw.fileno()).st_size
+        head = raw.read(8)
+        raw.seek(0)
+        try:
+            opener = next((open_ for magic, open_ in _COMPRESSIONS if head.startswith(magic)), None)
+            stream = raw if opener is None else BoundedStream(opener(raw), path, "CIFAR archive", size, DatasetError)
+            with tarfile.open(fileobj=stream, mode="r|") as tar:
+                for member in tar:
+                    base = os.path.basename(member.name)
+                    if base not in wanted:
+                        continue
+                    if not member.isfile():
+                        raise DatasetError(f"CIFAR archive {path}: member {member.name} is not a regular file")
+                    if member.size > MAX_FILE_BYTES:
+                        raise DatasetError(f"CIFAR archive {path}: member {member.name} of {member.size} bytes is "
+                                           f"too large")
+                    data = read_bounded_stream(tar.extractfile(member), member.name, "CIFAR member",
+                                               error=DatasetError)
+                    members[base] = read_cifar_batch(data, f"{path}:{member.name}", label_key)
+        except DatasetError:
+            raise
+        except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError, ValueError) as e:
+            raise DatasetError(f"cannot read CIFAR archive {path} (truncated, corrupt or not a tar archive): "
+                               f"{type(e).__name__}: {e}") from None
 
 
 #: Per-channel mean and std of the training images (in [0, 1]). CIFAR-10: the

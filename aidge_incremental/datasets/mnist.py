@@ -16,7 +16,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..files import MAX_FILE_BYTES, read_bounded, read_bounded_stream
+from ..files import read_bounded, read_bounded_stream
 from .base import Dataset, DatasetError, DatasetSource, from_arrays, register_dataset
 
 MNIST_URL = "the MNIST database (yann.lecun.com/exdb/mnist or any mirror)"
@@ -31,7 +31,8 @@ def read_idx(path) -> np.ndarray:
     if path.suffix == ".gz":
         try:
             with gzip.GzipFile(fileobj=io.BytesIO(data)) as f:
-                data = read_bounded_stream(f, path, "gzipped IDX file", error=DatasetError)
+                data = read_bounded_stream(f, path, "gzipped IDX file", error=DatasetError,
+                                           compressed_size=len(data))
         except (OSError, EOFError, zlib.error) as e:
             raise DatasetError(f"cannot read IDX file {path}: {e}") from e
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES:

@@ -7,7 +7,7 @@ import zipfile
 
 import numpy as np
 
-from ..files import MAX_FILE_BYTES, read_bounded
+from ..files import MAX_EXPANSION_RATIO, MAX_FILE_BYTES, expansion_bound, read_bounded
 from .base import Dataset, DatasetError, DatasetSource, from_arrays, register_dataset
 
 __all__ = ["NPZ_LAYOUT", "load_npz"]
@@ -38,8 +38,12 @@ def load_npz(path) -> Dataset:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             total = sum(info.file_size for info in z.infolist())
-        if total > MAX_FILE_BYTES:
-            raise DatasetError(f"{path}: its arrays expand to {total} bytes, more than {MAX_FILE_BYTES}")
+            compressed = any(info.compress_type != zipfile.ZIP_STORED for info in z.infolist())
+        bound = expansion_bound(len(data) if compressed else None)
+        if total > bound:
+            raise DatasetError(f"{path}: its arrays expand to {total} bytes, more than {bound}"
+                               + (f" ({MAX_EXPANSION_RATIO}x the file's size, the decompression ratio limit: save "
+                                  "it with np.savez, uncompressed)" if bound < MAX_FILE_BYTES else ""))
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except DatasetError:

@@ -243,7 +243,54 @@ def build(folder, jobs: int = 2) -> pathlib.Path:
     binary = folder / BINARY
     os.replace(built, binary)
     shutil.rmtree(build_dir)
+    from .trust import record_built_binary
+    record_built_binary(binary)  # predict runs only binaries built here (trust.py)
     return binary
+
+
+#: The CMake project ``rebuild`` compiles exported sources with: ours, never the
+#: folder's own CMake files (which can run any command when configured); the
+#: compiler options of aidge_export_cpp 0.10.1's default ``run_export`` target.
+REBUILD_CMAKE = """cmake_minimum_required(VERSION 3.18)
+project(run_export CXX)
+set(CMAKE_CXX_STANDARD 17)
+set(CMAKE_CXX_STANDARD_REQUIRED ON)
+file(GLOB_RECURSE SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/data/*.cpp ${CMAKE_CURRENT_SOURCE_DIR}/dnn/src/*.cpp)
+add_executable(run_export main.cpp ${SOURCES})
+target_include_directories(run_export PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/dnn ${CMAKE_CURRENT_SOURCE_DIR}/dnn/include
+                           ${CMAKE_CURRENT_SOURCE_DIR})
+if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+    target_compile_options(run_export PRIVATE -Wall -Wextra -O3 -ffast-math -march=native)
+endif()
+"""
+#: longest a rebuild's configure or compile step may take (a source including
+#: /dev/zero would otherwise keep the compiler reading)
+REBUILD_TIMEOUT_S = 900
+
+
+def rebuild(sources, jobs: int = 2) -> pathlib.Path:
+    """Build the exported sources copied into ``sources`` (a private folder holding
+    ``main.cpp``, ``data/``, ``dnn/``) with :data:`REBUILD_CMAKE`; the built binary
+    (inside ``sources``), recorded as built here (trust.py)."""
+    sources = pathlib.Path(sources)
+    if shutil.which("cmake") is None:
+        raise ExportError("rebuilding a C++ export needs cmake on the PATH")
+    (sources / "CMakeLists.txt").write_text(REBUILD_CMAKE)
+    build_dir = sources / "build"
+    for cmd in (["cmake", "-S", str(sources), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release"],
+                ["cmake", "--build", str(build_dir), "--target", "run_export", "-j", str(jobs)]):
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=REBUILD_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise ExportError(f"{' '.join(cmd[:2])} took more than {REBUILD_TIMEOUT_S} s: not rebuilt") from None
+        if done.returncode != 0:
+            raise ExportError(f"{' '.join(cmd[:2])} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    built = build_dir / "run_export"
+    if not built.is_file():
+        raise ExportError("the rebuild made no run_export")
+    from .trust import record_built_binary
+    record_built_binary(built)
+    return built
 
 
 def section_bytes(binary) -> dict:
@@ -275,10 +322,14 @@ def footprint(folder) -> dict:
             "activation_bytes": info["activation_bytes"], "binary_bytes": (folder / BINARY).stat().st_size}
 
 
-def run(folder, x: np.ndarray, binary: Optional[os.PathLike] = None) -> List[np.ndarray]:
-    """Run the built export on a batch ``x`` [N, ...]: one array [N, size] per output."""
+def run(folder, x: np.ndarray, binary: Optional[os.PathLike] = None, info: Optional[dict] = None) -> List[np.ndarray]:
+    """Run the built export on a batch ``x`` [N, ...]: one array [N, size] per output.
+
+    ``binary``: the program to run (default: the project's ``run_export``);
+    ``info``: the project description already read and checked (default: read
+    ``aidge_incremental.json``)."""
     folder = pathlib.Path(folder)
-    info = project_info(folder)
+    info = project_info(folder) if info is None else info
     binary = pathlib.Path(binary or folder / BINARY)
     if not binary.exists():
         raise ExportError(f"{binary} does not exist: build the export first")

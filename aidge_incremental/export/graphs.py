@@ -138,3 +138,25 @@ def nme_graph(model: IncrementalModel, means: np.ndarray, labels: Sequence[int],
     graph = _finish(graph, model, [(first, 0)], [(fc, 0), (gather, 0)])
     fc.get_operator().get_input(1).copy_from(aidge_core.Tensor(weights))
     return graph
+
+
+def output_labels(class_order: Sequence, n_outputs: int, what: str = "class_order") -> list:
+    """The dataset label of each of a model's ``n_outputs`` outputs: the first
+    ``n_outputs`` entries of ``class_order``, which must be distinct integers
+    (ValueError naming what does not fit)."""
+    try:
+        order = list(class_order)
+    except TypeError:
+        raise ValueError(f"{what} must be a sequence of integer labels, got {type(class_order).__name__}") from None
+    if len(order) < n_outputs:
+        raise ValueError(f"{what} gives {len(order)} labels for the {n_outputs} outputs of the model: it must give "
+                         "the label of every output")
+    labels = order[:n_outputs]
+    bad = [v for v in labels if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer))]
+    if bad:
+        raise ValueError(f"{what} must hold integers (the dataset's labels), got {bad[0]!r}")
+    labels = [int(v) for v in labels]
+    if len(set(labels)) != len(labels):
+        twice = sorted({v for v in labels if labels.count(v) > 1})
+        raise ValueError(f"{what}'s labels must be distinct (one per output), got {twice} more than once")
+    return labels

@@ -48,10 +48,11 @@ from .. import __version__
 from .._core import Distillation
 from ..files import atomic_write
 from ..models import IncrementalModel
-from .graphs import ABSTAIN, logits_graph, nme_graph
-from .manifest import check_sidecar, write_sidecar
+from .graphs import ABSTAIN, logits_graph, nme_graph, output_labels
+from .manifest import read_with_sidecar, write_sidecar
 
-__all__ = ["MIN_OPSET", "export_model", "export_nme", "load_metadata", "lowest_opset", "INPUT_NAME"]
+__all__ = ["MIN_OPSET", "export_model", "export_nme", "load_metadata", "lowest_opset", "read_export",
+           "INPUT_NAME"]
 
 INPUT_NAME = "input"
 #: the lowest opset tried: onnxruntime runs opset 7 and later
@@ -228,24 +229,72 @@ def _metadata(model: IncrementalModel, classes: Sequence[int], kind: str) -> dic
     }
 
 
-def load_metadata(path, verify: bool = True) -> dict:
-    """The aidge_incremental metadata of an exported file, decoded (after checking the
-    file against its digest, unless ``verify`` is false)."""
-    if verify:
-        check_sidecar(path)
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # protobuf raises its own DecodeError
-        raise ValueError(f"{path} is not a readable ONNX file: {e}") from None
+def _decode_metadata(model: onnx.ModelProto, path) -> dict:
     meta = {p.key: p.value for p in model.metadata_props}
     out = {"kind": meta.get("aidge_incremental.kind")}
     try:
         if "aidge_incremental.classes" in meta:
             out["classes"] = json.loads(meta["aidge_incremental.classes"])
             out["input_shape"] = json.loads(meta["aidge_incremental.input_shape"])
-    except (KeyError, ValueError) as e:
-        raise ValueError(f"{path} has invalid aidge_incremental metadata: {e}") from None
+    except (KeyError, ValueError, RecursionError) as e:
+        raise ValueError(f"{path} has invalid aidge_incremental metadata: {type(e).__name__}: {e}") from None
     return out
+
+
+def _last_dim(value_info) -> Optional[int]:
+    dims = value_info.type.tensor_type.shape.dim
+    return dims[-1].dim_value if dims and dims[-1].HasField("dim_value") else None
+
+
+def _check_against_graph(model: onnx.ModelProto, meta: dict, path) -> None:
+    """The metadata must describe the graph it is attached to: one label per logit
+    (per score after the abstain column for NME), the input's shape."""
+    if meta.get("kind") not in ("logits", "nme"):
+        raise ValueError(f"{path} was not exported by aidge_incremental (no aidge_incremental.kind metadata)")
+    classes, shape = meta.get("classes"), meta.get("input_shape")
+    if not isinstance(classes, list) or not classes or not all(type(c) is int for c in classes):
+        raise ValueError(f"{path}: its aidge_incremental.classes metadata must be a list of integer labels")
+    if not isinstance(shape, list) or not shape or not all(type(d) is int and d > 0 for d in shape):
+        raise ValueError(f"{path}: its aidge_incremental.input_shape metadata must be a list of sizes")
+    outputs = {o.name: o for o in model.graph.output}
+    wanted = {"logits": ("logits", len(classes)), "nme": ("scores", len(classes) + 1)}[meta["kind"]]
+    name, size = wanted
+    if name not in outputs or _last_dim(outputs[name]) != size:
+        raise ValueError(f"{path}: its metadata lists {len(classes)} classes, but the graph's output {name!r} has "
+                         f"{_last_dim(outputs[name]) if name in outputs else 'no'} values"
+                         f"{' (one per class after the abstain column)' if meta['kind'] == 'nme' else ''}: "
+                         "metadata and graph disagree")
+    inputs = [i for i in model.graph.input if i.name == INPUT_NAME]
+    dims = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim[1:]] if inputs else None
+    if dims != shape:
+        raise ValueError(f"{path}: its metadata says inputs of shape {shape}, the graph's input "
+                         f"{INPUT_NAME!r} has {dims}")
+
+
+def read_export(path):
+    """``(bytes, metadata, notes)`` of an exported file: read once, checked against its
+    ``.sha256`` digest, its metadata decoded and checked against its graph; ``notes``
+    say what was accepted with a remark (a renamed file)."""
+    data, notes = read_with_sidecar(path)
+    try:
+        model = onnx.load_from_string(data)
+    except Exception as e:  # protobuf raises its own DecodeError
+        raise ValueError(f"{path} is not a readable ONNX file: {e}") from None
+    meta = _decode_metadata(model, path)
+    _check_against_graph(model, meta, path)
+    return data, meta, notes
+
+
+def load_metadata(path, verify: bool = True) -> dict:
+    """The aidge_incremental metadata of an exported file, decoded (after checking the
+    file against its digest and the metadata against the graph, unless ``verify`` is false)."""
+    if verify:
+        return read_export(path)[1]
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # protobuf raises its own DecodeError
+        raise ValueError(f"{path} is not a readable ONNX file: {e}") from None
+    return _decode_metadata(model, path)
 
 
 # -- exports -----------------------------------------------------------------------
@@ -255,8 +304,9 @@ def export_model(model: IncrementalModel, path, class_order: Sequence[int], inpu
     """The trained head's model: ``input`` [batch, *input_shape] raw samples ->
     ``logits`` [batch, classes]; ``input_divisor`` (e.g. 16 for digits, 255 for uint8
     images) becomes the graph's first node. ``opset``: see the module docstring."""
+    labels = output_labels(class_order, model.n_classes)  # before any work
     onnx_model = _choose_opset(logits_graph(model, input_divisor), ["logits"], opset)
-    meta = _metadata(model, class_order[:model.n_classes], "logits")
+    meta = _metadata(model, labels, "logits")
     meta.update(metadata or {})
     return _finish(onnx_model, path, meta)
 
@@ -272,7 +322,13 @@ def export_nme(model: IncrementalModel, path, means: np.ndarray, mean_classes: S
     ``means``: class means [C, d] (unit-norm, as NearestMeanClassifier.means);
     ``mean_classes``: the relabelled class of each row.
     """
-    labels = np.asarray(class_order, np.int64)[np.asarray(mean_classes, np.int64)]
+    order = output_labels(class_order, len(list(class_order)))  # the mean rows index the whole class order
+    rows = np.asarray(mean_classes)
+    if rows.ndim != 1 or rows.dtype.kind not in "iu" or len(rows) != len(means) or len(rows) and \
+            (rows.min() < 0 or rows.max() >= len(order)):
+        raise ValueError(f"mean_classes must give, for each of the {len(means)} means, a class among the "
+                         f"{len(order)} of class_order, got {rows.tolist()[:12]}")
+    labels = np.asarray(order, np.int64)[rows.astype(np.int64)]
     onnx_model = _choose_opset(nme_graph(model, means, labels, input_divisor), ["scores", "class"], opset)
     meta = _metadata(model, labels, "nme")
     meta["aidge_incremental.abstain"] = str(ABSTAIN)

@@ -32,11 +32,11 @@ from ..memory import nme_classify
 from ..models import IncrementalModel
 from . import cpp
 from .cpp import ExportError
-from .graphs import ABSTAIN, logits_graph, nme_graph
-from .manifest import MANIFEST, write_manifest
+from .graphs import ABSTAIN, logits_graph, nme_graph, output_labels
+from .manifest import FORMAT as MANIFEST_FORMAT, MANIFEST, check_manifest, read_verified, sha256_file, write_manifest
 from .quantize import INPUT_LEVELS, quantize_graph, quantize_inputs, run_quantized
 
-__all__ = ["FLOAT_TOLERANCE", "INT8_CONV_DEFECT", "export_cpp", "format_budget"]
+__all__ = ["FLOAT_TOLERANCE", "INT8_CONV_DEFECT", "export_cpp", "format_budget", "rebuild_export"]
 
 FLOAT_TOLERANCE = 1e-4  #: max |C++ logit - Aidge logit| of a float32 export
 
@@ -89,7 +89,7 @@ def export_cpp(model: IncrementalModel, folder, class_order: Sequence[int], divi
     if dtype == "int8" and (calibration is None or len(calibration) == 0):
         raise ExportError("int8 export is calibrated on the replay memory, and this method keeps no "
                           "exemplars: export it in float32")
-    classes = [int(c) for c in list(class_order)[:model.n_classes]]
+    classes = output_labels(class_order, model.n_classes)
     folder = pathlib.Path(folder)
     _check_destination(folder)  # before any work
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -188,3 +188,66 @@ def format_budget(budget: dict, folder=None) -> str:
     lines.append(f"exemplar memory {budget['exemplar_bytes']:,} B")
     head = f"C++ export {folder}: " if folder is not None else ""
     return head + "; ".join(lines)
+
+
+#: the exported sources a rebuild compiles (the rest of a project is CMake files,
+#: the memory plan, the old binary)
+_SOURCE_SUFFIXES = (".cpp", ".hpp", ".h")
+
+
+def rebuild_export(folder, log: Optional[Callable[[str], None]] = None) -> list:
+    """Rebuild the binaries of a C++ export folder from its sources, here, so that
+    ``predict`` may run them (see trust.py): every file is first checked against
+    MANIFEST.json, export.json against each project's description, and ``main.cpp``
+    against what this package generates for that description; the sources listed in
+    the MANIFEST are copied to a private folder and compiled with this package's own
+    CMake project (:data:`cpp.REBUILD_CMAKE`, never the folder's CMake files). The new
+    binaries replace the old ones, are recorded as built here, and the MANIFEST is
+    rewritten with their digests. Returns the binaries' paths.
+
+    A rebuilt binary does what its sources say: rebuilding makes a received folder
+    as trustworthy as its sources (which can be read), not more."""
+    from .targets import _check_cpp_export, _parse_json
+    from .trust import private_directory
+    folder = pathlib.Path(folder)
+    entries = check_manifest(folder, required=["export.json"])
+    info = _parse_json(read_verified(folder, "export.json", entries), folder / "export.json")
+    parts = ["model"] + (["nme"] if "nme_classes" in info else [])
+    rebuilt = {}
+    with private_directory() as scratch:
+        for part in parts:
+            described = f"{part}/{cpp.PROJECT_FILE}"
+            if described not in entries:
+                raise ExportError(f"{folder / MANIFEST} does not list {described}: not rebuilt")
+            project = _parse_json(read_verified(folder, described, entries), folder / described)
+            _check_cpp_export(folder, info, project, part)
+            main = read_verified(folder, f"{part}/main.cpp", entries) if f"{part}/main.cpp" in entries else None
+            if main is None or main.decode("utf-8", "replace") != cpp._main_cpp(project):
+                raise ExportError(f"{folder / part / 'main.cpp'} is not the main.cpp aidge_incremental writes for "
+                                  f"{described}: not rebuilt")
+            sources = scratch / part
+            for rel in sorted(entries):
+                inner = rel[len(part) + 1:]
+                if not rel.startswith(part + "/") or not rel.endswith(_SOURCE_SUFFIXES) or inner == "main.cpp" \
+                        or not inner.startswith(("data/", "dnn/")):
+                    continue
+                target = sources / inner
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(read_verified(folder, rel, entries, limit=1 << 31))
+            (sources / "main.cpp").write_text(cpp._main_cpp(project))
+            if log is not None:
+                log(f"rebuilding {folder / part} from its sources")
+            built = cpp.rebuild(sources)
+            destination = folder / part / cpp.BINARY
+            tmp = destination.with_name(f".{cpp.BINARY}.rebuilt-{os.getpid()}")
+            shutil.copyfile(built, tmp)
+            os.chmod(tmp, 0o755)
+            os.replace(tmp, destination)
+            rebuilt[f"{part}/{cpp.BINARY}"] = built
+        updated = dict(entries)
+        for rel, built in rebuilt.items():
+            updated[rel] = {"size": built.stat().st_size, "sha256": sha256_file(built)}
+        atomic_write(folder / MANIFEST, (json.dumps({"format": MANIFEST_FORMAT, "files": updated}, indent=1)
+                                         + "\n").encode())
+    return [folder / rel for rel in rebuilt]
+

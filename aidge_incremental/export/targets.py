@@ -16,11 +16,20 @@ cpp-int8    the same with the head in int8, calibrated on the   yes
 
 Adding a target is one :func:`register_export_target` call with its
 ``write`` and ``predict`` functions.
+
+Serving an export checks it first: its digests (``.sha256`` sidecar, or a
+MANIFEST that must list every file read or run), its metadata against what it
+describes (an ONNX file's class list against its graph's outputs, a C++
+folder's ``export.json`` against its binary's own description), and, for a C++
+export, that its binary was built here by this project or that the user trusts
+it (``trust_binary``, see :mod:`.trust`).
 """
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
+import math
 import pathlib
 import shutil
 from dataclasses import dataclass
@@ -31,7 +40,7 @@ import numpy as np
 from ..registry import Registry
 
 __all__ = ["CPP_CHECK_SAMPLES", "EXPORT_TARGETS", "ExportSource", "ExportTarget", "export_step",
-           "predict_export", "raw_batch", "register_export_target", "target_of"]
+           "predict_export", "raw_batch", "read_samples", "register_export_target", "target_of"]
 
 #: test samples each C++ export is checked on against Aidge (all of digits' steps)
 CPP_CHECK_SAMPLES = 512
@@ -71,8 +80,9 @@ class ExportSource:
 @dataclass(frozen=True)
 class ExportTarget:
     """``write(source, dest, log, nme_only, **options) -> [paths]`` writes the export at
-    ``dest`` (a file for onnx, a folder for cpp); ``predict(path, x_raw, nme)``
-    serves one; ``file_name(step)`` is what ``run --export-dir`` calls a step's
+    ``dest`` (a file for onnx, a folder for cpp); ``predict(path, x_raw, nme,
+    trust_binary=False, log=None)`` serves one (``log`` takes notes such as a
+    renamed file); ``file_name(step)`` is what ``run --export-dir`` calls a step's
     export; ``recognizes(path)`` tells whether a path is this target's;
     ``problem(model)`` says why the target cannot export ``model`` on this
     machine (a missing tool, a layer it gets wrong), or None: runs and
@@ -82,7 +92,7 @@ class ExportTarget:
     needs_memory: bool
     file_name: Callable[[int], str]
     write: Callable[..., list]
-    predict: Callable[[pathlib.Path, np.ndarray, bool], np.ndarray]
+    predict: Callable[..., np.ndarray]
     recognizes: Callable[[pathlib.Path], bool]
     problem: Callable[[object], Optional[str]] = lambda model: None
 
@@ -117,9 +127,29 @@ def target_of(path) -> ExportTarget:
                      "a C++ export folder with MANIFEST.json)")
 
 
-def predict_export(path, x_raw: np.ndarray, nme: bool = False) -> np.ndarray:
-    """The dataset labels an export predicts for raw samples (as stored in the dataset)."""
-    return target_of(path).predict(pathlib.Path(path), x_raw, nme)
+def predict_export(path, x_raw: np.ndarray, nme: bool = False, trust_binary: bool = False,
+                   log: Optional[Callable[[str], None]] = None) -> np.ndarray:
+    """The dataset labels an export predicts for raw samples (as stored in the dataset).
+
+    A C++ export's binary runs only if this project built it here, or with
+    ``trust_binary`` (see :mod:`.trust`); ``log`` receives notes."""
+    return target_of(path).predict(pathlib.Path(path), x_raw, nme, trust_binary=trust_binary, log=log)
+
+
+def read_samples(path) -> np.ndarray:
+    """Raw samples from a ``.npy`` file handed to ``predict``: a regular file of
+    bounded size, read without pickle."""
+    from ..files import read_bounded
+    data = read_bounded(path, "sample file")
+    try:
+        x = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise ValueError(f"{path} is not a readable .npy file of samples: {e}") from None
+    if not isinstance(x, np.ndarray):
+        raise ValueError(f"{path} holds several arrays (a .npz); give one .npy array of samples")
+    if x.ndim == 0 or len(x) == 0:
+        raise ValueError(f"{path} holds no sample")
+    return x
 
 
 def raw_batch(x_raw, input_shape) -> np.ndarray:
@@ -157,24 +187,28 @@ def _write_onnx(source: ExportSource, dest, log=None, nme_only: bool = False, op
     return paths
 
 
-def _predict_onnx(path: pathlib.Path, x_raw: np.ndarray, nme: bool) -> np.ndarray:
+def _predict_onnx(path: pathlib.Path, x_raw: np.ndarray, nme: bool, trust_binary: bool = False,
+                  log=None) -> np.ndarray:
     """Run an exported model with onnxruntime (or onnx.reference when it is missing),
-    after checking the file against its digest."""
-    from .onnx import INPUT_NAME, load_metadata
+    after checking the file against its digest and its metadata against its graph;
+    what runs is the bytes that were checked."""
+    from .onnx import INPUT_NAME, read_export
     if nme:
         raise ValueError("--nme applies to a .ckpt or a C++ export; export the NME classifier "
                          "with export --nme to serve it as ONNX")
-    meta = load_metadata(path)  # checks the .sha256 digest first
-    if meta.get("kind") not in ("logits", "nme"):
-        raise ValueError(f"{path} was not exported by aidge_incremental")
+    data, meta, notes = read_export(path)
+    for note in notes:
+        if log is not None:
+            log(note)
     x = raw_batch(x_raw, meta["input_shape"])
     try:
         import onnxruntime
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
         outputs = session.run(None, {INPUT_NAME: x})
     except ImportError:
+        import onnx
         from onnx.reference import ReferenceEvaluator
-        outputs = ReferenceEvaluator(str(path)).run(None, {INPUT_NAME: x})
+        outputs = ReferenceEvaluator(onnx.load_from_string(data)).run(None, {INPUT_NAME: x})
     if meta["kind"] == "nme":
         return outputs[1]
     return np.asarray(meta["classes"])[outputs[0].argmax(axis=1)]
@@ -205,21 +239,94 @@ def _cpp_writer(dtype: str):
     return write
 
 
-def _predict_cpp(folder: pathlib.Path, x_raw: np.ndarray, nme: bool) -> np.ndarray:
-    """Run a C++ export's built binary, after checking every file against MANIFEST.json."""
+def _parse_json(data: bytes, path) -> dict:
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise ValueError(f"{path} is unreadable: {type(e).__name__}: {str(e)[:200]}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} is not a JSON object")
+    return value
+
+
+def _int_list(value) -> bool:
+    return isinstance(value, list) and bool(value) and all(type(v) is int for v in value)
+
+
+def _check_cpp_export(folder: pathlib.Path, info: dict, project: dict, part: str) -> None:
+    """export.json (what the folder says it holds) against the project description
+    written with the binary (``aidge_incremental.json``: its inputs and outputs)."""
+    from .cpp import C_TYPES, PROJECT_FILE
+    described = f"{part}/{PROJECT_FILE}"
+    if info.get("kind") != "aidge_incremental C++ export":
+        raise ValueError(f"{folder / 'export.json'} does not describe an aidge_incremental C++ export")
+    dtype, shape, classes = info.get("dtype"), info.get("input_shape"), info.get("classes")
+    divisor = info.get("input_divisor")
+    if dtype not in ("float32", "int8") or not _int_list(shape) or min(shape) < 1 or not _int_list(classes) \
+            or not isinstance(divisor, (int, float)) or not math.isfinite(divisor) or divisor <= 0:
+        raise ValueError(f"{folder / 'export.json'} has invalid fields (dtype, input_shape, classes, input_divisor)")
+    inputs, outputs = project.get("inputs"), project.get("outputs")
+    valid = lambda io: isinstance(io, dict) and io.get("ctype") in C_TYPES and type(io.get("size")) is int \
+        and io["size"] > 0  # noqa: E731
+    if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(outputs, list) or not outputs \
+            or not all(valid(io) for io in inputs + outputs):
+        raise ValueError(f"{folder / described} is not the description of an exported binary")
+    expected = "int8_t" if part == "model" and dtype == "int8" else "float"
+    if inputs[0]["ctype"] != expected:
+        said = f"the head is {dtype}" if part == "model" else "the NME classifier is float32"
+        raise ValueError(f"{folder}: export.json says {said}, but {described} (the binary's own description) "
+                         f"takes {inputs[0]['ctype']} inputs ({'int8' if inputs[0]['ctype'] == 'int8_t' else 'float32'}): "
+                         "the folder mixes exports; not served")
+    if inputs[0]["size"] != math.prod(shape):
+        raise ValueError(f"{folder}: export.json says inputs of shape {shape}, {described} takes "
+                         f"{inputs[0]['size']} values")
+    if part == "model":
+        if outputs[0]["size"] != len(classes):
+            raise ValueError(f"{folder}: export.json lists {len(classes)} classes, the binary's logits output "
+                             f"({described}) has {outputs[0]['size']} values; not served")
+    else:
+        labels = info.get("nme_classes")
+        if not _int_list(labels) or len(outputs) != 2 or outputs[0]["size"] != len(labels) + 1 \
+                or outputs[1]["size"] != 1:
+            raise ValueError(f"{folder}: export.json's nme_classes ({len(labels) if isinstance(labels, list) else 0} "
+                             f"labels) do not fit the NME binary's outputs ({described}); not served")
+
+
+def _predict_cpp(folder: pathlib.Path, x_raw: np.ndarray, nme: bool, trust_binary: bool = False,
+                 log=None) -> np.ndarray:
+    """Run a C++ export's binary, after checking every file against MANIFEST.json (which
+    must list every file read or run), export.json against the binary's description,
+    and the binary's provenance (trust.py). What runs is a private copy of the binary
+    whose digest was checked; what is read is what was checked."""
     from . import cpp
-    from .manifest import check_manifest
+    from .manifest import IntegrityError, MANIFEST, check_manifest, read_verified
     from .quantize import quantize_inputs
-    check_manifest(folder)
-    info = json.loads((folder / "export.json").read_text())
+    from .trust import private_directory, trusted_copy
+    entries = check_manifest(folder, required=["export.json"])
+    info = _parse_json(read_verified(folder, "export.json", entries), folder / "export.json")
+    part = "nme" if nme else "model"
+    if nme and "nme_classes" not in info:
+        raise ValueError(f"{folder} holds no NME classifier")
+    for rel in (f"{part}/{cpp.PROJECT_FILE}", f"{part}/{cpp.BINARY}"):
+        if rel not in entries:
+            raise IntegrityError(f"{folder / MANIFEST} does not list {rel}, which predict reads or runs: an export "
+                                 "whose files are not all covered by its digests is not served")
+    project = _parse_json(read_verified(folder, f"{part}/{cpp.PROJECT_FILE}", entries),
+                          folder / part / cpp.PROJECT_FILE)
+    _check_cpp_export(folder, info, project, part)
     x = raw_batch(x_raw, info["input_shape"])
-    if nme:
-        if "nme_classes" not in info:
-            raise ValueError(f"{folder} holds no NME classifier")
-        return cpp.run(folder / "nme", x)[1][:, 0]
-    if info["dtype"] == "int8":
+    if not nme and info["dtype"] == "int8":
         x = quantize_inputs(x / np.float32(info["input_divisor"]))
-    return np.asarray(info["classes"])[cpp.run(folder / "model", x)[0].argmax(axis=1)]
+    with private_directory() as scratch:
+        binary = trusted_copy(folder, f"{part}/{cpp.BINARY}", entries, scratch, trust_binary)
+        outputs = cpp.run(folder / part, x, binary=binary, info=project)
+    if nme:
+        labels = outputs[1][:, 0]
+        known = set(info["nme_classes"]) | {int(info.get("nme_abstain", -1))}
+        if not set(np.unique(labels).tolist()) <= known:
+            raise ValueError(f"{folder}: the NME binary answered labels outside export.json's nme_classes")
+        return labels
+    return np.asarray(info["classes"])[outputs[0].argmax(axis=1)]
 
 
 def _is_cpp_export(path: pathlib.Path) -> bool:

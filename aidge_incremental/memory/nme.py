@@ -30,7 +30,12 @@ def nme_classify(features, means) -> np.ndarray:
 
 
 class NearestMeanClassifier:
-    """iCaRL's nearest-mean-of-exemplars classifier over arbitrary class labels."""
+    """iCaRL's nearest-mean-of-exemplars classifier over arbitrary class labels
+    (anything ``np.unique`` sorts: integers, strings, bytes...).
+
+    A feature row with no direction (all zero) is nearer no class than another:
+    :meth:`predict` answers ``-1`` for it when the labels are numbers, ``None``
+    (in an object array) otherwise."""
 
     def __init__(self):
         self.classes: Optional[np.ndarray] = None
@@ -61,7 +66,13 @@ class NearestMeanClassifier:
         if self.means is None:
             raise RuntimeError("NearestMeanClassifier.fit must be called before predict")
         index = nme_classify(features, self.means)
-        # -1 (an all-zero feature row, see nme_classify) stays -1: no class.
-        return np.where(index >= 0, self.classes[np.maximum(index, 0)], -1)
+        labels = self.classes[np.maximum(index, 0)]
+        # -1 (an all-zero feature row, see nme_classify) means no class: -1 among numbers,
+        # None among other labels (no value of their type says "none")
+        if self.classes.dtype.kind in "iufb":
+            return np.where(index >= 0, labels, -1)
+        out = labels.astype(object)
+        out[index < 0] = None
+        return out
 
 

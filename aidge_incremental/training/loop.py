@@ -51,7 +51,12 @@ from ..datasets import Augmentation
 from .batch import Batch, BatchHooks, Outputs
 from .config import TrainConfig
 
-__all__ = ["EpochRecord", "fast_sgd", "train"]
+__all__ = ["EpochRecord", "TrainingDiverged", "fast_sgd", "train"]
+
+
+class TrainingDiverged(FloatingPointError, ValueError):
+    """The loss or the logits became NaN or infinite: the run diverged (a ValueError
+    too, as every refusal of a setting is)."""
 
 
 @dataclass
@@ -159,15 +164,15 @@ def train(model, x: np.ndarray, y: np.ndarray, hooks: BatchHooks, config: TrainC
                         finite = True
                     if finite:
                         raise
-                    raise FloatingPointError(f"training diverged at epoch {epoch} (non-finite logits: {e}); "
-                                             "lower the learning rate") from e
+                    raise TrainingDiverged(f"training diverged at epoch {epoch}, update {update} (non-finite "
+                                           f"logits: {e}); lower the learning rate (lr {lr:g})") from None
                 loss = float(sum(value.values())) if isinstance(value, Mapping) else float(value)
                 if isinstance(value, Mapping):
                     for name, term in value.items():
                         terms[name] = terms.get(name, 0.0) + float(term) * len(batch)
                 if not math.isfinite(loss):
-                    raise FloatingPointError(f"training diverged at epoch {epoch} (loss {loss}); "
-                                             f"lower the learning rate")
+                    raise TrainingDiverged(f"training diverged at epoch {epoch}, update {update} (loss {loss}); "
+                                           f"lower the learning rate (lr {lr:g})")
                 if optimizer_fast is not None:
                     optimizer_fast.reset_grad()
                     scheduler.backward()

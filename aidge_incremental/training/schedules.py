@@ -56,8 +56,12 @@ class LRSchedule:
                                  "by factor)")
             if list(milestones) != sorted(set(milestones)) or milestones[0] <= 0:
                 raise ValueError(f"milestones must be strictly increasing epochs > 0, got {list(milestones)}")
-            # A milestone at or past the last epoch never applies; allowed, as in PyTorch, so that
-            # a reference protocol shortened with fewer epochs (a smoke test) keeps its milestones.
+            # A milestone at or past the last epoch never applies: refused, as a warm-up that long is
+            # (PyTorch accepts it silently); a shortened protocol gives its own --milestones.
+            late = [m for m in milestones if m >= int(self.epochs)]
+            if late:
+                raise ValueError(f"milestones {late} are at or past the last epoch (epochs = {int(self.epochs)}, "
+                                 f"counted from 0): they would never apply; drop them or give more epochs")
             if not 0 < self.factor < 1:
                 raise ValueError(f"factor must be in (0, 1), got {self.factor}")
         elif milestones:

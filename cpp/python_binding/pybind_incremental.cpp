@@ -1,6 +1,8 @@
 // Module entry point: aidge_incremental._core.
 #include <pybind11/pybind11.h>
 
+#include "utils/pybind_Arguments.hpp"
+
 namespace py = pybind11;
 
 namespace Aidge {
@@ -40,4 +42,6 @@ PYBIND11_MODULE(_core, m)
     Aidge::incremental::init_Accelerate(m);
     Aidge::incremental::init_FastSGD(m);
     Aidge::incremental::init_SkipBackward(m);
+    // last: wraps every function and method defined above
+    Aidge::incremental::nameArgumentErrors(m);
 }

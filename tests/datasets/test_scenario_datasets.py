@@ -1,5 +1,6 @@
 """Scenarios and dataset loaders, with files written by the tests themselves."""
 import gzip
+import io
 import pickle
 
 import numpy as np
@@ -288,9 +289,76 @@ def test_gzip_bomb_is_bounded(tmp_path, monkeypatch):
     from aidge_incremental import files
     from aidge_incremental.datasets import mnist
     monkeypatch.setattr(mnist, "read_bounded_stream",
-                        lambda f, name, what, error: files.read_bounded_stream(f, name, what, limit=1000, error=error))
+                        lambda f, name, what, error, **kw: files.read_bounded_stream(f, name, what, limit=1000,
+                                                                                 error=error))
     path = tmp_path / "t10k-images-idx3-ubyte.gz"
     with gzip.open(path, "wb") as f:
         f.write(bytes([0, 0, 0x08, 1]) + (10 ** 6).to_bytes(4, "big") + bytes(10 ** 6))
     with pytest.raises(DatasetError, match="expands past 1000 bytes"):
         read_idx(path)
+
+
+def test_cifar_batches_pickled_with_protocol_5_load_through_the_restricted_unpickler(tmp_path, rng):
+    """Before: protocol 5 pickles an array as numpy's _frombuffer over a pickle buffer,
+    which the restricted unpickler refused."""
+    folder, batches = cifar_folder(tmp_path, rng, n=6)
+    data, labels = batches["test_batch"]
+    (folder / "test_batch").write_bytes(pickle.dumps({b"data": data, b"labels": labels}, protocol=5))
+    dataset = load_cifar(tmp_path, 10)
+    np.testing.assert_array_equal(dataset.x_test.reshape(len(data), -1), data)
+    np.testing.assert_array_equal(dataset.y_test, labels)
+    # a Fortran-ordered and a read-only array take the same path
+    for array in (np.asfortranarray(data), np.frombuffer(data.tobytes(), np.uint8).reshape(data.shape)):
+        (folder / "test_batch").write_bytes(pickle.dumps({b"data": array, b"labels": labels}, protocol=5))
+        np.testing.assert_array_equal(load_cifar(tmp_path, 10).x_test.reshape(len(data), -1), data)
+    # the buffer's size must match the dtype and shape it claims
+    (folder / "test_batch").write_bytes(pickle.dumps({b"data": _Frombuffer(data.tobytes(), (60, 3072)),
+                                                      b"labels": labels}, protocol=5))
+    with pytest.raises(DatasetError, match="not a readable CIFAR pickle.*60, 3072"):
+        load_cifar(tmp_path, 10)
+    # and an object dtype is refused, not reconstructed
+    (folder / "test_batch").write_bytes(pickle.dumps({b"data": np.array([object()] * 3, dtype=object),
+                                                      b"labels": labels}, protocol=5))
+    with pytest.raises(DatasetError, match="not a readable CIFAR pickle|is not allowed"):
+        load_cifar(tmp_path, 10)
+
+
+class _Frombuffer:
+    """Pickles as a protocol-5 array (numpy's _frombuffer) whose shape need not fit its buffer."""
+
+    def __init__(self, buffer, shape):
+        self.buffer, self.shape = buffer, shape
+
+    def __reduce_ex__(self, protocol):
+        frombuffer = np.arange(2).__reduce_ex__(5)[0]
+        return frombuffer, (pickle.PickleBuffer(self.buffer), np.dtype(np.uint8), self.shape, "C")
+
+
+@pytest.mark.parametrize("cut", [10, 200, 0.5, 0.9])
+def test_a_truncated_cifar_archive_is_a_dataset_error(tmp_path, rng, cut):
+    """Before: a truncated .tar.gz gave a bare EOFError traceback."""
+    import tarfile
+    folder, _ = cifar_folder(tmp_path, rng, n=4)
+    source = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(source, "w:gz") as tar:
+        tar.add(folder, arcname="cifar-10-batches-py")
+    data = source.read_bytes()
+    archive = tmp_path / "cut" / "cifar-10-python.tar.gz"
+    archive.parent.mkdir()
+    archive.write_bytes(data[:cut if isinstance(cut, int) else int(len(data) * cut)])
+    with pytest.raises(DatasetError, match=r"cut/cifar-10-python\.tar\.gz"):
+        load_cifar(archive, 10)
+
+
+@pytest.mark.parametrize("compression", ["gz", "bz2", "xz"])
+def test_a_cifar_archive_bomb_is_refused_by_its_ratio(tmp_path, compression):
+    import tarfile
+    from aidge_incremental import files
+    archive = tmp_path / f"cifar-10-python.tar.{compression}"
+    size = files.MIN_EXPANSION_BOUND + (1 << 20)
+    with tarfile.open(archive, f"w:{compression}") as tar:
+        info = tarfile.TarInfo("cifar-10-batches-py/data_batch_1")
+        info.size = size
+        tar.addfile(info, io.BytesIO(bytes(size)))
+    with pytest.raises(DatasetError, match="ratio"):
+        load_cifar(archive, 10)

@@ -193,3 +193,35 @@ def test_cpp_export_refuses_what_it_cannot_do(cpp_run, tmp_path, capsys):
     finetune.model.grow(2)
     with pytest.raises(ExportError, match="keeps no exemplars"):
         export_cpp(finetune.model, tmp_path / "ft", [0, 1], 16.0, np.zeros((2, 1, 8, 8)), dtype="int8")
+
+
+def test_a_received_binary_is_refused_until_rebuilt_here(cpp_run, tmp_path, capsys):
+    """A folder whose binary was swapped (MANIFEST rewritten to match, as anyone handing
+    us a folder can do) is not run; export --rebuild compiles its sources with our own
+    CMake project, records the new binary, and predict then serves the same labels."""
+    from aidge_incremental.export.manifest import write_manifest
+    original = cpp_run / "cpp" / "step-001"
+    capsys.readouterr()
+    assert main(["predict", str(original), "--count", "8"]) == 0
+    expected = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("predicted:"))
+    received = tmp_path / "received"
+    shutil.copytree(original, received)
+    marker = tmp_path / "ran"
+    (received / "model" / cpp.BINARY).write_text(f"#!/bin/sh\ntouch {marker}\n")
+    (received / "model" / "CMakeLists.txt").write_text(f'execute_process(COMMAND touch {marker})\n')
+    (received / "MANIFEST.json").unlink()
+    write_manifest(received, [p for p in received.rglob("*") if p.is_file()])
+    assert main(["predict", str(received), "--count", "8"]) == 2
+    assert f"export --rebuild {received}" in capsys.readouterr().err and not marker.exists()
+    assert main(["export", "--rebuild", str(received)]) == 0
+    assert not marker.exists(), "the folder's own CMake files ran"
+    check_manifest(received)
+    assert main(["predict", str(received), "--count", "8"]) == 0
+    assert next(l for l in capsys.readouterr().out.splitlines() if l.startswith("predicted:")) == expected
+    assert not marker.exists()
+    # a main.cpp that is not the one we generate is not compiled
+    (received / "model" / "main.cpp").write_text('#include <cstdlib>\nint main() { return std::system("true"); }\n')
+    (received / "MANIFEST.json").unlink()
+    write_manifest(received, [p for p in received.rglob("*") if p.is_file()])
+    assert main(["export", "--rebuild", str(received)]) == 2
+    assert "is not the main.cpp aidge_incremental writes" in capsys.readouterr().err

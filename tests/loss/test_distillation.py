@@ -215,7 +215,7 @@ def _t(a):
     (np.zeros((4, 5), np.float32), np.zeros((3, 5), np.float32), {}, "batch size mismatch"),
     (np.zeros((4, 3), np.float32), np.zeros((4, 5), np.float32), {}, "n_old = 5 out of range"),
     (np.zeros((4, 5), np.float32), np.zeros((4, 5), np.float32), {"n_old": 6}, "out of range"),
-    (np.zeros((4, 5), np.float32), np.zeros((4, 5), np.float32), {"n_old": -1}, "n_old must be >= 0"),
+    (np.zeros((4, 5), np.float32), np.zeros((4, 5), np.float32), {"n_old": -1}, "argument .n_old. must be an integer in \\[0, "),
     (np.zeros((4, 5), np.float32), np.zeros((4, 5), np.float32), {"temperature": 0.0}, "temperature"),
     (np.zeros((4, 5), np.float32), np.zeros((4, 5), np.float32), {"temperature": -2.0}, "temperature"),
     (np.zeros((4, 5), np.float32), np.zeros((4, 5), np.float32), {"temperature": float("nan")}, "temperature"),
@@ -340,3 +340,18 @@ def test_function_form_gives_the_node_value(rng):
     aidge_core.SequentialScheduler(graph).forward()
     value = distillation(aidge_core.Tensor(s), aidge_core.Tensor(t))
     assert tensor_value(value) == np.asarray(node.get_operator().get_output(0))[0]
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("temperature,scaling", [(1e-45, 0.0), (1e-45, 1.0), (1e-40, 1.0), (1e-30, 1e30)])
+def test_a_loss_that_overflows_is_an_error_not_nan(rng, form, temperature, scaling):
+    """Before: temperature=1e-45, scaling=0 returned NaN (an infinite BCE loss times 0)."""
+    s = rng.normal(0, 3, (4, 3)).astype(np.float32)
+    S = aidge_core.Tensor(s)
+    try:
+        value = tensor_value(distillation(S, aidge_core.Tensor(-s), temperature, 0, form, scaling=scaling))
+    except ValueError as e:
+        assert "temperature" in str(e) or "overflow" in str(e), e
+        assert str(temperature)[:4] in str(e) or "overflow" in str(e), e
+        return
+    assert np.isfinite(value) and np.all(np.isfinite(np.asarray(S.grad)))

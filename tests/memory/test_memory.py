@@ -532,3 +532,18 @@ def test_nme_on_an_all_zero_row_answers_no_class(rng):
 def test_binding_arguments_are_named(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
         call()
+
+
+@pytest.mark.parametrize("labels", [np.array(["cat", "dog", "emu"] * 10), np.array([b"a", b"b", b"c"] * 10)])
+def test_nearest_mean_classifier_takes_any_labels(rng, labels):
+    """Before: predict mixed the labels with -1 in np.where and failed on strings,
+    against its docstring (arbitrary labels)."""
+    centres = np.eye(3, 4) * 5
+    features = centres[np.arange(30) % 3] + rng.normal(0, 0.1, (30, 4))
+    clf = NearestMeanClassifier().fit(features, labels)
+    queries = np.vstack([features[:6], np.zeros((1, 4))])  # the last row: no direction, no class
+    out = clf.predict(queries)
+    assert out[:6].tolist() == labels[:6].tolist()
+    assert out[6] is None and out.dtype == object
+    numeric = NearestMeanClassifier().fit(features, np.arange(30) % 3 + 7).predict(queries)
+    assert numeric.dtype.kind == "i" and numeric[6] == -1

@@ -362,9 +362,27 @@ def test_irregular_milestones_match_pytorch_multisteplr():
     np.testing.assert_allclose(ours, expected, rtol=1e-12)
 
 
-def test_milestones_past_the_last_epoch_are_allowed_and_never_apply():
-    schedule = LRSchedule(2.0, 1, "multistep", (49, 63), 0.2)
-    assert schedule.profile(3) == [2.0, 2.0, 2.0]
+def test_milestones_past_the_last_epoch_are_refused():
+    """Before: a milestone at or past the last epoch, which never applies, was accepted
+    silently (a warm-up as long was refused)."""
+    with pytest.raises(ValueError, match=r"milestones \[49, 63\].*past the last epoch.*epochs = 10"):
+        LRSchedule(2.0, 10, "multistep", (5, 49, 63), 0.2)
+    with pytest.raises(ValueError, match=r"milestones \[10\]"):
+        TrainConfig(epochs=10, schedule="multistep", milestones=(10,))
+    assert LRSchedule(2.0, 10, "multistep", (9,), 0.2).profile(1)[-1] == pytest.approx(0.4)
+    # first_step's milestones are checked against first_step's epochs
+    TrainConfig(epochs=2, schedule="multistep", milestones=(1,), first_step={"epochs": 200, "milestones": (60, 120)})
+    with pytest.raises(ValueError, match=r"first_step: .*milestones \[60, 120\]"):
+        TrainConfig(epochs=2, schedule="multistep", milestones=(1,), first_step={"milestones": (60, 120)})
+
+
+def test_a_diverging_run_says_diverged_and_names_the_learning_rate(tmp_path, capsys):
+    """Before: --lr 1e6 stopped with the loss kernel's "non-finite logits"."""
+    from aidge_incremental.cli import main
+    assert main(["run", "--method", "finetune", "--lr", "1e6", "--epochs", "1", "--output-dir",
+                 str(tmp_path / "run"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "diverged" in err and "1e+06" in err and "lr" in err, err
 
 
 def test_first_step_overrides():

@@ -20,16 +20,17 @@ namespace incremental {
 
 namespace {
 
-ExemplarMemory::Policy policyFrom(const std::string &name)
+ExemplarMemory::Policy policyFrom(const py::object &policy)
 {
+    const std::string name = strArg(policy, "ExemplarMemoryCore", "policy");
     if (name == "total") {
         return ExemplarMemory::Policy::Total;
     }
     if (name == "per_class") {
         return ExemplarMemory::Policy::PerClass;
     }
-    throw std::invalid_argument(
-        fmt::format("budget policy must be 'total' or 'per_class', got '{}'", name));
+    throw py::value_error(fmt::format("ExemplarMemoryCore: argument 'policy' must be 'total' or 'per_class', got {}",
+                                      describe(policy)));
 }
 
 } // namespace
@@ -37,33 +38,42 @@ ExemplarMemory::Policy policyFrom(const std::string &name)
 void init_ExemplarMemory(py::module &m)
 {
     py::class_<ExemplarMemory>(m, "ExemplarMemoryCore")
-        .def(py::init([](const std::string &policy, const py::object &budget,
+        .def(py::init([](const py::object &policy, const py::object &budget,
                          const py::object &sampleShape, const py::object &dtype) {
                  const char *fn = "ExemplarMemoryCore";
                  return ExemplarMemory(policyFrom(policy), sizeArg(budget, fn, "budget", 1),
-                                       layoutFrom(shapeArg(sampleShape, fn, "sample_shape"), dtype));
+                                       layoutFrom(shapeArg(sampleShape, fn, "sample_shape"), dtype, fn));
              }),
              py::arg("policy"), py::arg("budget"), py::arg("sample_shape"), py::arg("dtype"))
         .def("quotas", [](const ExemplarMemory &mem, const py::object &n) {
-                 return mem.quotas(sizeArg(n, "quotas", "n_classes"));
+                 const std::size_t count = sizeArg(n, "quotas", "n_classes");
+                 return coreCall("quotas", {{"n_classes", n}}, [&] { return mem.quotas(count); });
              }, py::arg("n_classes"))
         .def("reduce", [](ExemplarMemory &mem, const py::object &n) {
-                 mem.reduce(sizeArg(n, "reduce", "n_classes_after"));
+                 const std::size_t count = sizeArg(n, "reduce", "n_classes_after");
+                 coreCall("reduce", {{"n_classes_after", n}}, [&] { mem.reduce(count); });
              }, py::arg("n_classes_after"))
         .def("add_class",
-             [](ExemplarMemory &mem, const py::object &label, const py::array &samples) {
+             [](ExemplarMemory &mem, const py::object &label, const py::object &samplesArg) {
                  std::size_t count = 0;
                  const std::int64_t l = intArg(label, "add_class", "label",
                                                std::numeric_limits<std::int64_t>::min(),
                                                std::numeric_limits<std::int64_t>::max());
-                 const std::uint8_t *bytes = sampleBytes(samples, mem.layout(), count);
-                 mem.addClass(l, bytes, count);
+                 const py::array samples = arrayArg(samplesArg, "add_class", "samples");
+                 const std::uint8_t *bytes = sampleBytes(samples, mem.layout(), count, "add_class", "samples",
+                                                         samplesArg);
+                 coreCall("add_class", {{"label", label}, {"samples", samples}},
+                          [&] { mem.addClass(l, bytes, count); });
              },
              py::arg("label"), py::arg("samples"))
         .def("add_classes",
-             [](ExemplarMemory &mem, const py::list &labels, const py::list &samples) {
+             [](ExemplarMemory &mem, const py::object &labelsArg, const py::object &samplesArg) {
+                 const py::list labels = sequenceArg(labelsArg, "add_classes", "labels");
+                 const py::list samples = sequenceArg(samplesArg, "add_classes", "samples");
                  if (labels.size() != samples.size()) {
-                     throw py::value_error("add_classes: 'labels' and 'samples' differ in length");
+                     throw py::value_error(fmt::format("add_classes: arguments 'labels' and 'samples' differ in "
+                                                       "length: {} labels, {} sample arrays",
+                                                       labels.size(), samples.size()));
                  }
                  std::vector<std::int64_t> ls;
                  std::vector<const std::uint8_t *> ptrs;
@@ -73,15 +83,15 @@ void init_ExemplarMemory(py::module &m)
                      ls.push_back(intArg(labels[i], "add_classes", "labels",
                                          std::numeric_limits<std::int64_t>::min(),
                                          std::numeric_limits<std::int64_t>::max()));
-                     keep.push_back(py::array::ensure(samples[i]));
-                     if (!keep.back()) {
-                         throw py::type_error("add_classes: argument 'samples' must hold arrays");
-                     }
+                     const std::string item = fmt::format("samples[{}]", i);
+                     keep.push_back(arrayArg(samples[i], "add_classes", item.c_str()));
                      std::size_t count = 0;
-                     ptrs.push_back(sampleBytes(keep.back(), mem.layout(), count));
+                     ptrs.push_back(sampleBytes(keep.back(), mem.layout(), count, "add_classes", item.c_str(),
+                                                samples[i]));
                      counts.push_back(count);
                  }
-                 mem.addClasses(ls, ptrs, counts);
+                 coreCall("add_classes", {{"labels", labels}, {"samples", samples}},
+                          [&] { mem.addClasses(ls, ptrs, counts); });
              },
              py::arg("labels"), py::arg("samples"),
              "Reduce the held classes then add these, all or nothing.")
@@ -103,15 +113,16 @@ void init_ExemplarMemory(py::module &m)
         .def("samples", [](const ExemplarMemory &mem) {
             return samplesView(mem.buffer(), mem.size(), mem.layout());
         })
-        .def("save", &ExemplarMemory::save, py::arg("path"))
-        .def_static("load", &ExemplarMemory::load, py::arg("path"))
+        .def("save", [](const ExemplarMemory &mem, const py::object &path) { mem.save(pathArg(path, "save", "path")); },
+             py::arg("path"))
+        .def_static("load", [](const py::object &path) { return ExemplarMemory::load(pathArg(path, "load", "path")); },
+                    py::arg("path"))
         .def("to_bytes", [](const ExemplarMemory &mem) {
             const auto bytes = mem.toBytes();
             return py::bytes(reinterpret_cast<const char *>(bytes.data()), bytes.size());
         })
-        .def_static("from_bytes", [](const py::bytes &data, const std::string &source) {
-            const std::string s = data;
-            return ExemplarMemory::fromBytes(std::vector<std::uint8_t>(s.begin(), s.end()), source);
+        .def_static("from_bytes", [](const py::object &data, const py::object &source) {
+            return ExemplarMemory::fromBytes(bytesArg(data, "from_bytes", "data"), strArg(source, "from_bytes", "source"));
         }, py::arg("data"), py::arg("source") = "<bytes>");
 }
 

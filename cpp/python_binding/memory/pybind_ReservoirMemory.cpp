@@ -20,20 +20,24 @@ void init_ReservoirMemory(py::module &m)
                          const py::object &dtype, const py::object &seed) {
                  const char *fn = "ReservoirMemoryCore";
                  return ReservoirMemory(sizeArg(capacity, fn, "capacity", 1),
-                                        layoutFrom(shapeArg(sampleShape, fn, "sample_shape"), dtype),
+                                        layoutFrom(shapeArg(sampleShape, fn, "sample_shape"), dtype, fn),
                                         seedArg(seed, fn, "seed"));
              }),
              py::arg("capacity"), py::arg("sample_shape"), py::arg("dtype"), py::arg("seed") = 0)
         .def("add_batch",
-             [](ReservoirMemory &mem, const py::array &samples, const py::object &labelsArg) {
+             [](ReservoirMemory &mem, const py::object &samplesArg, const py::object &labelsArg) {
                  std::size_t count = 0;
-                 const std::uint8_t *bytes = sampleBytes(samples, mem.layout(), count);
+                 const py::array samples = arrayArg(samplesArg, "add_batch", "samples");
+                 const std::uint8_t *bytes = sampleBytes(samples, mem.layout(), count, "add_batch", "samples",
+                                                         samplesArg);
                  const LabelVector labels = labelVector(labelsArg, "add_batch", "labels");
                  if (static_cast<std::size_t>(labels.shape(0)) != count) {
                      throw py::value_error(fmt::format(
-                         "add_batch: argument 'labels' must have {} entries, one per sample", count));
+                         "add_batch: argument 'labels' must have {} entries, one per sample, got {}", count,
+                         labels.shape(0)));
                  }
-                 mem.addBatch(bytes, labels.data(), count);
+                 coreCall("add_batch", {{"samples", samples}, {"labels", labelsArg}},
+                          [&] { mem.addBatch(bytes, labels.data(), count); });
              },
              py::arg("samples"), py::arg("labels"))
         .def_property_readonly("capacity", &ReservoirMemory::capacity)
@@ -48,8 +52,10 @@ void init_ReservoirMemory(py::module &m)
         .def("labels", [](const ReservoirMemory &mem) {
             return py::array_t<std::int64_t>(static_cast<py::ssize_t>(mem.size()), mem.labels().data());
         })
-        .def("save", &ReservoirMemory::save, py::arg("path"))
-        .def_static("load", &ReservoirMemory::load, py::arg("path"));
+        .def("save", [](const ReservoirMemory &mem, const py::object &path) { mem.save(pathArg(path, "save", "path")); },
+             py::arg("path"))
+        .def_static("load", [](const py::object &path) { return ReservoirMemory::load(pathArg(path, "load", "path")); },
+                    py::arg("path"));
 }
 
 } // namespace incremental

@@ -7,6 +7,7 @@
 #include "aidge/incremental/operator/CrossEntropy.hpp"
 #include "aidge/operator/OperatorTensor.hpp"
 #include "aidge/utils/Registrar.hpp"
+#include "../utils/pybind_Arguments.hpp"
 
 namespace py = pybind11;
 
@@ -35,9 +36,10 @@ value into it after forward to weight the loss.)doc")
                                             std::end(CrossEntropy_Op::OutputsName));
         });
 
-    declare_registrable<CrossEntropy_Op>(m, "CrossEntropyOp");
+    declareRegistrable<CrossEntropy_Op>(m, "CrossEntropyOp");
 
-    m.def("CrossEntropy", &CrossEntropy, py::arg("name") = "",
+    m.def("CrossEntropy", [](const py::object &name) { return CrossEntropy(strArg(name, "CrossEntropy", "name")); },
+          py::arg("name") = "",
           "Create a CrossEntropy loss node (inputs: logits, target probabilities).");
 }
 

@@ -1,3 +1,4 @@
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -30,9 +31,12 @@ The first ``n_old`` columns are distilled (0: every teacher column).
 ``form="kl"``: T^2 * mean_b KL(softmax(t/T) || softmax(s/T)) (Hinton et al. 2015).
 ``form="bce"``: mean_b sum_j BCE(sigmoid(s/T), sigmoid(t/T)) (iCaRL, T=1).
 Backward sets the student's gradient only.)doc")
-        .def(py::init([](float temperature, long long nbOld, const py::object &form) {
-                 return std::make_shared<Distillation_Op>(temperature, nbOldFromPy(nbOld),
-                                                          formFromPy(form));
+        .def(py::init([](const py::object &temperature, const py::object &nbOld, const py::object &form) {
+                 const char *fn = "DistillationOp";
+                 return std::make_shared<Distillation_Op>(
+                     static_cast<float>(floatArg(temperature, fn, "temperature", positiveFloat32())),
+                     static_cast<std::uint32_t>(intArg(nbOld, fn, "n_old", 0, UINT32_MAX)),
+                     formArg(form, fn, "form"));
              }),
              py::arg("temperature") = 2.0f, py::arg("n_old") = 0,
              py::arg("form") = "kl")
@@ -54,12 +58,16 @@ Backward sets the student's gradient only.)doc")
             return std::string(distillationFormName(op.form()));
         });
 
-    declare_registrable<Distillation_Op>(m, "DistillationOp");
+    declareRegistrable<Distillation_Op>(m, "DistillationOp");
 
     m.def(
         "Distillation",
-        [](float temperature, long long nbOld, const py::object &form, const std::string &name) {
-            return Distillation(temperature, nbOldFromPy(nbOld), formFromPy(form), name);
+        [](const py::object &temperature, const py::object &nbOld, const py::object &form,
+           const py::object &name) {
+            const char *fn = "Distillation";
+            return Distillation(static_cast<float>(floatArg(temperature, fn, "temperature", positiveFloat32())),
+                                static_cast<std::uint32_t>(intArg(nbOld, fn, "n_old", 0, UINT32_MAX)),
+                                formArg(form, fn, "form"), strArg(name, fn, "name"));
         },
         py::arg("temperature") = 2.0f, py::arg("n_old") = 0, py::arg("form") = "kl",
         py::arg("name") = "",

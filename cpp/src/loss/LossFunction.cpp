@@ -1,6 +1,7 @@
 #include "aidge/incremental/loss/LossFunction.hpp"
 
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -58,6 +59,17 @@ Tensor runLossOperator(OperatorTensor &op,
         op.getOutput(0)->refCastFrom(fallback, DataType::Float64, "cpu");
     const double value = static_cast<const double *>(
         host.impl()->hostPtr(host.implOffset()))[0];
+    // Finite inputs can still give a loss beyond the tensors' float range (a tiny
+    // distillation temperature): refuse it before any gradient is touched, rather
+    // than return inf, or NaN once multiplied by a zero scaling.
+    const double limit = inputs[0]->dtype() == DataType::Float64 ? std::numeric_limits<double>::max()
+                                                                 : std::numeric_limits<float>::max();
+    if (!std::isfinite(value) || std::fabs(value * static_cast<double>(scaling)) > limit) {
+        throw std::invalid_argument(fmt::format(
+            "{}: the loss ({:g}, times scaling {:g}) overflows {}: a temperature or scaling this "
+            "extreme is out of the loss's range",
+            what, value, scaling, inputs[0]->dtype() == DataType::Float64 ? "float64" : "float32"));
+    }
     Tensor result(Array1D<double, 1>{{value * static_cast<double>(scaling)}});
     result.toDtype(inputs[0]->dtype());
     result.toBackend(backend, device);

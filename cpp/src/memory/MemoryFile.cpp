@@ -115,10 +115,16 @@ void writeMemoryFile(const std::string &path, MemoryKind kind,
 {
     const std::vector<std::uint8_t> bytes = encodeMemory(kind, payload);
 
-    const std::string tmp = fmt::format("{}.tmp-{}", path, ::getpid());
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666); // less the umask, like any file
-    if (fd < 0) {
-        throw std::runtime_error(fmt::format("cannot create '{}': {}", tmp, std::strerror(errno)));
+    // A temporary name of our own, created exclusively and never through a link: a
+    // name planted in the folder (a link to another file) is skipped, not followed.
+    std::string tmp;
+    int fd = -1;
+    for (unsigned attempt = 0; fd < 0; ++attempt) {
+        tmp = fmt::format("{}.tmp-{}-{}", path, ::getpid(), attempt);
+        fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666); // less the umask
+        if (fd < 0 && (errno != EEXIST || attempt >= 100)) {
+            throw std::runtime_error(fmt::format("cannot create '{}': {}", tmp, std::strerror(errno)));
+        }
     }
     try {
         writeAll(fd, bytes.data(), bytes.size(), tmp);

@@ -1,6 +1,7 @@
 #include "aidge/incremental/operator/Distillation.hpp"
 
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -32,10 +33,11 @@ DistillationForm parseDistillationForm(const std::string &name)
 
 static void checkTemperature(float temperature)
 {
-    if (!(temperature > 0.0f) || !std::isfinite(temperature)) {
+    // A subnormal temperature is refused too: 1/T would overflow float32.
+    if (!(temperature >= std::numeric_limits<float>::min()) || !std::isfinite(temperature)) {
         throw std::invalid_argument(fmt::format(
-            "distillation temperature must be a finite value > 0, got {}",
-            temperature));
+            "distillation temperature must be a finite value >= {:g} (a normal float32), got {:g}",
+            std::numeric_limits<float>::min(), temperature));
     }
 }
 
