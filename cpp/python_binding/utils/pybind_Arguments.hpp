@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include <pybind11/numpy.h>
@@ -74,6 +76,29 @@ template <class T> py::array_t<std::int64_t> toNumpy(const std::vector<T> &v)
 /// The layout of samples of this shape and NumPy dtype (ValueError/TypeError
 /// naming 'dtype' / 'sample_shape').
 SampleLayout layoutFrom(const std::vector<std::size_t> &shape, const py::object &dtype);
+
+/// Declared extra arrays: None (none) or a mapping {name: initial width}.
+std::vector<std::pair<std::string, std::size_t>> extraWidthsArg(const py::handle &h, const char *fn,
+                                                                const char *name);
+
+/// A batch's extra arrays, in the memory's declared order, with the arrays
+/// that hold their values (kept alive as long as the inputs are used).
+struct ExtraInputs
+{
+    std::vector<FloatMatrix> arrays;
+    std::vector<ExtraInput> inputs;
+};
+
+/// None or {} when the memory declares no extra array; else a mapping
+/// {name: float32 matrix [count, columns]} naming every declared array.
+ExtraInputs extraInputsArg(const py::handle &h, const SampleExtras &declared, std::size_t count,
+                           const char *fn, const char *name);
+
+/// (values [rows, width] float32, valid columns [rows] int64): copies of an extra array.
+py::tuple extraArrayToNumpy(const SampleExtras &extras, const std::string &name);
+
+/// {name: width} of the declared extra arrays.
+py::dict extraWidthsToPy(const SampleExtras &extras);
 
 /// Raw bytes of count samples in a C-contiguous array of the layout's type.
 const std::uint8_t *sampleBytes(const py::array &samples, const SampleLayout &layout,
