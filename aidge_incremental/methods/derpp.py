@@ -4,7 +4,7 @@ NeurIPS 2020), as the authors' code (``aimagelab/mammoth``, ``models/derpp.py``,
 
 A reservoir buffer (Vitter's Algorithm R, mammoth's ``Buffer.add_data``) keeps
 samples of the whole stream with the logits the network gave them when they
-were seen. Each batch minimises (Eq. 6)
+were seen. Each batch minimises (mammoth's observe)
 
     L = CE(y, f(x))                                   the batch's own samples
       + α · MSE(f(x'), z')      (x', z') ~ buffer      DER: match the stored logits
@@ -81,10 +81,14 @@ class DERpp(IncrementalMethod):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.head == "all" and self.scenario is None:
+            raise ValueError("derpp with head 'all' is built with the scenario (scenario=...): its head has "
+                             "an output for every class of it")
         self.buffer: Optional[ReservoirMemory] = None
         self._x_raw = None          # the raw samples of the step (rows of batch.indices)
         self._augmentation = None
         self._dataset = None
+        self._minibatch_size = 0
         self._rows = (0, 0, 0)      # the batch's own rows, the α minibatch's, the β minibatch's
         self._stored_logits = None  # (values, valid columns) of the α minibatch
         self._seen = None           # (raw samples, labels, logits) entering the reservoir after the update
@@ -97,8 +101,6 @@ class DERpp(IncrementalMethod):
     def start_step(self, step, dataset):
         if self.head == "grow":
             return super().start_step(step, dataset)
-        if self.scenario is None:
-            raise ValueError("derpp with head 'all' is built with the scenario (its number of classes)")
         # the base's start_step, but the head gets every class once, in the first step
         for part in self.parts:
             part.before_step(step, dataset)
@@ -109,8 +111,9 @@ class DERpp(IncrementalMethod):
         return self.training_data(step)
 
     def before_step(self, step, dataset):
-        self._dataset = dataset
-        self._augmentation = self.config.for_step(step.index).augmentation(dataset)
+        config = self.config.for_step(step.index)
+        self._dataset, self._augmentation = dataset, config.augmentation(dataset)
+        self._minibatch_size = self.replay_batch_size or config.batch_size
 
     def step_samples(self, step):
         x, y = super().step_samples(step)
@@ -131,8 +134,7 @@ class DERpp(IncrementalMethod):
         self._rows, self._stored_logits = (own, 0, 0), None
         if self.buffer is None or not len(self.buffer) or (self.der_alpha == 0 and self.der_beta == 0):
             return batch
-        n = self.replay_batch_size or self.config.batch_size
-        draws = [self._minibatch(n) if weight else np.zeros(0, np.int64)
+        draws = [self._minibatch(self._minibatch_size) if weight else np.zeros(0, np.int64)
                  for weight in (self.der_alpha, self.der_beta)]
         samples, labels = self.buffer.samples(), self.buffer.labels()
         raw = samples[np.concatenate(draws)]
