@@ -117,6 +117,8 @@ METHOD_RUNS = {
     "icarl": ["--method", "icarl", "--memory", "40"],
     "mixup": ["--method", "mixup", "--memory", "40"],
     "attentive": ["--method", "attentive", "--memory", "40"],
+    "ewc": ["--method", "ewc", "--ewc-lambda", "50000", "--penalise-head"],
+    "derpp": ["--method", "derpp", "--memory", "40"],
 }
 SMALL = ["--epochs", "3", "--hidden", "32", "--no-progress"]
 
@@ -131,8 +133,8 @@ def _options(argv):
         else:
             out[key] = token
     out.pop("no_progress", None)
-    conv = {"epochs": int, "memory": int, "l2sp_weight": float}
-    out = {k: conv.get(k, str)(v) for k, v in out.items()}
+    conv = {"epochs": int, "memory": int, "l2sp_weight": float, "ewc_lambda": float}
+    out = {k: v if v is True else conv.get(k, str)(v) for k, v in out.items()}
     if "hidden" in out:
         out["hidden"] = [int(out["hidden"])]
     return out

@@ -48,6 +48,9 @@ PARAMETER_TYPES = {
     "sample_shape": "collections.abc.Sequence[typing.SupportsIndex]",
     "dtype": "numpy.typing.DTypeLike",
     "form": "str | DistillationForm",
+    # {name: width} at creation; {name: array [n, columns]} per addition (a list of them per class)
+    "extras": "collections.abc.Mapping[str, typing.Any] | collections.abc.Sequence[collections.abc.Mapping[str, "
+              "typing.Any]] | None",
     "other": "typing.Any",  # the enum's __eq__/__ne__ fallback overloads
     "temperature": "typing.SupportsFloat",
     "epsilon": "typing.SupportsFloat",

@@ -132,15 +132,21 @@ class ExemplarMemoryCore:
     @staticmethod
     def load(path: str | os.PathLike[str]) -> ExemplarMemoryCore:
         ...
-    def __init__(self, policy: str, budget: typing.SupportsIndex, sample_shape: collections.abc.Sequence[typing.SupportsIndex], dtype: numpy.typing.DTypeLike) -> None:
-        ...
+    def __init__(self, policy: str, budget: typing.SupportsIndex, sample_shape: collections.abc.Sequence[typing.SupportsIndex], dtype: numpy.typing.DTypeLike, extras: collections.abc.Mapping[str, typing.Any] | collections.abc.Sequence[collections.abc.Mapping[str, typing.Any]] | None = None) -> None:
+        """
+        extras: {name: width} of the float32 arrays each exemplar carries (widths grow)
+        """
     def __len__(self) -> int:
         ...
-    def add_class(self, label: typing.SupportsIndex, samples: numpy.typing.ArrayLike) -> None:
+    def add_class(self, label: typing.SupportsIndex, samples: numpy.ndarray, extras: collections.abc.Mapping[str, typing.Any] | collections.abc.Sequence[collections.abc.Mapping[str, typing.Any]] | None = None) -> None:
         ...
-    def add_classes(self, labels: collections.abc.Sequence[typing.SupportsIndex], samples: collections.abc.Sequence[numpy.typing.ArrayLike]) -> None:
+    def add_classes(self, labels: list, samples: list, extras: collections.abc.Mapping[str, typing.Any] | collections.abc.Sequence[collections.abc.Mapping[str, typing.Any]] | None = None) -> None:
         """
         Reduce the held classes then add these, all or nothing.
+        """
+    def extra(self, name: str) -> tuple:
+        """
+        (values [n, width] float32, valid columns [n]): copies
         """
     def quotas(self, n_classes: typing.SupportsIndex) -> list[int]:
         ...
@@ -162,6 +168,9 @@ class ExemplarMemoryCore:
     def dtype(self) -> numpy.dtype[typing.Any]:
         ...
     @property
+    def extra_widths(self) -> dict:
+        ...
+    @property
     def nbytes(self) -> int:
         ...
     @property
@@ -172,25 +181,39 @@ class ExemplarMemoryCore:
         ...
 class ReservoirMemoryCore:
     @staticmethod
-    def load(path: str | os.PathLike[str]) -> ReservoirMemoryCore:
+    def from_bytes(data: bytes, source: str = '<bytes>') -> ReservoirMemoryCore:
         ...
-    def __init__(self, capacity: typing.SupportsIndex, sample_shape: collections.abc.Sequence[typing.SupportsIndex], dtype: numpy.typing.DTypeLike, seed: typing.SupportsIndex = 0) -> None:
+    @staticmethod
+    def load(path: str) -> ReservoirMemoryCore:
         ...
+    def __init__(self, capacity: typing.SupportsIndex, sample_shape: collections.abc.Sequence[typing.SupportsIndex], dtype: numpy.typing.DTypeLike, seed: typing.SupportsIndex = 0, extras: collections.abc.Mapping[str, typing.Any] | collections.abc.Sequence[collections.abc.Mapping[str, typing.Any]] | None = None) -> None:
+        """
+        extras: {name: width} of the float32 arrays each sample carries (widths grow)
+        """
     def __len__(self) -> int:
         ...
-    def add_batch(self, samples: numpy.typing.ArrayLike, labels: numpy.typing.ArrayLike) -> None:
+    def add_batch(self, samples: numpy.ndarray, labels: numpy.typing.ArrayLike, extras: collections.abc.Mapping[str, typing.Any] | collections.abc.Sequence[collections.abc.Mapping[str, typing.Any]] | None = None) -> None:
         ...
+    def extra(self, name: str) -> tuple:
+        """
+        (values [n, width] float32, valid columns [n]): copies
+        """
     def labels(self) -> numpy.typing.NDArray[numpy.int64]:
         ...
     def samples(self) -> numpy.ndarray:
         ...
     def save(self, path: str | os.PathLike[str]) -> None:
         ...
+    def to_bytes(self) -> bytes:
+        ...
     @property
     def capacity(self) -> int:
         ...
     @property
     def dtype(self) -> numpy.dtype[typing.Any]:
+        ...
+    @property
+    def extra_widths(self) -> dict:
         ...
     @property
     def nbytes(self) -> int:

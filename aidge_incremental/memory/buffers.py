@@ -4,6 +4,12 @@
 Samples are stored exactly as given (uint8 images stay uint8) and read back as
 NumPy views of the memory's own buffer, without copying.
 
+Each sample may carry per-sample float32 arrays, the *extras* (DER++ stores the
+logits a sample had): declared at creation as ``{name: width}``, given with every
+addition as ``{name: array [n, columns]}``, kept, replaced and saved with their
+sample. A wider array widens the stored one (older rows zero-padded); each row
+remembers its valid columns: ``extra(name) -> (values, valid)``.
+
 Reference: Rebuffi et al., "iCaRL: Incremental Classifier and Representation
 Learning", CVPR 2017 (Algorithms 4 and 5); Vitter, "Random sampling with a
 reservoir", ACM TOMS 1985 (Algorithm R).
@@ -52,6 +58,27 @@ class _StoredSamples:
             raise ValueError("an empty memory has nothing to save")
         self._core.save(os.fspath(path))
 
+    def to_bytes(self) -> bytes:
+        """The memory in its file format (versioned, checksummed), e.g. to embed in a checkpoint."""
+        if self._core is None:
+            raise ValueError("an empty memory has nothing to save")
+        return self._core.to_bytes()
+
+    @property
+    def extra_widths(self) -> dict:
+        """``{name: width}`` of the extra arrays each sample carries."""
+        return dict(self._extras) if self._core is None else dict(self._core.extra_widths)
+
+    def extra(self, name: str):
+        """``(values, valid)`` of the extra array ``name``, copies in the order of
+        :meth:`samples`: ``values [n, width]`` float32, row i valid in its first
+        ``valid[i]`` columns (zero beyond)."""
+        if name not in self.extra_widths:
+            raise KeyError(f"the memory has no extra array {name!r} (it has: {sorted(self.extra_widths) or 'none'})")
+        if self._core is None:
+            return np.zeros((0, self._extras[name]), np.float32), np.zeros(0, np.int64)
+        return self._core.extra(name)
+
 
 class ExemplarMemory(_StoredSamples):
     """Class-balanced exemplar memory under a budget (iCaRL, PyCIL, FACIL).
@@ -65,11 +92,12 @@ class ExemplarMemory(_StoredSamples):
     ``selection`` is ``"herding"`` (iCaRL's default), ``"random"`` or
     ``"closest"`` (to the class mean). Adding classes first reduces the old
     classes' sets to their new quotas by keeping their prefix (iCaRL
-    Algorithm 5), so herding order is preserved.
+    Algorithm 5), so herding order is preserved. ``extras``: ``{name: width}``
+    of float32 arrays each exemplar carries (module docstring).
     """
 
     def __init__(self, budget: Optional[int] = None, per_class: Optional[int] = None,
-                 selection: str = "herding", seed: int = 0):
+                 selection: str = "herding", seed: int = 0, extras: Optional[dict] = None):
         if (budget is None) == (per_class is None):
             raise ValueError("give exactly one of budget (total) or per_class")
         name = "budget" if budget is not None else "per_class"
@@ -84,16 +112,18 @@ class ExemplarMemory(_StoredSamples):
         self.budget = value
         self.selection = selection
         self.seed = integer(seed, "seed", 0, 2 ** 64 - 1)
+        self._extras = _extra_widths(extras)
         self._core = None
 
     # -- filling -------------------------------------------------------------
-    def update(self, x, y, features: Optional[FeatureSource] = None) -> None:
+    def update(self, x, y, features: Optional[FeatureSource] = None, extras: Optional[dict] = None) -> None:
         """Add the classes of a new step, choosing their exemplars.
 
         ``x``: the step's samples (any shape and dtype, stored as given);
         ``y``: their labels; ``features``: an array ``[n, d]`` or a function
-        ``x -> features`` (needed by herding and closest, not by random).
-        Nothing changes if any check fails.
+        ``x -> features`` (needed by herding and closest, not by random);
+        ``extras``: ``{name: array [n, columns]}`` for each declared extra array,
+        kept with the exemplars chosen. Nothing changes if any check fails.
         """
         x = array(x, "x")
         y = array(y, "y")
@@ -105,8 +135,10 @@ class ExemplarMemory(_StoredSamples):
         if held.intersection(new_classes):
             raise ValueError(f"classes {sorted(held.intersection(new_classes))} are already in "
                              "the memory: a class-incremental step brings new classes only")
+        extras = _extra_rows(extras, self.extra_widths, len(x))
         if self._core is None:
-            core = _core.ExemplarMemoryCore(self.policy, self.budget, list(x.shape[1:]), x.dtype)
+            core = _core.ExemplarMemoryCore(self.policy, self.budget, list(x.shape[1:]), x.dtype,
+                                            self._extras or None)
         else:
             core = self._core
             if tuple(x.shape[1:]) != self.sample_shape or x.dtype != self.dtype:
@@ -122,16 +154,17 @@ class ExemplarMemory(_StoredSamples):
                 raise ValueError(f"{self.selection} selection needs features (array or function)")
             feats = features(x) if callable(features) else features
             feats = features_2d(feats, len(x))
-        chosen = []
+        chosen, chosen_extras = [], []
         for label, quota in zip(new_classes, quotas):
             idx = np.flatnonzero(y == label)
             m = min(quota, len(idx))
             order = strategy.select(None if feats is None else feats[idx], len(idx), m,
                                     (self.seed + label) % 2 ** 64)
             chosen.append(np.ascontiguousarray(x[idx[order]]))
+            chosen_extras.append({name: values[idx[order]] for name, values in extras.items()})
 
         # One all-or-nothing call: reduce the old sets, add the new ones.
-        core.add_classes(new_classes, chosen)
+        core.add_classes(new_classes, chosen, chosen_extras if extras else None)
         self._core = core
 
     # -- reading -------------------------------------------------------------
@@ -170,13 +203,6 @@ class ExemplarMemory(_StoredSamples):
         """Read a memory written by :meth:`save`; raises CorruptFileError for a bad file."""
         return cls._wrap(_core.ExemplarMemoryCore.load(os.fspath(path)), selection, seed)
 
-
-    def to_bytes(self) -> bytes:
-        """The memory in its file format (versioned, checksummed), e.g. to embed in a checkpoint."""
-        if self._core is None:
-            raise ValueError("an empty memory has nothing to save")
-        return self._core.to_bytes()
-
     @classmethod
     def from_bytes(cls, data: bytes, selection: str = "herding", seed: int = 0,
                    source: str = "<bytes>") -> "ExemplarMemory":
@@ -185,30 +211,37 @@ class ExemplarMemory(_StoredSamples):
     @classmethod
     def _wrap(cls, core, selection: str, seed: int) -> "ExemplarMemory":
         kwargs = {"budget": core.budget} if core.policy == "total" else {"per_class": core.budget}
-        memory = cls(selection=selection, seed=seed, **kwargs)
+        memory = cls(selection=selection, seed=seed, extras=dict(core.extra_widths), **kwargs)
         memory._core = core
         return memory
 
 
 class ReservoirMemory(_StoredSamples):
     """Reservoir sampling (Vitter's Algorithm R) over a stream of batches:
-    after ``t`` samples, each has probability ``capacity / t`` to be held."""
+    after ``t`` samples, each has probability ``capacity / t`` to be held; a
+    sample's extra arrays (``extras``: ``{name: width}``) are kept or replaced
+    with it."""
 
-    def __init__(self, capacity: int, seed: int = 0):
+    def __init__(self, capacity: int, seed: int = 0, extras: Optional[dict] = None):
         if isinstance(capacity, (int, np.integer)) and not isinstance(capacity, bool) and capacity <= 0:
             raise ValueError(f"reservoir capacity must be > 0, got {capacity}")
         self.capacity = integer(capacity, "capacity", 1)
         self.seed = integer(seed, "seed", 0, 2 ** 64 - 1)
+        self._extras = _extra_widths(extras)
         self._core = None
 
-    def add(self, x, y) -> None:
+    def add(self, x, y, extras: Optional[dict] = None) -> None:
+        """Offer the samples ``x`` with labels ``y`` (and ``{name: array [n, columns]}``
+        for each declared extra array); nothing changes if a check fails."""
         x = np.ascontiguousarray(array(x, "x"))
         y = array(y, "y")
         check_labels(x, y)
+        extras = _extra_rows(extras, self.extra_widths, len(x))
         core = self._core
         if core is None:
-            core = _core.ReservoirMemoryCore(self.capacity, list(x.shape[1:]), x.dtype, self.seed)
-        core.add_batch(x, y)  # checks everything before changing anything
+            core = _core.ReservoirMemoryCore(self.capacity, list(x.shape[1:]), x.dtype, self.seed,
+                                             self._extras or None)
+        core.add_batch(x, y, extras or None)  # checks everything before changing anything
         self._core = core
 
     @property
@@ -222,7 +255,45 @@ class ReservoirMemory(_StoredSamples):
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike]) -> "ReservoirMemory":
-        core = _core.ReservoirMemoryCore.load(os.fspath(path))
-        memory = cls(core.capacity)
+        """Read a reservoir written by :meth:`save`; raises CorruptFileError for a bad file."""
+        return cls._wrap(_core.ReservoirMemoryCore.load(os.fspath(path)))
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str = "<bytes>") -> "ReservoirMemory":
+        return cls._wrap(_core.ReservoirMemoryCore.from_bytes(data, source))
+
+    @classmethod
+    def _wrap(cls, core) -> "ReservoirMemory":
+        memory = cls(core.capacity, extras=dict(core.extra_widths))
         memory._core = core
         return memory
+
+
+def _extra_widths(extras: Optional[dict]) -> dict:
+    """The declared extra arrays, ``{name: width}`` (checked again by the core)."""
+    if extras is None:
+        return {}
+    if not isinstance(extras, dict):
+        raise TypeError(f"extras must be a mapping {{name: width}}, got {type(extras).__name__}")
+    return {name: integer(width, f"extras[{name!r}]", 1, 1 << 24) for name, width in extras.items()}
+
+
+def _extra_rows(extras: Optional[dict], declared: dict, n: int) -> dict:
+    """``{name: float32 array [n, columns]}`` naming exactly the declared arrays."""
+    extras = {} if extras is None else extras
+    if not isinstance(extras, dict):
+        raise TypeError(f"extras must be a mapping {{name: array}}, got {type(extras).__name__}")
+    if set(extras) != set(declared):
+        raise ValueError(f"extras must name the memory's extra arrays {sorted(declared) or 'none'}, "
+                         f"got {sorted(extras)}")
+    out = {}
+    for name, values in extras.items():
+        values = array(values, f"extras[{name!r}]")
+        if values.ndim != 2 or len(values) != n:
+            raise ValueError(f"extras[{name!r}] must be an array [{n}, columns], one row per sample; "
+                             f"got shape {values.shape}")
+        if values.dtype.kind in "fc" and not np.all(np.isfinite(values)):  # every row, chosen or not
+            row, column = np.argwhere(~np.isfinite(values))[0]
+            raise ValueError(f"extras[{name!r}] holds {values[row, column]} at [{row}, {column}]")
+        out[name] = values
+    return out

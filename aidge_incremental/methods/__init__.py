@@ -32,6 +32,8 @@ def register_method(cls, replace: bool = False):
 
 # one module per method; each is registered here
 from .attentive import AttentiveReplay  # noqa: E402
+from .derpp import DERpp  # noqa: E402
+from .ewc import EWC  # noqa: E402
 from .finetune import Finetune  # noqa: E402
 from .icarl import ICaRL  # noqa: E402
 from .joint import Joint  # noqa: E402
@@ -39,8 +41,8 @@ from .lwf import LwF  # noqa: E402
 from .lwm import LwM  # noqa: E402
 from .mixup import MixupICaRL  # noqa: E402
 
-for _method in (Finetune, Joint, LwF, ICaRL, LwM, MixupICaRL, AttentiveReplay):
+for _method in (Finetune, Joint, LwF, ICaRL, LwM, MixupICaRL, AttentiveReplay, EWC, DERpp):
     register_method(_method)
 
-__all__ = ["AttentiveReplay", "Blending", "Component", "Finetune", "ICaRL", "IncrementalMethod", "Joint", "L2SP",
+__all__ = ["AttentiveReplay", "Blending", "Component", "DERpp", "EWC", "Finetune", "ICaRL", "IncrementalMethod", "Joint", "L2SP",
            "LwF", "LwM", "METHODS", "MixupICaRL", "Replay", "Teacher", "register_method"]

@@ -122,8 +122,9 @@ def test_outputs_are_written_and_read_back(tmp_path, digits):
 
 
 def test_bad_configuration_is_refused(digits):
-    with pytest.raises(ValueError, match="method must be one of attentive, finetune, icarl, joint, lwf, lwm, mixup; got 'ewc'"):
-        ExperimentConfig(method="ewc")
+    with pytest.raises(ValueError, match="method must be one of attentive, derpp, ewc, finetune, icarl, joint, lwf, lwm, "
+                                         "mixup; got 'gem'"):
+        ExperimentConfig(method="gem")
     with pytest.raises(ValueError, match="epochs must be >= 1, got 0"):
         ExperimentConfig(epochs=0)
     with pytest.raises(ValueError, match="smaller than the number of classes"):

@@ -1,5 +1,6 @@
 #include "pybind_Arguments.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -418,6 +419,104 @@ SampleLayout layoutFrom(const std::vector<std::size_t> &shape, const py::object 
                                           fn, e.what(), std::string(py::str(dt)), fmt::join(shape, ", ")));
     }
     return layout;
+}
+
+std::vector<std::pair<std::string, std::size_t>> extraWidthsArg(const py::handle &h, const char *fn,
+                                                                const char *name)
+{
+    std::vector<std::pair<std::string, std::size_t>> out;
+    if (h.is_none()) {
+        return out;
+    }
+    if (!py::isinstance<py::dict>(h)) {
+        throw py::type_error(fmt::format("{}: argument '{}' must be a mapping {{name: width}}, got {}", fn,
+                                         name, std::string(py::str(py::type::of(h)))));
+    }
+    for (const auto &item : py::reinterpret_borrow<py::dict>(h)) {
+        if (!py::isinstance<py::str>(item.first)) {
+            throw py::type_error(fmt::format("{}: argument '{}' must have string keys, got {}", fn, name,
+                                             std::string(py::repr(item.first))));
+        }
+        const std::string key = item.first.cast<std::string>();
+        const std::string label = fmt::format("{}['{}']", name, key);
+        out.emplace_back(key, sizeArg(item.second, fn, label.c_str(), 1,
+                                      static_cast<std::int64_t>(kMaxExtraWidth)));
+    }
+    return out;
+}
+
+ExtraInputs extraInputsArg(const py::handle &h, const SampleExtras &declared, std::size_t count,
+                           const char *fn, const char *name)
+{
+    ExtraInputs out;
+    const bool none = h.is_none() || (py::isinstance<py::dict>(h) && py::len(h) == 0);
+    if (declared.size() == 0) {
+        if (!none) {
+            throw py::value_error(fmt::format("{}: argument '{}': the memory stores no extra array", fn, name));
+        }
+        return out;
+    }
+    if (h.is_none()) {
+        throw py::value_error(fmt::format("{}: argument '{}' is missing: the memory stores the extra "
+                                          "array(s) {} with every sample", fn, name,
+                                          std::string(py::str(extraWidthsToPy(declared)))));
+    }
+    if (!py::isinstance<py::dict>(h)) {
+        throw py::type_error(fmt::format("{}: argument '{}' must be a mapping {{name: array [n, columns]}} "
+                                         "naming the memory's extra arrays", fn, name));
+    }
+    const auto given = py::reinterpret_borrow<py::dict>(h);
+    for (const auto &item : given) {
+        const std::string key = py::str(item.first);
+        bool known = false;
+        for (const auto &a : declared.arrays()) {
+            known = known || a.name == key;
+        }
+        if (!known) {
+            throw py::value_error(fmt::format("{}: argument '{}' names '{}', not an extra array of the memory",
+                                              fn, name, key));
+        }
+    }
+    for (const auto &a : declared.arrays()) {
+        const std::string label = fmt::format("{}['{}']", name, a.name);
+        if (!given.contains(a.name)) {
+            throw py::value_error(fmt::format("{}: argument '{}' lacks the memory's extra array '{}'", fn, name,
+                                              a.name));
+        }
+        FloatMatrix m = floatMatrix(given[py::str(a.name)], fn, label.c_str());
+        if (static_cast<std::size_t>(m.shape(0)) != count) {
+            throw py::value_error(fmt::format("{}: argument '{}' has {} rows, one per sample ({}) expected", fn,
+                                              label, m.shape(0), count));
+        }
+        out.inputs.push_back({m.data(), static_cast<std::size_t>(m.shape(1))});
+        out.arrays.push_back(std::move(m));
+    }
+    return out;
+}
+
+py::tuple extraArrayToNumpy(const SampleExtras &extras, const std::string &name)
+{
+    const ExtraArray *array = nullptr;
+    try {
+        array = &extras.get(name);
+    } catch (const std::out_of_range &e) {
+        throw py::key_error(e.what());
+    }
+    const auto rows = static_cast<py::ssize_t>(array->valid.size());
+    py::array_t<float> values({rows, static_cast<py::ssize_t>(array->width)});
+    std::copy(array->values.begin(), array->values.end(), values.mutable_data());
+    py::array_t<std::int64_t> valid(rows);
+    std::copy(array->valid.begin(), array->valid.end(), valid.mutable_data());
+    return py::make_tuple(values, valid);
+}
+
+py::dict extraWidthsToPy(const SampleExtras &extras)
+{
+    py::dict out;
+    for (const auto &a : extras.arrays()) {
+        out[py::str(a.name)] = a.width;
+    }
+    return out;
 }
 
 const std::uint8_t *sampleBytes(const py::array &samples, const SampleLayout &layout,

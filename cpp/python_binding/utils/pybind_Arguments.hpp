@@ -13,8 +13,8 @@
 #include <memory>
 #include <set>
 #include <stdexcept>
-#include <utility>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -139,6 +139,29 @@ std::shared_ptr<GraphView> graphArg(const py::handle &h, const char *fn, const c
 /// naming 'dtype' / 'sample_shape').
 SampleLayout layoutFrom(const std::vector<std::size_t> &shape, const py::object &dtype,
                         const char *fn);
+
+/// Declared extra arrays: None (none) or a mapping {name: initial width}.
+std::vector<std::pair<std::string, std::size_t>> extraWidthsArg(const py::handle &h, const char *fn,
+                                                                const char *name);
+
+/// A batch's extra arrays, in the memory's declared order, with the arrays
+/// that hold their values (kept alive as long as the inputs are used).
+struct ExtraInputs
+{
+    std::vector<FloatMatrix> arrays;
+    std::vector<ExtraInput> inputs;
+};
+
+/// None or {} when the memory declares no extra array; else a mapping
+/// {name: float32 matrix [count, columns]} naming every declared array.
+ExtraInputs extraInputsArg(const py::handle &h, const SampleExtras &declared, std::size_t count,
+                           const char *fn, const char *name);
+
+/// (values [rows, width] float32, valid columns [rows] int64): copies of an extra array.
+py::tuple extraArrayToNumpy(const SampleExtras &extras, const std::string &name);
+
+/// {name: width} of the declared extra arrays.
+py::dict extraWidthsToPy(const SampleExtras &extras);
 
 /// Raw bytes of count samples in a C-contiguous array of the layout's type.
 /// (`given`: what the caller passed, shown in messages; default `samples`.)

@@ -10,13 +10,18 @@
 namespace Aidge {
 namespace incremental {
 
-ExemplarMemory::ExemplarMemory(Policy policy, std::size_t budget, SampleLayout layout)
+ExemplarMemory::ExemplarMemory(Policy policy, std::size_t budget, SampleLayout layout,
+                               SampleExtras extras)
     : mPolicy(policy),
       mBudget(budget),
       mLayout(std::move(layout)),
-      mData(std::make_shared<const std::vector<std::uint8_t>>())
+      mData(std::make_shared<const std::vector<std::uint8_t>>()),
+      mExtras(std::move(extras))
 {
     mLayout.check();
+    if (mExtras.rows() != 0) {
+        throw std::invalid_argument("a new memory's extra arrays must hold no rows");
+    }
     if (budget == 0 || budget > kMaxBudget) {
         throw std::invalid_argument(fmt::format("memory budget must be in [1, 2^62], got {}", budget));
     }
@@ -51,7 +56,7 @@ std::size_t ExemplarMemory::size() const
 
 std::size_t ExemplarMemory::nbytes() const
 {
-    return mData->size() + mClasses.size() * sizeof(ClassSet);
+    return mData->size() + mClasses.size() * sizeof(ClassSet) + mExtras.nbytes();
 }
 
 void ExemplarMemory::reduce(std::size_t nbClassesAfter)
@@ -65,21 +70,26 @@ void ExemplarMemory::reduce(std::size_t nbClassesAfter)
     std::vector<ClassSet> classes = mClasses;
     auto data = std::make_shared<std::vector<std::uint8_t>>();
     data->reserve(mData->size());
+    std::vector<std::pair<std::size_t, std::size_t>> kept; // rows kept, per class
     std::size_t offset = 0;
     for (std::size_t c = 0; c < classes.size(); ++c) {
         const std::size_t keep = std::min(classes[c].count, q[c]);
         const auto first = mData->begin() + static_cast<std::ptrdiff_t>(offset * bps);
         data->insert(data->end(), first, first + static_cast<std::ptrdiff_t>(keep * bps));
+        kept.emplace_back(offset, keep);
         offset += classes[c].count;
         classes[c].count = keep;
     }
     data->shrink_to_fit();
+    SampleExtras extras = mExtras.gather(kept);
     // Commit: nothing below throws.
     mClasses.swap(classes);
     mData = std::move(data);
+    mExtras = std::move(extras);
 }
 
-void ExemplarMemory::addClass(std::int64_t label, const std::uint8_t *samples, std::size_t count)
+void ExemplarMemory::addClass(std::int64_t label, const std::uint8_t *samples, std::size_t count,
+                              const std::vector<ExtraInput> &extras)
 {
     const std::vector<std::size_t> q = quotas(mClasses.size() + 1);
     for (std::size_t c = 0; c < mClasses.size(); ++c) {
@@ -89,15 +99,29 @@ void ExemplarMemory::addClass(std::int64_t label, const std::uint8_t *samples, s
                 mClasses[c].label, mClasses[c].count, q[c]));
         }
     }
-    addClasses({label}, {samples}, {count});
+    addClasses({label}, {samples}, {count}, {extras});
 }
 
 void ExemplarMemory::addClasses(const std::vector<std::int64_t> &labels,
                                 const std::vector<const std::uint8_t *> &samples,
-                                const std::vector<std::size_t> &counts)
+                                const std::vector<std::size_t> &counts,
+                                const std::vector<std::vector<ExtraInput>> &extras)
 {
     if (labels.size() != samples.size() || labels.size() != counts.size()) {
         throw std::invalid_argument("addClasses: labels, samples and counts differ in length");
+    }
+    // Without declared arrays, no extras or empty ones; with them, one input list per class.
+    const bool noExtras = mExtras.size() == 0 &&
+                          std::all_of(extras.begin(), extras.end(), [](const auto &e) { return e.empty(); });
+    if (!noExtras && extras.size() != labels.size()) {
+        throw std::invalid_argument(fmt::format(
+            "addClasses: the memory stores {} extra array(s) per exemplar: give them for each of the "
+            "{} classes ({} given)", mExtras.size(), labels.size(), extras.size()));
+    }
+    if (!noExtras) {
+        for (std::size_t i = 0; i < labels.size(); ++i) {
+            mExtras.check(extras[i], counts[i]);
+        }
     }
     if (labels.empty()) {
         return;
@@ -143,17 +167,34 @@ void ExemplarMemory::addClasses(const std::vector<std::int64_t> &labels,
     }
     auto data = std::make_shared<std::vector<std::uint8_t>>();
     data->reserve(total * bps);
+    std::vector<std::pair<std::size_t, std::size_t>> kept; // rows kept, per held class
     std::size_t offset = 0;
     for (std::size_t c = 0; c < mClasses.size(); ++c) {
         const auto first = mData->begin() + static_cast<std::ptrdiff_t>(offset * bps);
         data->insert(data->end(), first, first + static_cast<std::ptrdiff_t>(classes[c].count * bps));
+        kept.emplace_back(offset, classes[c].count);
         offset += mClasses[c].count;
     }
     for (std::size_t i = 0; i < labels.size(); ++i) {
         data->insert(data->end(), samples[i], samples[i] + counts[i] * bps);
     }
+    SampleExtras rows = mExtras.gather(kept);
+    if (!noExtras) {
+        for (std::size_t i = 0; i < labels.size(); ++i) {
+            if (rows.needsWidening(extras[i])) {
+                rows = rows.widened(extras[i]);
+            }
+        }
+        rows.reserve(total);
+        for (std::size_t i = 0; i < labels.size(); ++i) {
+            for (std::size_t k = 0; k < counts[i]; ++k) {
+                rows.append(extras[i], k);
+            }
+        }
+    }
     mClasses.swap(classes);
     mData = std::move(data);
+    mExtras = std::move(rows);
 }
 
 std::vector<std::uint8_t> ExemplarMemory::payload() const
@@ -168,6 +209,7 @@ std::vector<std::uint8_t> ExemplarMemory::payload() const
         w.put<std::uint64_t>(c.count);
     }
     w.putBytes(mData->data(), mData->size());
+    mExtras.write(w);
     return w.bytes();
 }
 
@@ -248,9 +290,11 @@ ExemplarMemory ExemplarMemory::fromPayload(PayloadReader &r)
                            layout.bytesPerSample()));
     }
     auto data = std::make_shared<std::vector<std::uint8_t>>(r.getRaw(static_cast<std::size_t>(size)));
+    SampleExtras extras = SampleExtras::read(r, total);
     r.expectEnd();
     mem.mClasses = std::move(classes);
     mem.mData = std::move(data);
+    mem.mExtras = std::move(extras);
     return mem;
 }
 

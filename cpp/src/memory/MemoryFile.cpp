@@ -210,9 +210,9 @@ PayloadReader decodeMemory(std::vector<std::uint8_t> bytes, const std::string &p
         header.get<char>();
     }
     const auto version = header.get<std::uint32_t>();
-    if (version != kMemoryFormatVersion) {
-        header.fail(fmt::format("format version {} (this build reads version {})", version,
-                                kMemoryFormatVersion));
+    if (version < kOldestMemoryFormatVersion || version > kMemoryFormatVersion) {
+        header.fail(fmt::format("format version {} (this build reads versions {} to {})", version,
+                                kOldestMemoryFormatVersion, kMemoryFormatVersion));
     }
     const auto fileKind = header.get<std::uint32_t>();
     if (fileKind != static_cast<std::uint32_t>(kind)) {
@@ -228,7 +228,7 @@ PayloadReader decodeMemory(std::vector<std::uint8_t> bytes, const std::string &p
     if (fnv1a64(payload.data(), payload.size()) != checksum) {
         header.fail("checksum mismatch");
     }
-    return PayloadReader(std::move(payload), path);
+    return PayloadReader(std::move(payload), path, version);
 }
 
 } // namespace incremental

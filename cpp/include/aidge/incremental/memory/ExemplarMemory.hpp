@@ -4,6 +4,9 @@
  * Each class's exemplars are kept in selection order, so reducing a class to
  * a smaller quota keeps a prefix ("reduce exemplar sets", iCaRL Algorithm 5).
  *
+ * Each exemplar may carry extra float32 arrays (StoredSamples.hpp), kept,
+ * dropped and saved with it.
+ *
  * Samples are stored as given (StoredSamples.hpp), in one buffer shared with
  * the NumPy arrays handed to Python, so reading costs no copy; a view is a
  * snapshot: each change swaps in a new buffer.
@@ -42,7 +45,8 @@ class ExemplarMemory {
         std::size_t count;
     };
 
-    ExemplarMemory(Policy policy, std::size_t budget, SampleLayout layout);
+    ExemplarMemory(Policy policy, std::size_t budget, SampleLayout layout,
+                   SampleExtras extras = SampleExtras());
 
     /// Per-class quotas once nbClasses classes are held, in arrival order:
     /// Total: budget / nbClasses each, the first budget % nbClasses classes
@@ -54,17 +58,22 @@ class ExemplarMemory {
     /// keeping each set's prefix.
     void reduce(std::size_t nbClassesAfter);
 
-    /// Append a new class's exemplars (count samples, in selection order).
-    /// count must not exceed the class's quota given the classes held.
-    void addClass(std::int64_t label, const std::uint8_t *samples, std::size_t count);
+    /// Append a new class's exemplars (count samples, in selection order, with
+    /// one input per declared extra array). count must not exceed the class's
+    /// quota given the classes held.
+    void addClass(std::int64_t label, const std::uint8_t *samples, std::size_t count,
+                  const std::vector<ExtraInput> &extras = {});
 
     /// One class-incremental step, all or nothing: reduce the held classes to
     /// their quotas for classes().size() + labels.size() classes, then append
-    /// each new class (samples[i] holds counts[i] samples). Labels must be new
-    /// and distinct, each count in [1, quota]. Throws before any change.
+    /// each new class (samples[i] holds counts[i] samples; extras[i] their
+    /// extra arrays, one input per declared array, or nothing when none is
+    /// declared). Labels must be new and distinct, each count in [1, quota].
+    /// Throws before any change.
     void addClasses(const std::vector<std::int64_t> &labels,
                     const std::vector<const std::uint8_t *> &samples,
-                    const std::vector<std::size_t> &counts);
+                    const std::vector<std::size_t> &counts,
+                    const std::vector<std::vector<ExtraInput>> &extras = {});
 
     Policy policy() const { return mPolicy; }
     std::size_t budget() const { return mBudget; }
@@ -72,7 +81,9 @@ class ExemplarMemory {
     const std::vector<ClassSet> &classes() const { return mClasses; }
     std::size_t size() const;
     SharedBytes buffer() const { return mData; }
-    /// Exact bytes held: sample buffer + class table.
+    /// The extra arrays, row i for exemplar i (class by class).
+    const SampleExtras &extras() const { return mExtras; }
+    /// Exact bytes held: sample buffer + class table + extra arrays.
     std::size_t nbytes() const;
 
     void save(const std::string &path) const;
@@ -90,6 +101,7 @@ class ExemplarMemory {
     SampleLayout mLayout;
     std::vector<ClassSet> mClasses;
     SharedBytes mData;
+    SampleExtras mExtras;
 };
 
 } // namespace incremental

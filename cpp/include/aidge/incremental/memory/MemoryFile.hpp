@@ -1,6 +1,8 @@
 /**
  * The single-file container of the replay memories: a fixed header (magic,
  * format version, kind, payload size, FNV-1a 64 checksum) then the payload.
+ * Version 2 adds the per-sample extra arrays (StoredSamples.hpp) at the end of
+ * the payload; version 1 files (no extras) are still read.
  * Writes are atomic (temporary file in the same directory, fsync, rename,
  * fsync of the directory): a crash leaves the previous file intact.
  */
@@ -26,7 +28,10 @@ class CorruptFileError : public std::runtime_error {
 
 enum class MemoryKind : std::uint32_t { Exemplar = 1, Reservoir = 2 };
 
-constexpr std::uint32_t kMemoryFormatVersion = 1;
+/// The version written; 2 adds the per-sample extra arrays.
+constexpr std::uint32_t kMemoryFormatVersion = 2;
+/// The oldest version read (1: no extra arrays).
+constexpr std::uint32_t kOldestMemoryFormatVersion = 1;
 
 std::uint64_t fnv1a64(const std::uint8_t *data, std::size_t size);
 
@@ -57,8 +62,9 @@ class PayloadWriter {
 /// naming the file.
 class PayloadReader {
   public:
-    PayloadReader(std::vector<std::uint8_t> bytes, std::string path)
-        : mBytes(std::move(bytes)), mPath(std::move(path)) {}
+    PayloadReader(std::vector<std::uint8_t> bytes, std::string path,
+                  std::uint32_t version = kMemoryFormatVersion)
+        : mBytes(std::move(bytes)), mPath(std::move(path)), mVersion(version) {}
     template <class T> T get()
     {
         need(sizeof(T));
@@ -72,6 +78,8 @@ class PayloadReader {
     std::vector<std::uint8_t> getRaw(std::size_t size);
     std::string getString();
     std::size_t remaining() const { return mBytes.size() - mPos; }
+    /// The format version of the file the payload comes from.
+    std::uint32_t version() const { return mVersion; }
     void expectEnd() const;
     [[noreturn]] void fail(const std::string &what) const;
 
@@ -79,6 +87,7 @@ class PayloadReader {
     void need(std::size_t n) const;
     std::vector<std::uint8_t> mBytes;
     std::string mPath;
+    std::uint32_t mVersion;
     std::size_t mPos = 0;
 };
 

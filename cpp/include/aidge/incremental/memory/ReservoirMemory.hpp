@@ -3,6 +3,9 @@
  * streams that arrive one batch at a time: after t samples, each is held with
  * probability capacity / t.
  *
+ * Each sample may carry extra float32 arrays (StoredSamples.hpp: DER++
+ * stores the logits it had), replaced with it.
+ *
  * The samples buffer is shared with the NumPy arrays handed to Python (no
  * copy to read); a view is a snapshot: addBatch copies the buffer before
  * writing while a view holds it. Every mutating call either succeeds or
@@ -26,10 +29,13 @@ namespace incremental {
 
 class ReservoirMemory {
   public:
-    ReservoirMemory(std::size_t capacity, SampleLayout layout, std::uint64_t seed);
+    ReservoirMemory(std::size_t capacity, SampleLayout layout, std::uint64_t seed,
+                    SampleExtras extras = SampleExtras());
 
-    /// Offer count samples (with their labels) to the reservoir.
-    void addBatch(const std::uint8_t *samples, const std::int64_t *labels, std::size_t count);
+    /// Offer count samples (with their labels, and one input per declared
+    /// extra array) to the reservoir; a sample kept keeps its extras.
+    void addBatch(const std::uint8_t *samples, const std::int64_t *labels, std::size_t count,
+                  const std::vector<ExtraInput> &extras = {});
 
     std::size_t capacity() const { return mCapacity; }
     std::size_t size() const { return mLabels.size(); }
@@ -39,19 +45,28 @@ class ReservoirMemory {
     /// The size() samples held (grows up to capacity samples). Shared with
     /// views: addBatch copies it first when a view still holds it.
     std::shared_ptr<std::vector<std::uint8_t>> buffer() const { return mData; }
-    /// Exact bytes held: samples + labels.
+    /// The extra arrays, row i for sample i.
+    const SampleExtras &extras() const { return mExtras; }
+    /// Exact bytes held: samples + labels + extra arrays.
     std::size_t nbytes() const;
 
     void save(const std::string &path) const;
     static ReservoirMemory load(const std::string &path);
+    /// The file's bytes, to embed in a checkpoint; fromBytes verifies them.
+    std::vector<std::uint8_t> toBytes() const;
+    static ReservoirMemory fromBytes(std::vector<std::uint8_t> bytes, const std::string &source);
 
   private:
+    std::vector<std::uint8_t> payload() const;
+    static ReservoirMemory fromPayload(PayloadReader &r);
+
     std::size_t mCapacity;
     SampleLayout mLayout;
     SplitMix64 mRng;
     std::uint64_t mSeen = 0;
     std::vector<std::int64_t> mLabels;
     std::shared_ptr<std::vector<std::uint8_t>> mData;
+    SampleExtras mExtras;
 };
 
 } // namespace incremental
