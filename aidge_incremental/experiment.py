@@ -20,6 +20,7 @@ from .export.targets import ExportSource, export_step
 from .methods import METHODS
 from .models import IncrementalModel
 from .options import ConfigError
+from .profiling import phase
 from .rundir import resolve_checkpoint, run_dir_of, run_directory
 from .scenario import ClassIncrementalScenario
 
@@ -135,19 +136,22 @@ def _run(config: ExperimentConfig, dataset, progress, log, checkpoint) -> RunRes
         result.step_seconds.append(time.perf_counter() - start)
         result.classes_seen.append(step.n_seen)
         groups = [scenario.step_classes(j) for j in range(step.index + 1)]
-        x_test = dataset.to_input(step.x_test)
-        for name, history in histories.items():
-            history.record(step.y_test, method.predict(x_test, name), groups)
+        with phase("evaluation"):
+            x_test = dataset.to_input(step.x_test)
+            for name, history in histories.items():
+                history.record(step.y_test, method.predict(x_test, name), groups)
         if log is not None:
             log(f"step {step.index}: classes {scenario.original_labels(step.classes).tolist()}, "
                 + ", ".join(f"{n} {100 * h.acc_seen[-1]:.2f}%" for n, h in histories.items()))
         if config.export_dir:
-            source = ExportSource.from_method(method, scenario.class_order, dataset, t, step.x_test)
-            export_step(source, config.export_dir, config.export_target, log=log)
+            with phase("export"):
+                source = ExportSource.from_method(method, scenario.class_order, dataset, t, step.x_test)
+                export_step(source, config.export_dir, config.export_target, log=log)
         if config.output_dir:
-            save_checkpoint(checkpoint_path(config.output_dir, t), Checkpoint(
-                t, config.to_dict(), result.to_dict(), method.model.state_dict(),
-                method.model.rng_state, method.state_dict()))
+            with phase("checkpoint"):
+                save_checkpoint(checkpoint_path(config.output_dir, t), Checkpoint(
+                    t, config.to_dict(), result.to_dict(), method.model.state_dict(),
+                    method.model.rng_state, method.state_dict()))
     if bar is not None:
         bar.close()
     if config.output_dir:

@@ -48,6 +48,7 @@ PARAMETER_TYPES = {
     "sample_shape": "collections.abc.Sequence[typing.SupportsIndex]",
     "dtype": "numpy.typing.DTypeLike",
     "form": "str | DistillationForm",
+    "bias": "numpy.typing.ArrayLike | None",
     "other": "typing.Any",  # the enum's __eq__/__ne__ fallback overloads
 }
 

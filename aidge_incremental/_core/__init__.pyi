@@ -8,7 +8,7 @@ import numpy
 import numpy.typing
 import typing
 from . import loss
-__all__: list[str] = ['AttentionDistillation', 'AttentionDistillationOp', 'CorruptFileError', 'CrossEntropy', 'CrossEntropyOp', 'Distillation', 'DistillationForm', 'DistillationOp', 'ExemplarMemoryCore', 'FastSGD', 'ReservoirMemoryCore', 'accelerate', 'blas_config', 'class_means', 'closest_to_mean_selection', 'fast_kernels', 'get_key_value_AttentionDistillationOp', 'get_key_value_CrossEntropyOp', 'get_key_value_DistillationOp', 'get_keys_AttentionDistillationOp', 'get_keys_CrossEntropyOp', 'get_keys_DistillationOp', 'herding_selection', 'is_accelerated', 'loss', 'nme_classify', 'random_selection', 'register_AttentionDistillationOp', 'register_CrossEntropyOp', 'register_DistillationOp', 'set_skip_backward', 'unsupported_reason']
+__all__: list[str] = ['AttentionDistillation', 'AttentionDistillationOp', 'CorruptFileError', 'CrossEntropy', 'CrossEntropyOp', 'Distillation', 'DistillationForm', 'DistillationOp', 'ExemplarMemoryCore', 'FastSGD', 'ReservoirMemoryCore', 'accelerate', 'blas_config', 'blas_core_name', 'class_means', 'closest_to_mean_selection', 'conv2d_backward', 'conv2d_forward', 'conv_algorithms', 'conv_autotune_file', 'conv_autotune_mode', 'conv_autotune_table', 'fast_kernels', 'get_key_value_AttentionDistillationOp', 'get_key_value_CrossEntropyOp', 'get_key_value_DistillationOp', 'get_keys_AttentionDistillationOp', 'get_keys_CrossEntropyOp', 'get_keys_DistillationOp', 'herding_selection', 'is_accelerated', 'loss', 'nme_classify', 'random_selection', 'register_AttentionDistillationOp', 'register_CrossEntropyOp', 'register_DistillationOp', 'set_conv_autotune_mode', 'set_skip_backward', 'unsupported_reason']
 class DistillationForm:
     """
     Distillation objective: KL (Hinton 2015) or BCE (iCaRL).
@@ -233,10 +233,38 @@ def blas_config() -> str:
     """
     Build configuration string of the OpenBLAS the fast kernels call.
     """
+def blas_core_name() -> str:
+    """
+    The OpenBLAS kernels in use (its choice for this CPU unless OPENBLAS_CORETYPE forces one).
+    """
 def class_means(features: numpy.typing.ArrayLike, labels: numpy.typing.ArrayLike, n_classes: typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float32]:
     ...
 def closest_to_mean_selection(features: numpy.typing.ArrayLike, m: typing.SupportsIndex) -> numpy.typing.NDArray[numpy.int64]:
     ...
+def conv2d_backward(x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], w: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], dy: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], stride: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], padding: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(4)"] = [0, 0, 0, 0], algorithm: str = 'auto', bias: bool = False) -> tuple[numpy.typing.NDArray[numpy.float32], numpy.typing.NDArray[numpy.float32], typing.Any]:
+    """
+    Gradients (dx, dw, db or None) of conv2d_forward for the output gradient dy.
+    """
+def conv2d_forward(x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], w: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], bias: numpy.typing.ArrayLike | None = None, stride: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], padding: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(4)"] = [0, 0, 0, 0], algorithm: str = 'auto') -> numpy.typing.NDArray[numpy.float32]:
+    """
+    The fast kernels' float32 convolution of x [N, C, H, W] by w [O, C, KH, KW] (padding: top, left, bottom, right), by the autotuned algorithm or a given one (im2col, shifted, winograd2, winograd4). For tests and benchmarks; models use it through accelerate().
+    """
+def conv_algorithms() -> list[str]:
+    """
+    The convolution algorithms of the fast kernels.
+    """
+def conv_autotune_file() -> str:
+    """
+    The autotune cache file ('' when the mode is 'off').
+    """
+def conv_autotune_mode() -> str:
+    """
+    'on', 'off' or 'rebuild' (AIDGE_INCREMENTAL_AUTOTUNE unless set by set_conv_autotune_mode).
+    """
+def conv_autotune_table() -> list[tuple[str, str]]:
+    """
+    The convolution algorithms chosen or loaded in this process: (key, algorithm) pairs.
+    """
 def fast_kernels() -> list[str]:
     """
     Operator types that have a fast kernel (the table accelerate() walks), sorted.
@@ -273,6 +301,10 @@ def register_CrossEntropyOp(arg0: str, arg1: collections.abc.Callable[[CrossEntr
     ...
 def register_DistillationOp(arg0: str, arg1: collections.abc.Callable[[DistillationOp], aidge_core.OperatorImpl]) -> None:
     ...
+def set_conv_autotune_mode(mode: str) -> None:
+    """
+    Sets the autotune mode of this process ('on', 'off' or 'rebuild').
+    """
 def set_skip_backward(node: aidge_core.Node, skip: bool = True) -> None:
     """
     Mark a node so that SequentialScheduler.backward() skips it (or not).

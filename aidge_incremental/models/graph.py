@@ -45,6 +45,7 @@ import aidge_backend_cpu  # noqa: F401  (registers the CPU kernels)
 import numpy as np
 
 from ..backend import BACKENDS, DEFAULT_KERNELS, KERNELS, require_backend
+from ..profiling import phase
 
 from .layers import LAYER_KINDS, he_normal
 from .spec import ARCHITECTURES, INPUT, Architecture, Layer, takes_hidden
@@ -353,7 +354,8 @@ class IncrementalModel:
 
     def features(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Output of the layer named ``features`` (the input of the head)."""
-        return self._run(x, FEATURES, batch_size)
+        with phase("features"):
+            return self._run(x, FEATURES, batch_size)
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         return self.logits(x, batch_size).argmax(axis=1)

@@ -46,6 +46,7 @@ import numpy as np
 from .. import _core
 from ..backend import require_backend, to_tensor
 from ..datasets import Augmentation
+from ..profiling import phase
 from .batch import Batch, BatchHooks, Outputs
 from .config import TrainConfig
 
@@ -117,7 +118,8 @@ def train(model, x: np.ndarray, y: np.ndarray, hooks: BatchHooks, config: TrainC
                 indices = order[start:start + batch_size]
                 raw = x[indices]
                 if augmentation is not None:
-                    raw = augmentation(raw, rng)
+                    with phase("augment"):
+                        raw = augmentation(raw, rng)
                 lr = schedule.lr_at(epoch, update, updates_per_epoch)
                 batch = Batch(np.ascontiguousarray(to_input(raw), dtype=np.float32), y[indices].astype(np.int64),
                               indices=indices, epoch=epoch, lr=lr)

@@ -357,6 +357,25 @@ def test_batchnorm_vs_numpy_and_finite_differences(rng, training, shape):
         assert rel_err(ours, central_fd(loss, wrt)) <= 1e-4
 
 
+@pytest.mark.parametrize("offset", [0.0, 1e3])
+def test_batchnorm_one_pass_statistics_are_as_accurate_as_two_passes(rng, offset):
+    """The forward reads the batch once for its statistics (each plane's mean
+    and squared deviations, merged across planes): on activations far from zero
+    whose planes have different means, mean and variance still match float64."""
+    shape = (16, 3, 8, 8)
+    plane_means = rng.standard_normal((16, 3, 1, 1)) * 3.0
+    x = (offset + plane_means + rng.standard_normal(shape) * 0.1).astype(np.float32)
+    ones, zeros = np.ones(3, np.float32), np.zeros(3, np.float32)
+    y, _, _, _, new_mean, new_var = run_bn(x, ones, zeros, zeros, ones, np.zeros(shape, np.float32), True,
+                                           momentum=0.0)
+    x64 = x.astype(np.float64)
+    m = x64.size // 3
+    np.testing.assert_allclose(new_mean, x64.mean(axis=(0, 2, 3)), rtol=1e-6)
+    np.testing.assert_allclose(new_var, x64.var(axis=(0, 2, 3)) * m / (m - 1), rtol=1e-5)
+    y_ref = bn_forward_ref(x64, ones, zeros, zeros, ones, True, 0.0, 1e-5)[0]
+    assert np.max(np.abs(y - y_ref)) < 1e-4
+
+
 def test_batchnorm_training_mode_is_read_at_run_time(rng):
     """Switching op.attr.training_mode after accelerate changes the forward."""
     x = rng.standard_normal((4, 2, 3, 3)).astype(np.float32) * 3 + 1

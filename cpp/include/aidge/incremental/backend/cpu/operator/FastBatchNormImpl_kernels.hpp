@@ -8,7 +8,10 @@
  * variance — what Aidge's own (unused) CPU training branch and
  * PyTorch's BatchNorm do (Aidge momentum 0.9 == PyTorch momentum 0.1).
  * Eval mode: normalise with the running statistics.
- * Statistics: each H*W plane summed in float (vectorised), planes in double. Backward ACCUMULATES into dx, dscale, dshift.
+ * Statistics: each H*W plane's mean and squared deviations in float
+ * (vectorised), planes merged in double; forward reads the batch twice
+ * (statistics, then normalisation), backward twice (sums, then the input
+ * gradient). Backward ACCUMULATES into dx, dscale, dshift.
  * Parallelism: OpenMP over channels.
  */
 #ifndef AIDGE_INCREMENTAL_BACKEND_CPU_OPERATOR_FASTBATCHNORMIMPL_KERNELS_H_
@@ -33,8 +36,12 @@ inline void fastBatchNormForward(int N, int C, int HW, bool training, float mome
         float mu, is;
         if (training) {
             const double m = static_cast<double>(N) * HW;
-            // Each H*W plane is summed in float (vectorised), planes in double.
-            double sum = 0.0;
+            // One pass over memory: each H*W plane's mean and sum of squared
+            // deviations (the plane is read twice, the second time from the
+            // L1/L2 cache; summed in float, vectorised), merged across planes
+            // in double by Chan et al.'s pairwise update — the two-pass
+            // variance's accuracy without its second pass over the batch.
+            double dmu = 0.0, ss = 0.0, count = 0.0;
             for (int n = 0; n < N; ++n) {
                 const float *xc = x + n * cStride + static_cast<std::size_t>(c) * HW;
                 float a = 0.0f;
@@ -42,20 +49,17 @@ inline void fastBatchNormForward(int N, int C, int HW, bool training, float mome
                 for (int i = 0; i < HW; ++i) {
                     a += xc[i];
                 }
-                sum += a;
-            }
-            const double dmu = sum / m;
-            const float fmu = static_cast<float>(dmu);
-            double ss = 0.0; // two-pass variance: no cancellation
-            for (int n = 0; n < N; ++n) {
-                const float *xc = x + n * cStride + static_cast<std::size_t>(c) * HW;
-                float a = 0.0f;
-#pragma omp simd reduction(+ : a)
+                const float pm = a / static_cast<float>(HW);
+                float q = 0.0f;
+#pragma omp simd reduction(+ : q)
                 for (int i = 0; i < HW; ++i) {
-                    const float d = xc[i] - fmu;
-                    a += d * d;
+                    const float dv = xc[i] - pm;
+                    q += dv * dv;
                 }
-                ss += a;
+                const double delta = static_cast<double>(pm) - dmu, total = count + HW;
+                dmu += delta * HW / total;
+                ss += static_cast<double>(q) + delta * delta * count * HW / total;
+                count = total;
             }
             const double var = ss / m; // biased: used to normalise
             mu = static_cast<float>(dmu);

@@ -24,6 +24,9 @@
  * - any stride (im2col): each sample unfolds into col[K, P] and one product
  *   per chunk does the rest.
  *
+ * Which one runs a given shape (they and the Winograd kernels of
+ * WinogradConvImpl_kernels.hpp) is decided by ConvAlgorithms.hpp.
+ *
  * Parallelism: one OpenMP region over chunks of samples; each thread lays its
  * chunk out in private buffers (the padded copy, or the column matrix [K, b*P]
  * of b samples side by side, so that the product is wide enough to run near
@@ -472,30 +475,6 @@ inline void shiftedConvBackward(const ConvShape &s, const float *x, const float 
                 db[o] += src[o];
             }
         }
-    }
-}
-
-// ------------------------------------------------------------ dispatch
-
-/// y[N, O, HO, WO] = conv(x, w) + bias (bias may be null).
-inline void fastConvForward(const ConvShape &s, const float *x, const float *w,
-                            const float *bias, float *y)
-{
-    if (shiftedApplies(s)) {
-        shiftedConvForward(s, x, w, bias, y);
-    } else {
-        im2colConvForward(s, x, w, bias, y);
-    }
-}
-
-/// dx += conv^T(dy, w); dw += conv(x, dy); db += sum(dy). Any of dx, dw, db may be null.
-inline void fastConvBackward(const ConvShape &s, const float *x, const float *w,
-                             const float *dy, float *dx, float *dw, float *db)
-{
-    if (shiftedApplies(s)) {
-        shiftedConvBackward(s, x, w, dy, dx, dw, db);
-    } else {
-        im2colConvBackward(s, x, w, dy, dx, dw, db);
     }
 }
 
