@@ -155,11 +155,12 @@ def _run(config: ExperimentConfig, dataset, progress, log, checkpoint) -> RunRes
     if bar is not None:
         bar.close()
     if config.output_dir:
-        result.write(config.output_dir)
-        plot_accuracy({f"{config.method} ({n})": h.acc_seen for n, h in histories.items()},
-                      pathlib.Path(config.output_dir) / "accuracy.png",
-                      title=scenario.describe().split(",")[0] + f", {scenario.n_steps} steps",
-                      classes_per_step=[len(scenario.step_classes(t)) for t in range(scenario.n_steps)])
+        with phase("results"):
+            result.write(config.output_dir)
+            plot_accuracy({f"{config.method} ({n})": h.acc_seen for n, h in histories.items()},
+                          pathlib.Path(config.output_dir) / "accuracy.png",
+                          title=scenario.describe().split(",")[0] + f", {scenario.n_steps} steps",
+                          classes_per_step=[len(scenario.step_classes(t)) for t in range(scenario.n_steps)])
     result.trained_method = method
     return result
 

@@ -50,10 +50,16 @@ from ..profiling import phase
 from .layers import LAYER_KINDS, he_normal
 from .spec import ARCHITECTURES, INPUT, Architecture, Layer, takes_hidden
 
-__all__ = ["FEATURES", "HEAD", "IncrementalModel"]
+__all__ = ["EVAL_BATCH", "FEATURES", "HEAD", "IncrementalModel"]
 
 FEATURES = "features"  #: name of the layer whose output is the feature vector
 HEAD = "head"          #: name of the classifier layer
+#: Batch of logits/features/predict. The live graph keeps every activation and
+#: gradient tensor at the largest batch it has run (Aidge re-sizes them in
+#: place): evaluating at twice the training batch doubled a ResNet-20's memory
+#: (+500 MB at batch 256 after training at 128, benchmarks/bench_protocol.py);
+#: 128 is the training batch of the reference protocols.
+EVAL_BATCH = 128
 
 _TRAINABLE = (aidge_core.InputCategory.Param, aidge_core.InputCategory.OptionalParam)
 _STATE = (aidge_core.InputCategory.Attr, aidge_core.InputCategory.OptionalAttr)
@@ -349,13 +355,13 @@ class IncrementalModel:
                 out.append(np.array(tensor, np.float32))
         return np.concatenate(out)
 
-    def logits(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    def logits(self, x: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
         return self._run(x, HEAD, batch_size)
 
-    def features(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    def features(self, x: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
         """Output of the layer named ``features`` (the input of the head)."""
         with phase("features"):
             return self._run(x, FEATURES, batch_size)
 
-    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    def predict(self, x: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
         return self.logits(x, batch_size).argmax(axis=1)
