@@ -8,19 +8,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import sys
 
-import numpy as np
-
-from .config import COMMON_OPTIONS, ExperimentConfig
-from .experiment import compare, run_experiment
-from .export.targets import EXPORT_TARGETS, ExportSource, predict_export
-from .methods import METHODS
-from .options import ConfigError, load_config_file
-from .rundir import run_dir_of
-from .training import TRAINING_OPTIONS
+# Start-up: each subcommand imports what it uses when it runs (the methods,
+# training and export modules load Aidge; `--help` and `predict` need little
+# of it), so the module level stays light (tests/test_cli.py checks).
 
 __all__ = ["main"]
 
@@ -77,6 +70,7 @@ def _mapping(text: str) -> dict:
 
 def method_option_owners() -> dict:
     """``{option name: (declaration, {method: default})}`` over every registered method."""
+    from .methods import METHODS
     owners = {}
     for name in sorted(METHODS):
         for option in METHODS[name].declared_options():
@@ -85,6 +79,8 @@ def method_option_owners() -> dict:
 
 
 def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
+    from .config import COMMON_OPTIONS
+    from .training import TRAINING_OPTIONS
     parser.add_argument("--config", help="YAML or JSON file of options (command-line options win)")
     g = parser.add_argument_group("experiment")
     for option in COMMON_OPTIONS + TRAINING_OPTIONS:
@@ -100,6 +96,9 @@ def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
 
 def _given_options(args, extra: dict) -> dict:
     """The options the user gave: the config file's, then the command line's."""
+    from .config import COMMON_OPTIONS
+    from .options import load_config_file
+    from .training import TRAINING_OPTIONS
     values = load_config_file(args.config) if args.config else {}
     names = {o.name for o in COMMON_OPTIONS + TRAINING_OPTIONS} | set(method_option_owners())
     for name in names:
@@ -111,42 +110,57 @@ def _given_options(args, extra: dict) -> dict:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # the options of a subcommand are built (and their modules imported) only
+    # when that subcommand is asked for
+    command = next((a for a in argv if not a.startswith("-")), None)
     parser = argparse.ArgumentParser(prog="aidge-incremental",
                                      description="Class-incremental learning with Eclipse Aidge.")
     sub = parser.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", help="run one method (default: iCaRL on digits)")
-    run_p.add_argument("--method", choices=sorted(METHODS), help="default icarl")
-    run_p.add_argument("--resume", metavar="DIR_OR_CKPT",
-                       help="continue a run after its last completed step (a run directory or a .ckpt); "
-                            "results go to that run directory (or --output-dir)")
-    _add_experiment_options(run_p)
     cmp_p = sub.add_parser("compare", help="several methods on the same scenario and seed")
-    cmp_p.add_argument("--methods", nargs="+", choices=sorted(METHODS),
-                       default=["finetune", "lwf", "icarl", "joint"])
-    _add_experiment_options(cmp_p)
     exp_p = sub.add_parser("export", help="export a checkpoint's model to ONNX or embedded C++")
-    exp_p.add_argument("checkpoint", help="a step-NNN.ckpt file")
-    exp_p.add_argument("output", help="onnx: the .onnx file to write; cpp: the folder to write")
-    exp_p.add_argument("--target", choices=EXPORT_TARGETS, default="onnx",
-                       help="; ".join(f"{name}: {EXPORT_TARGETS[name].help}" for name in EXPORT_TARGETS)
-                       + " (default onnx)")
-    exp_p.add_argument("--nme", action="store_true", help="onnx: export the NME classifier alone (methods that "
-                       "have one)")
     pred_p = sub.add_parser("predict", help="predict classes with an exported model or a checkpoint")
-    pred_p.add_argument("model", help="an .onnx file or a C++ export folder written by export, or a .ckpt")
-    pred_p.add_argument("--input", help=".npy file of raw samples (as stored in the dataset)")
-    pred_p.add_argument("--dataset", default="digits", help="else: samples of this dataset's test split")
-    pred_p.add_argument("--data-dir")
-    pred_p.add_argument("--classes", type=int, nargs="+", help="only samples of these (original) classes")
-    pred_p.add_argument("--count", type=int, default=10, help="how many test samples (>= 1, default 10)")
-    pred_p.add_argument("--nme", action="store_true",
-                        help="with a .ckpt or a C++ folder: use the NME classifier")
+    if command in ("run", "compare"):
+        from .methods import METHODS
+    if command == "run":
+        run_p.add_argument("--method", choices=sorted(METHODS), help="default icarl")
+        run_p.add_argument("--resume", metavar="DIR_OR_CKPT",
+                           help="continue a run after its last completed step (a run directory or a .ckpt); "
+                                "results go to that run directory (or --output-dir)")
+        _add_experiment_options(run_p)
+    if command == "compare":
+        cmp_p.add_argument("--methods", nargs="+", choices=sorted(METHODS),
+                           default=["finetune", "lwf", "icarl", "joint"])
+        _add_experiment_options(cmp_p)
+    if command == "export":
+        from .export.targets import EXPORT_TARGETS
+        exp_p.add_argument("checkpoint", help="a step-NNN.ckpt file")
+        exp_p.add_argument("output", help="onnx: the .onnx file to write; cpp: the folder to write")
+        exp_p.add_argument("--target", choices=EXPORT_TARGETS, default="onnx",
+                           help="; ".join(f"{name}: {EXPORT_TARGETS[name].help}" for name in EXPORT_TARGETS)
+                           + " (default onnx)")
+        exp_p.add_argument("--nme", action="store_true", help="onnx: export the NME classifier alone (methods "
+                           "that have one)")
+    if command == "predict":
+        pred_p.add_argument("model", help="an .onnx file or a C++ export folder written by export, or a .ckpt")
+        pred_p.add_argument("--input", help=".npy file of raw samples (as stored in the dataset)")
+        pred_p.add_argument("--dataset", default="digits", help="else: samples of this dataset's test split")
+        pred_p.add_argument("--data-dir")
+        pred_p.add_argument("--classes", type=int, nargs="+", help="only samples of these (original) classes")
+        pred_p.add_argument("--count", type=int, default=10, help="how many test samples (>= 1, default 10)")
+        pred_p.add_argument("--nme", action="store_true",
+                            help="with a .ckpt or a C++ folder: use the NME classifier")
     args = parser.parse_args(argv)
     if args.command == "export":
         return _export_command(args)
     if args.command == "predict":
         return _predict_command(args)
 
+    from .config import ExperimentConfig
+    from .experiment import compare, run_experiment
+    from .options import ConfigError
+    from .rundir import run_dir_of
     progress = not args.no_progress and sys.stderr.isatty()
     try:
         if args.command == "run":
@@ -187,6 +201,7 @@ def _method_from_checkpoint(path):
     """The method (with its trained model) saved in a checkpoint, the checkpoint,
     its config and its dataset (normalised as the model was trained)."""
     from .checkpoint import load_checkpoint
+    from .config import ExperimentConfig
     from .datasets import load_dataset
     from .experiment import build_method
     ckpt = load_checkpoint(path)
@@ -199,8 +214,11 @@ def _method_from_checkpoint(path):
 
 
 def _export_command(args) -> int:
+    import numpy as np
+
     from .checkpoint import CheckpointError
     from .export import ExportError
+    from .export.targets import EXPORT_TARGETS, ExportSource
     try:
         target = EXPORT_TARGETS[args.target]
         method, ckpt, config, dataset = _method_from_checkpoint(args.checkpoint)
@@ -223,9 +241,12 @@ def _export_command(args) -> int:
 
 
 def _predict_command(args) -> int:
+    import numpy as np
+
     from .checkpoint import CheckpointError
     from .datasets import load_dataset
     from .export import ExportError
+    from .export.targets import predict_export
     try:
         if args.count < 1:
             raise ValueError(f"--count must be at least 1, got {args.count}")

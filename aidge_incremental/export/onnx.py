@@ -38,11 +38,10 @@ from .._core import Distillation
 from ..files import atomic_write
 from ..models import IncrementalModel
 from .graphs import ABSTAIN, logits_graph, nme_graph
-from .manifest import check_sidecar, write_sidecar
+from .manifest import write_sidecar
+from .onnx_file import INPUT_NAME, load_metadata
 
 __all__ = ["export_model", "export_nme", "load_metadata", "INPUT_NAME"]
-
-INPUT_NAME = "input"
 
 
 # -- our operator ------------------------------------------------------------------
@@ -163,26 +162,6 @@ def _metadata(model: IncrementalModel, classes: Sequence[int], kind: str) -> dic
         # raw samples as stored in the dataset (the scaling is the graph's first node)
         "aidge_incremental.input_shape": json.dumps(list(model.input_shape)),
     }
-
-
-def load_metadata(path, verify: bool = True) -> dict:
-    """The aidge_incremental metadata of an exported file, decoded (after checking the
-    file against its digest, unless ``verify`` is false)."""
-    if verify:
-        check_sidecar(path)
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # protobuf raises its own DecodeError
-        raise ValueError(f"{path} is not a readable ONNX file: {e}") from None
-    meta = {p.key: p.value for p in model.metadata_props}
-    out = {"kind": meta.get("aidge_incremental.kind")}
-    try:
-        if "aidge_incremental.classes" in meta:
-            out["classes"] = json.loads(meta["aidge_incremental.classes"])
-            out["input_shape"] = json.loads(meta["aidge_incremental.input_shape"])
-    except (KeyError, ValueError) as e:
-        raise ValueError(f"{path} has invalid aidge_incremental metadata: {e}") from None
-    return out
 
 
 # -- exports -----------------------------------------------------------------------

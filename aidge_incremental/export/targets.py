@@ -152,21 +152,14 @@ def _write_onnx(source: ExportSource, dest, log=None, nme_only: bool = False) ->
 def _predict_onnx(path: pathlib.Path, x_raw: np.ndarray, nme: bool) -> np.ndarray:
     """Run an exported model with onnxruntime (or onnx.reference when it is missing),
     after checking the file against its digest."""
-    from .onnx import INPUT_NAME, load_metadata
+    from .onnx_file import open_model
     if nme:
         raise ValueError("--nme applies to a .ckpt or a C++ export; export the NME classifier "
                          "with export --nme to serve it as ONNX")
-    meta = load_metadata(path)  # checks the .sha256 digest first
+    meta, run = open_model(path)  # checks the .sha256 digest first
     if meta.get("kind") not in ("logits", "nme"):
         raise ValueError(f"{path} was not exported by aidge_incremental")
-    x = raw_batch(x_raw, meta["input_shape"])
-    try:
-        import onnxruntime
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        outputs = session.run(None, {INPUT_NAME: x})
-    except ImportError:
-        from onnx.reference import ReferenceEvaluator
-        outputs = ReferenceEvaluator(str(path)).run(None, {INPUT_NAME: x})
+    outputs = run(raw_batch(x_raw, meta["input_shape"]))
     if meta["kind"] == "nme":
         return outputs[1]
     return np.asarray(meta["classes"])[outputs[0].argmax(axis=1)]

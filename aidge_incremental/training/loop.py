@@ -40,7 +40,6 @@ import math
 from typing import Callable, Mapping, Optional
 
 import aidge_core
-import aidge_learning
 import numpy as np
 
 from .. import _core
@@ -54,6 +53,7 @@ __all__ = ["fast_sgd", "train"]
 
 
 def _constant_rate(lr: float, started: bool):
+    import aidge_learning
     scheduler = aidge_learning.constant_lr(lr)
     if started:  # SGD treats scheduler step 0 as its first update (momentum restarts)
         scheduler.update()
@@ -103,6 +103,7 @@ def train(model, x: np.ndarray, y: np.ndarray, hooks: BatchHooks, config: TrainC
     parameters = model.parameter_nodes()
     optimizer_fast = fast_sgd(parameters, config.momentum, config.weight_decay, backend)
     if optimizer_fast is None:
+        import aidge_learning  # only off the cpu backend (its import costs a second: a web dashboard)
         optimizer = aidge_learning.SGD(momentum=config.momentum, weight_decay=0.0)
         optimizer.set_parameters(parameters)
     rate = None

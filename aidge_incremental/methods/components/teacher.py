@@ -33,4 +33,5 @@ class Teacher(Component):
     def before_forward(self, batch) -> None:
         if self.model is not None:
             with phase("teacher"):
-                batch.extra[TEACHER_LOGITS] = self.model.logits(batch.inputs, batch_size=len(batch))
+                # the student's graph runs the teacher's weights (no second graph)
+                batch.extra[TEACHER_LOGITS] = self.method.model.logits_of(self.model, batch.inputs)

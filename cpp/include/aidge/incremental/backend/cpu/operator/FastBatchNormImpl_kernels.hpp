@@ -20,6 +20,8 @@
 #include <cmath>
 #include <cstddef>
 
+#include "aidge/incremental/backend/cpu/Threads.hpp"
+
 namespace Aidge {
 namespace incremental {
 
@@ -31,7 +33,7 @@ inline void fastBatchNormForward(int N, int C, int HW, bool training, float mome
                                  float *y, float *mean, float *invStd)
 {
     const std::size_t cStride = static_cast<std::size_t>(C) * HW;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast<long>(N) * C * HW >= kParallelMinFloats)
     for (int c = 0; c < C; ++c) {
         float mu, is;
         if (training) {
@@ -95,7 +97,7 @@ inline void fastBatchNormBackward(int N, int C, int HW, bool training, const flo
                                   float *dscale, float *dshift)
 {
     const std::size_t cStride = static_cast<std::size_t>(C) * HW;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast<long>(N) * C * HW >= kParallelMinFloats)
     for (int c = 0; c < C; ++c) {
         const float mu = mean[c], is = invStd[c];
         double sdy = 0.0, sdyx = 0.0; // sum dy, sum dy * xhat

@@ -155,7 +155,7 @@ inline void winogradConvForward(int m, const ConvShape &s, const float *x, const
     const std::size_t yStride = static_cast<std::size_t>(s.O) * s.HO * s.WO;
     const std::vector<float> U = winogradFilters(m, s, w);
     const std::size_t Tmax = static_cast<std::size_t>(b) * g.tiles;
-#pragma omp parallel
+#pragma omp parallel if (convMacs(s) >= kParallelMinMacs)
     {
         float *V = scratch(0, a2 * s.C * Tmax);
         float *Mt = scratch(1, a2 * s.O * Tmax);
@@ -197,7 +197,7 @@ inline void winogradConvBackward(int m, const ConvShape &s, const float *x, cons
     std::vector<float> dUAll(dw != nullptr ? nThreads * uSize : 0, 0.0f);
     std::vector<float> dbAll(db != nullptr ? static_cast<std::size_t>(nThreads) * s.O : 0, 0.0f);
     int used = 1;
-#pragma omp parallel num_threads(nThreads)
+#pragma omp parallel num_threads(nThreads) if (2 * convMacs(s) >= kParallelMinMacs)
     {
         const int t = omp_get_thread_num();
 #pragma omp single
