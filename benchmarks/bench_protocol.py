@@ -249,7 +249,9 @@ def child_env(threads: int) -> dict:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "fashion-mnist"))
+    default_dir = next((d for d in (ROOT.parent / "shared", ROOT.parent.parent / "shared") if d.is_dir()),
+                       ROOT.parent / "shared") / "data" / "fashion-mnist"
+    p.add_argument("--data-dir", default=str(default_dir), help=f"Fashion-MNIST IDX files (default {default_dir})")
     p.add_argument("--per-class", type=int, default=500, help="training images per class")
     p.add_argument("--test-per-class", type=int, default=200)
     p.add_argument("--epochs", type=int, default=3)
