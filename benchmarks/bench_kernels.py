@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 
@@ -322,9 +323,15 @@ def main(argv=None):
                 print(f"  {lo['blas']:9s} load {load}: " + ", ".join(
                     f"{k} ours {lo[k][0] / hi[k][0]:.2f}x ref {lo[k][1] / hi[k][1]:.2f}x"
                     for k in ("resnet32", "mlp", "herding", "nme") if None not in lo[k] + hi[k]))
-    print("\nconvolution algorithms chosen (autotune, last child):")
-    for key, algorithm in sorted(list(results.values())[-1]["autotune"].items()):
-        print(f"  {key}: {algorithm}")
+    print("\nconvolution algorithms chosen for the ResNet-32 step (autotune table, per setting):")
+    resnet32 = re.compile(r"(forward|backward)/N128/C(3|16|32|64)/H(32xW32|16xW16|8xW8)/O(16|32|64)/K3x3/S1x1/")
+    for (core, threads, load), r in results.items():
+        if load != args.load[0]:
+            continue
+        chosen = {k: v for k, v in r["autotune"].items() if resnet32.match(k) and f"/t{threads}/{r['blas']}" in k}
+        print(f"  {r['blas']:9s} {threads}t: " + ", ".join(
+            f"{k.split('/')[0][:3]} C{k.split('/')[2][1:]}@{k.split('/')[3].split('x')[0][1:]} {v}"
+            for k, v in sorted(chosen.items())))
     print(f"\n(total {time.perf_counter() - start:.0f} s)")
 
 
