@@ -8,7 +8,7 @@ import numpy
 import numpy.typing
 import typing
 from . import loss
-__all__: list[str] = ['AttentionDistillation', 'AttentionDistillationOp', 'CorruptFileError', 'CrossEntropy', 'CrossEntropyOp', 'Distillation', 'DistillationForm', 'DistillationOp', 'ExemplarMemoryCore', 'FastSGD', 'ReservoirMemoryCore', 'accelerate', 'blas_config', 'blas_core_name', 'class_means', 'closest_to_mean_selection', 'conv2d_backward', 'conv2d_forward', 'conv_algorithms', 'conv_autotune_file', 'conv_autotune_mode', 'conv_autotune_table', 'fast_kernels', 'get_key_value_AttentionDistillationOp', 'get_key_value_CrossEntropyOp', 'get_key_value_DistillationOp', 'get_keys_AttentionDistillationOp', 'get_keys_CrossEntropyOp', 'get_keys_DistillationOp', 'herding_selection', 'is_accelerated', 'loss', 'nme_classify', 'random_selection', 'register_AttentionDistillationOp', 'register_CrossEntropyOp', 'register_DistillationOp', 'set_conv_autotune_mode', 'set_skip_backward', 'unsupported_reason']
+__all__: list[str] = ['AttentionDistillation', 'AttentionDistillationOp', 'CorruptFileError', 'CrossEntropy', 'CrossEntropyOp', 'Distillation', 'DistillationForm', 'DistillationOp', 'ExemplarMemoryCore', 'FastSGD', 'ReservoirMemoryCore', 'accelerate', 'blas_config', 'blas_core_name', 'class_means', 'closest_to_mean_selection', 'conv2d_backward', 'conv2d_forward', 'conv_algorithms', 'conv_autotune_file', 'conv_autotune_mode', 'conv_autotune_table', 'fast_kernels', 'get_key_value_AttentionDistillationOp', 'get_key_value_CrossEntropyOp', 'get_key_value_DistillationOp', 'get_keys_AttentionDistillationOp', 'get_keys_CrossEntropyOp', 'get_keys_DistillationOp', 'herding_selection', 'is_accelerated', 'is_fused_away', 'loss', 'nme_classify', 'random_selection', 'register_AttentionDistillationOp', 'register_CrossEntropyOp', 'register_DistillationOp', 'set_conv_autotune_mode', 'set_skip_backward', 'unsupported_reason']
 class DistillationForm:
     """
     Distillation objective: KL (Hinton 2015) or BCE (iCaRL).
@@ -288,6 +288,10 @@ def herding_selection(features: numpy.typing.ArrayLike, m: typing.SupportsIndex)
 def is_accelerated(node: aidge_core.Node) -> bool:
     """
     Whether the node runs one of aidge_incremental's fast implementations.
+    """
+def is_fused_away(node: aidge_core.Node) -> bool:
+    """
+    Whether the node's output is not computed: its kernel is fused into its child's (a BatchNorm2D fused with the ReLU it feeds).
     """
 def nme_classify(features: numpy.typing.ArrayLike, means: numpy.typing.ArrayLike) -> numpy.typing.NDArray[numpy.int64]:
     """

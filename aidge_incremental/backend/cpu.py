@@ -19,7 +19,10 @@ forward and backward:
   the Pad's input gradient, so the padded tensor is never materialised
   (otherwise the inner Pad and Conv2D are accelerated one by one);
 * FC;
-* BatchNorm2D: train mode (batch mean and biased variance to normalise;
+* BatchNorm2D, fused with the ReLU it feeds when its output goes to that ReLU
+  alone (one pass each way instead of two, and neither the BatchNorm's output
+  nor its gradient in memory: ``is_fused_away(node)``): train mode (batch mean
+  and biased variance to normalise;
   running mean/variance updated as ``running = running*momentum +
   batch*(1-momentum)`` with the unbiased batch variance, as PyTorch and
   Aidge's own unused CPU training branch do) and eval mode (running
@@ -77,7 +80,7 @@ from .. import _core
 from . import _openmp_preload
 
 __all__ = ["accelerate", "blas_config", "blas_core_name", "conv_autotune_file", "conv_autotune_table",
-           "is_accelerated", "openmp_runtimes", "unsupported_reason"]
+           "is_accelerated", "is_fused_away", "openmp_runtimes", "unsupported_reason"]
 
 
 def accelerate(graph: aidge_core.GraphView) -> int:
@@ -97,6 +100,15 @@ def is_accelerated(node: aidge_core.Node) -> bool:
     if not isinstance(node, aidge_core.Node):
         raise TypeError(f"is_accelerated() takes an aidge_core.Node, not {type(node).__name__}")
     return bool(_core.is_accelerated(node))
+
+
+def is_fused_away(node: aidge_core.Node) -> bool:
+    """Whether ``node``'s output is not computed because its kernel is fused into
+    its child's: a BatchNorm2D whose output goes to one ReLU alone computes that
+    ReLU's output directly (read the ReLU's output instead)."""
+    if not isinstance(node, aidge_core.Node):
+        raise TypeError(f"is_fused_away() takes an aidge_core.Node, not {type(node).__name__}")
+    return bool(_core.is_fused_away(node))
 
 
 def unsupported_reason(node: aidge_core.Node) -> str:

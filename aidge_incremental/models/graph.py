@@ -251,6 +251,11 @@ class IncrementalModel:
         if node is None or node.type() == "Producer":
             names = [layer.name for layer in self.layers] + [HEAD]
             raise ValueError(f"{self.architecture} has no layer {name!r}; layers: {names}")
+        if self.kernels == "fast" and self.backend == "cpu":
+            from ..backend.cpu import is_fused_away
+            if is_fused_away(node):
+                raise ValueError(f"the output of layer {name!r} is not computed: our kernels fuse this "
+                                 "BatchNorm with the ReLU it feeds (tap that ReLU's layer)")
         return node.get_operator().get_output(0)
 
     def parameter_nodes(self) -> list:

@@ -14,6 +14,7 @@
 #include "aidge/incremental/backend/cpu/Blas.hpp"
 #include "aidge/incremental/backend/cpu/ConvAlgorithms.hpp"
 #include "aidge/incremental/backend/cpu/FastKernelRegistry.hpp"
+#include "aidge/incremental/backend/cpu/operator/FastBatchNormImpl.hpp"
 
 namespace py = pybind11;
 
@@ -92,6 +93,9 @@ void init_Accelerate(py::module &m)
           "nodes changed.");
     m.def("is_accelerated", &isAccelerated, py::arg("node"),
           "Whether the node runs one of aidge_incremental's fast implementations.");
+    m.def("is_fused_away", &isFusedAway, py::arg("node"),
+          "Whether the node's output is not computed: its kernel is fused into its child's (a "
+          "BatchNorm2D fused with the ReLU it feeds).");
     m.def("unsupported_reason", &unsupportedReason, py::arg("node"),
           "Why accelerate() leaves this node on Aidge's kernel ('' when it would not).");
     m.def("fast_kernels", &FastKernelRegistry::types,
