@@ -229,6 +229,7 @@ def child(args) -> dict:
     if torch is not None:
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)))
     out = {"blas": cpu.blas_core_name()}
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     for name, make in (("resnet32", resnet32_steps), ("mlp", mlp_steps)):
         ours, theirs = make(args.batch)
         for fn in (ours, theirs):  # allocations, first touch, the autotune's measurements
@@ -236,11 +237,11 @@ def child(args) -> dict:
                 fn()
                 fn()
         repeats = args.repeats if name == "resnet32" else 4 * args.repeats
-        t = common.interleaved([ours, theirs], repeats)
+        t = common.interleaved([ours, theirs], repeats, clock=clock)
         out[name] = [common.best(t[0]), common.best(t[1])]
     herding, nme = memory_calls()
     for name, (ours, theirs) in (("herding", herding), ("nme", nme)):
-        t = common.interleaved([ours, theirs], args.repeats)
+        t = common.interleaved([ours, theirs], args.repeats, clock=clock)
         out[name] = [common.best(t[0]), common.best(t[1])]
     out["autotune"] = cpu.conv_autotune_table()
     return out
@@ -273,6 +274,9 @@ def main(argv=None):
                    help="also time a ResNet-32 step on Aidge's own kernels (tens of seconds a step)")
     p.add_argument("--aidge-ops", action="store_true", help="also time Aidge's own kernel for each operation")
     p.add_argument("--only", choices=["ops", "summary"], default=None)
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="cpu: the process's CPU time (meaningful at 1 thread on a loaded machine, where wall "
+                        "time measures the other processes)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
@@ -289,9 +293,10 @@ def main(argv=None):
         aidge_resnet_row(args.batch)
     if args.only == "ops":
         return
-    me = [os.path.abspath(__file__), "--child", "--repeats", str(args.repeats), "--batch", str(args.batch)]
+    me = [os.path.abspath(__file__), "--child", "--repeats", str(args.repeats), "--batch", str(args.batch),
+          "--clock", args.clock]
     results = {}
-    print(f"\n== one setting per process (best of {args.repeats}) ==", flush=True)
+    print(f"\n== one setting per process (best of {args.repeats}, {args.clock} time) ==", flush=True)
     for core in args.coretypes:
         for threads in args.threads:
             env = {"OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads,

@@ -121,11 +121,12 @@ def run_ours(plan_path: str, s: dict) -> dict:
                                   increment=s["increment"], class_order=plan["class_order"].tolist(),
                                   seed=s["seed"], augment=True, output_dir=os.path.join(out, "run"))
         with profile() as p:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             result = run_experiment(config, dataset)
             wall = time.perf_counter() - start
     metrics = result.metrics()
-    return {"wall": wall, "phases": dict(p.seconds), "rss_mb": common.peak_rss_mb(),
+    return {"wall": wall, "cpu": time.process_time() - cpu, "phases": dict(p.seconds),
+            "rss_mb": common.peak_rss_mb(),
             "nme": metrics["nme"]["last_accuracy"], "head": metrics["head"]["last_accuracy"]}
 
 
@@ -159,7 +160,7 @@ def run_torch(plan_path: str, s: dict, threads: int) -> dict:
         return np.concatenate(out)
 
     with profiling.profile() as p, tempfile.TemporaryDirectory() as out:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         net = common.torch_cifar_resnet(20, x_train.shape[1], 0)
         common.load_our_weights(net, {k[5:]: plan[k] for k in plan.files if k.startswith("init:")}
                                 | {"head_w": np.zeros((0, 64), np.float32), "head_b": np.zeros(0, np.float32)})
@@ -235,8 +236,8 @@ def run_torch(plan_path: str, s: dict, threads: int) -> dict:
                 torch.save({"model": net.state_dict(), "memory": memory, "means": means,
                             "rng": rng.bit_generator.state, "step": t}, os.path.join(out, f"step-{t:03d}.pt"))
             n_known = hi
-        wall = time.perf_counter() - start
-    return {"wall": wall, "phases": dict(p.seconds), "rss_mb": common.peak_rss_mb(), "nme": nme_acc,
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return {"wall": wall, "cpu": cpu, "phases": dict(p.seconds), "rss_mb": common.peak_rss_mb(), "nme": nme_acc,
             "head": head_acc}
 
 
@@ -305,14 +306,17 @@ def main(argv=None):
                 print(f"  threads {threads}, load {load}: ours {o['wall']:.1f} s, PyTorch {t['wall']:.1f} s "
                       f"({o['wall'] / t['wall']:.2f}x)", flush=True)
 
-    print(f"\n== whole run (best of {args.repeats}; wall s, peak RSS MB; last-step accuracy NME / head) ==")
-    print(f"{'threads':>7} {'load':>4} | {'ours s':>7} {'torch s':>7} {'ratio':>6} | {'ours MB':>7} "
-          f"{'torch MB':>8} {'ratio':>6} | {'ours acc':>13} {'torch acc':>13}")
+    print(f"\n== whole run (best of {args.repeats}; wall s, process CPU s, peak RSS MB; last-step accuracy "
+          "NME / head) ==")
+    print(f"{'threads':>7} {'load':>4} | {'ours s':>7} {'torch s':>7} {'ratio':>6} | {'ours cpu':>8} "
+          f"{'torch cpu':>9} {'ratio':>6} | {'ours MB':>7} {'torch MB':>8} {'ratio':>6} | {'ours acc':>13} "
+          f"{'torch acc':>13}")
     by_config = {}
     for threads, load, ours, theirs in rows:
         o, t = min(ours, key=lambda r: r["wall"]), min(theirs, key=lambda r: r["wall"])
         by_config[(threads, load)] = (o, t)
         print(f"{threads:>7} {load:>4} | {o['wall']:7.1f} {t['wall']:7.1f} {o['wall'] / t['wall']:5.2f}x | "
+              f"{o['cpu']:8.1f} {t['cpu']:9.1f} {o['cpu'] / t['cpu']:5.2f}x | "
               f"{o['rss_mb']:7.0f} {t['rss_mb']:8.0f} {o['rss_mb'] / t['rss_mb']:5.2f}x | "
               f"{100 * o['nme']:5.1f}/{100 * o['head']:5.1f}% {100 * t['nme']:6.1f}/{100 * t['head']:5.1f}%")
     threads = sorted(args.threads)

@@ -100,11 +100,11 @@ def environment(ours: bool = True, torch_too: bool = True) -> List[str]:
              "environment: " + ", ".join(f"{k}={os.environ.get(k, 'unset')}" for k in ENV_VARS)]
     if ours:
         import aidge_incremental  # noqa: F401  (first: one OpenMP runtime)
-        from aidge_incremental.backend import cpu
-        from aidge_incremental.backend import _openmp_preload
+        from aidge_incremental.backend import _openmp_preload, cpu
         runtimes = cpu.openmp_runtimes()
-        lines.append(f"ours: OpenBLAS kernels {cpu.blas_core_name()} ({cpu.blas_config()}), convolution autotune {os.environ.get('AIDGE_INCREMENTAL_AUTOTUNE', 'on')} "
-                     f"({cpu.conv_autotune_file() or 'no file'})")
+        lines.append(f"ours: OpenBLAS kernels {cpu.blas_core_name()} ({cpu.blas_config()}), convolution "
+                     f"autotune {os.environ.get('AIDGE_INCREMENTAL_AUTOTUNE', 'on')} "
+                     f"({cpu.conv_autotune_file() or 'no file'}), OpenMP waiting: {_openmp_preload.wait_policy}")
         lines.append("OpenMP runtimes loaded: " + (", ".join(os.path.basename(r) for r in runtimes) or "none")
                      + ("; Aidge's CPU backend preloaded: its kernels and ours share aidge-core's"
                         if _openmp_preload.loaded else f"; preload skipped: {_openmp_preload.skipped}"))
