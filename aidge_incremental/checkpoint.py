@@ -87,7 +87,8 @@ def save_checkpoint(path, ckpt: Checkpoint) -> pathlib.Path:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("meta.json", json.dumps(meta, allow_nan=False))
-        z.writestr("params.npz", _npz_bytes(ckpt.params))
+        # float32 weights barely deflate (9 % for a ResNet-20) at 80 ms a checkpoint: stored as they are
+        z.writestr("params.npz", _npz_bytes(ckpt.params), compress_type=zipfile.ZIP_STORED)
         z.writestr("method.npz", _npz_bytes(arrays))
         for key, blob in blobs.items():
             z.writestr(f"method/{key}.bin", blob)

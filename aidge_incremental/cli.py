@@ -13,17 +13,13 @@ import argparse
 import os
 import pathlib
 import sys
+from typing import Optional
 
-import numpy as np
+from .options import ConfigError
 
-from .config import COMMON_OPTIONS, ExperimentConfig
-from .datasets.npz import NPZ_LAYOUT
-from .experiment import run_experiment
-from .export.targets import EXPORT_TARGETS, ExportSource, predict_export, read_samples
-from .methods import METHODS
-from .options import ConfigError, load_config_file
-from .rundir import run_dir_of
-from .training import TRAINING_OPTIONS
+# Start-up: a subcommand's options are built, and its modules imported, only when
+# that subcommand runs (the methods, training and export modules load Aidge;
+# `--help` and `predict` need little of it): tests/test_cli.py checks it.
 
 __all__ = ["main"]
 
@@ -80,6 +76,7 @@ def _mapping(text: str) -> dict:
 
 def method_option_owners() -> dict:
     """``{option name: (declaration, {method: default})}`` over every registered method."""
+    from .methods import METHODS
     owners = {}
     for name in sorted(METHODS):
         for option in METHODS[name].declared_options():
@@ -88,6 +85,8 @@ def method_option_owners() -> dict:
 
 
 def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
+    from .config import COMMON_OPTIONS
+    from .training import TRAINING_OPTIONS
     parser.add_argument("--config", help="YAML or JSON file of options (command-line options win)")
     g = parser.add_argument_group("experiment")
     for option in COMMON_OPTIONS + TRAINING_OPTIONS:
@@ -103,6 +102,9 @@ def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
 
 def _given_options(args, extra: dict) -> dict:
     """The options the user gave: the config file's, then the command line's."""
+    from .config import COMMON_OPTIONS
+    from .options import load_config_file
+    from .training import TRAINING_OPTIONS
     values = load_config_file(args.config) if args.config else {}
     names = {o.name for o in COMMON_OPTIONS + TRAINING_OPTIONS} | set(method_option_owners())
     for name in names:
@@ -113,34 +115,65 @@ def _given_options(args, extra: dict) -> dict:
     return values
 
 
-#: the epilog of run --help and compare --help
-DATA_HELP = NPZ_LAYOUT + """
+def _data_help() -> str:
+    """The epilog of run --help and compare --help."""
+    from .datasets.npz import NPZ_LAYOUT
+    return NPZ_LAYOUT + """
 
 --download: mnist, fashion-mnist, cifar10, cifar100 from their official URLs into --data-dir (or
   $AIDGE_INCREMENTAL_DATA/DATASET, else ~/.cache/aidge_incremental/DATASET), each file checked
   against its pinned SHA-256 (pip install pooch: the download extra)"""
 
 
-def _parser() -> argparse.ArgumentParser:
+#: each subcommand and its one-line help (its options are built when it is asked for)
+COMMANDS = {
+    "run": "run one method (default: iCaRL on digits)",
+    "compare": "several methods on the same scenario and seed",
+    "sweep": "a grid of runs (methods x protocols x seeds), restartable, on this machine or a Ray cluster "
+             "(docs/sweeps.md)",
+    "table": "the paper table of sweeps or run directories: rows per method or variant, columns per protocol, "
+             "mean ± sd over seeds",
+    "export": "export a checkpoint's model to ONNX or embedded C++",
+    "predict": "predict classes with an exported model or a checkpoint",
+}
+
+
+def _parser(command: Optional[str] = None) -> argparse.ArgumentParser:
+    """The command line's parser, with the options of ``command`` (of every
+    subcommand when None, of none when it names none)."""
     parser = argparse.ArgumentParser(prog="aidge-incremental",
                                      description="Class-incremental learning with Eclipse Aidge.")
     sub = parser.add_subparsers(dest="command", required=True)
-    run_p = sub.add_parser("run", help="run one method (default: iCaRL on digits)",
-                           epilog=DATA_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name, text in COMMANDS.items():
+        wanted = command is None or command == name
+        kwargs = {"epilog": _data_help(), "formatter_class": argparse.RawDescriptionHelpFormatter} \
+            if wanted and name in ("run", "compare") else {}
+        subparser = sub.add_parser(name, help=text, **kwargs)
+        if wanted:
+            _SUBCOMMAND_OPTIONS[name](subparser)
+    return parser
+
+
+def _run_options(run_p) -> None:
+    from .methods import METHODS
     run_p.add_argument("--method", choices=sorted(METHODS), help="default icarl")
     run_p.add_argument("--resume", metavar="DIR_OR_CKPT",
                        help="continue a run after its last completed step (a run directory or a .ckpt); "
                             "results go to that run directory (or --output-dir)")
     _add_experiment_options(run_p)
-    cmp_p = sub.add_parser("compare", help="several methods on the same scenario and seed",
-                           epilog=DATA_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _compare_options(cmp_p) -> None:
+    from .methods import METHODS
     cmp_p.add_argument("--methods", nargs="+", choices=sorted(METHODS),
                        default=["finetune", "lwf", "icarl", "joint"])
     cmp_p.add_argument("--jobs", type=int, default=1,
                        help="methods run at once, as separate processes (default 1: in this process)")
     _add_experiment_options(cmp_p)
-    _add_sweep_parsers(sub)
-    exp_p = sub.add_parser("export", help="export a checkpoint's model to ONNX or embedded C++")
+
+
+def _export_options(exp_p) -> None:
+    from .export.targets import EXPORT_TARGETS
     exp_p.add_argument("checkpoint", nargs="?", help="a step-NNN.ckpt file")
     exp_p.add_argument("output", nargs="?", help="onnx: the .onnx file to write; cpp: the folder to write")
     exp_p.add_argument("--rebuild", metavar="FOLDER",
@@ -153,7 +186,9 @@ def _parser() -> argparse.ArgumentParser:
                        "have one)")
     exp_p.add_argument("--opset", type=int, help="onnx: the opset to write (default: the lowest that holds every "
                        "operator of the model)")
-    pred_p = sub.add_parser("predict", help="predict classes with an exported model or a checkpoint")
+
+
+def _predict_options(pred_p) -> None:
     pred_p.add_argument("model", help="an .onnx file or a C++ export folder written by export, or a .ckpt")
     pred_p.add_argument("--input", help=".npy file of raw samples (as stored in the dataset)")
     pred_p.add_argument("--dataset", default="digits", help="else: samples of this dataset's test split")
@@ -167,7 +202,6 @@ def _parser() -> argparse.ArgumentParser:
     pred_p.add_argument("--trust-binary", action="store_true",
                         help="run a C++ export's binary even though it was not built here by aidge_incremental "
                              "(a binary runs with your rights: only for a folder whose origin you trust)")
-    return parser
 
 
 #: what the CLI reports as a known error (exit status 2, one line): bad options or
@@ -187,7 +221,10 @@ def main(argv=None) -> int:
     """The command line; returns the exit status: 0 done, 2 a known error (one
     line on stderr naming the problem and the fix), 1 an unexpected error (one
     line; ``AIDGE_INCREMENTAL_DEBUG=1`` shows its traceback), 130 interrupted."""
-    args = _parser().parse_args(argv)  # a usage error exits 2 with argparse's one line
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    # a usage error exits 2 with argparse's one line
+    args = _parser(command if command in COMMANDS else "").parse_args(argv)
     commands = {"run": _run_command, "compare": _compare_command, "sweep": _sweep_command,
                 "table": _table_command, "export": _export_command, "predict": _predict_command}
     try:
@@ -212,6 +249,9 @@ def _progress(args) -> bool:
 
 
 def _run_command(args) -> int:
+    from .config import ExperimentConfig
+    from .experiment import run_experiment
+    from .rundir import run_dir_of
     given = _given_options(args, {"method": args.method} if args.method else {})
     if args.resume:
         if args.overwrite:
@@ -274,6 +314,9 @@ def _must_exist(path, what: str) -> pathlib.Path:
 
 
 def _export_command(args) -> int:
+    import numpy as np
+
+    from .export.targets import EXPORT_TARGETS, ExportSource
     if args.rebuild:
         if args.checkpoint or args.output:
             raise ConfigError("--rebuild FOLDER takes no checkpoint and no output: it rebuilds FOLDER in place")
@@ -308,6 +351,9 @@ def _export_command(args) -> int:
 
 
 def _predict_command(args) -> int:
+    import numpy as np
+
+    from .export.targets import predict_export, read_samples
     from .datasets import load_dataset
     if args.count < 1:
         raise ConfigError(f"--count must be at least 1, got {args.count}")
@@ -344,10 +390,8 @@ def _predict_command(args) -> int:
     return 0
 
 
-def _add_sweep_parsers(sub) -> None:
+def _sweep_options(sw_p) -> None:
     from .sweep import EXECUTORS
-    sw_p = sub.add_parser("sweep", help="a grid of runs (methods x protocols x seeds), restartable, "
-                          "on this machine or a Ray cluster (docs/sweeps.md)")
     sw_p.add_argument("grid", help="grid file (YAML or JSON): base, grid, variants")
     sw_p.add_argument("--output-dir", help="where the cells' run directories go (default sweeps/<grid file name>)")
     sw_p.add_argument("--executor", choices=EXECUTORS.names(), default="local",
@@ -361,14 +405,19 @@ def _add_sweep_parsers(sub) -> None:
     sw_p.add_argument("--dry-run", action="store_true", help="list the cells and what is already done; run none")
     sw_p.add_argument("--overwrite", action="store_true", help="run every cell again from its beginning, "
                       "replacing what its directory holds")
-    tb_p = sub.add_parser("table", help="the paper table of sweeps or run directories: rows per method or "
-                          "variant, columns per protocol, mean ± sd over seeds")
+
+
+def _table_options(tb_p) -> None:
     tb_p.add_argument("dirs", nargs="+", metavar="DIR",
                       help="a sweep's folder, a run directory, or a folder of run directories")
     tb_p.add_argument("--format", choices=["markdown", "csv", "latex"], default="markdown")
     tb_p.add_argument("--output", help="write the table to this file (default: print it)")
     tb_p.add_argument("--plot", metavar="DIR", help="also write an accuracy-curve PNG per protocol (mean and "
                       "a band of one sd over seeds) into DIR")
+
+
+_SUBCOMMAND_OPTIONS = {"run": _run_options, "compare": _compare_options, "sweep": _sweep_options,
+                       "table": _table_options, "export": _export_options, "predict": _predict_options}
 
 
 def _sweep_command(args) -> int:

@@ -24,6 +24,7 @@ from .export.targets import EXPORT_TARGETS, ExportSource, export_step
 from .methods import METHODS
 from .models import IncrementalModel
 from .options import ConfigError
+from .profiling import phase
 from .rundir import export_directory, resolve_checkpoint, run_dir_of, run_directory, run_identity
 from .scenario import ClassIncrementalScenario
 from .tensorboard import TensorBoardLog, require_tensorboard
@@ -302,9 +303,10 @@ def _run(run: _Prepared, progress, log) -> RunResult:
             result.step_seconds.append(time.perf_counter() - start)
             result.classes_seen.append(step.n_seen)
             groups = [scenario.step_classes(j) for j in range(step.index + 1)]
-            x_test = dataset.to_input(step.x_test)
-            for name, history in histories.items():
-                history.record(step.y_test, method.predict(x_test, name), groups, method.scores(x_test, name))
+            with phase("evaluation"):
+                x_test = dataset.to_input(step.x_test)
+                for name, history in histories.items():
+                    history.record(step.y_test, method.predict(x_test, name), groups, method.scores(x_test, name))
             if log is not None:
                 log(f"step {step.index}: classes {scenario.original_labels(step.classes).tolist()}, "
                     + ", ".join(f"{n} {100 * h.acc_seen[-1]:.2f}%" for n, h in histories.items()))
@@ -312,22 +314,26 @@ def _run(run: _Prepared, progress, log) -> RunResult:
                 board.step(result, len(result.epochs))
             saved = None
             if config.output_dir:
-                result.write(config.output_dir)
-                saved = save_checkpoint(checkpoint_path(config.output_dir, t), Checkpoint(
-                    t, config.to_dict(), result.to_dict(), method.model.state_dict(),
-                    method.model.rng_state, method.state_dict()))
+                with phase("results"):
+                    result.write(config.output_dir)
+                with phase("checkpoint"):
+                    saved = save_checkpoint(checkpoint_path(config.output_dir, t), Checkpoint(
+                        t, config.to_dict(), result.to_dict(), method.model.state_dict(),
+                        method.model.rng_state, method.state_dict()))
             if config.export_dir:  # after the checkpoint: a failed export loses no training
-                _export(method, scenario, dataset, step, config, saved, log)
+                with phase("export"):
+                    _export(method, scenario, dataset, step, config, saved, log)
     finally:
         if bar is not None:
             bar.close()
         if board is not None:
             board.close(result)
     if config.output_dir:
-        plot_accuracy({f"{config.method} ({n})": h.acc_seen for n, h in histories.items()},
-                      pathlib.Path(config.output_dir) / "accuracy.png",
-                      title=scenario.describe().split(",")[0] + f", {scenario.n_steps} steps",
-                      classes_per_step=[len(scenario.step_classes(t)) for t in range(scenario.n_steps)])
+        with phase("results"):
+            plot_accuracy({f"{config.method} ({n})": h.acc_seen for n, h in histories.items()},
+                          pathlib.Path(config.output_dir) / "accuracy.png",
+                          title=scenario.describe().split(",")[0] + f", {scenario.n_steps} steps",
+                          classes_per_step=[len(scenario.step_classes(t)) for t in range(scenario.n_steps)])
     result.trained_method = method
     return result
 

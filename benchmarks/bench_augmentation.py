@@ -8,10 +8,14 @@ when installed. Interleaved repeats; medians.
     python benchmarks/bench_augmentation.py [--batch 128] [--repeat 30]
 """
 import argparse
+import os
 import platform
-import time
+import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import interleaved  # noqa: E402
 
 from aidge_incremental.datasets import Augmentation
 
@@ -61,14 +65,7 @@ def main():
         candidates["torchvision, per sample"] = lambda: torch.stack([tv(s) for s in xt])
     except ImportError:
         pass
-    times = {name: [] for name in candidates}
-    for fn in candidates.values():
-        fn()
-    for _ in range(args.repeat):
-        for name, fn in candidates.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
+    times = dict(zip(candidates, interleaved(list(candidates.values()), args.repeat)))
     print(f"batch {args.batch}x3x32x32 uint8, {platform.processor() or platform.machine()}, "
           f"median of {args.repeat}")
     base = np.median(times["ours (block copies by offset)"])

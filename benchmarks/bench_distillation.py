@@ -11,13 +11,15 @@ function (AttentionDistillation operator) vs NumPy and PyTorch.
 """
 import argparse
 import os
-import platform
-import time
+import sys
 
 import aidge_incremental as ai  # first: one OpenMP runtime (see backend/_openmp_preload.py)
 import aidge_core
 import aidge_learning
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import interleaved, median, print_environment  # noqa: E402
 
 from aidge_incremental.loss import attention_distillation, cross_entropy, distillation
 
@@ -25,21 +27,12 @@ SIZES = [(128, 100), (256, 1000)]
 TEMPERATURE = 2.0
 
 
-def best_time(fn, repeat):
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 def print_rows(size: str, rows, repeat: int, width: int) -> None:
-    """Time each (name, fn) of ``rows``, interleaved in one run; ratios against the first."""
+    """Time each (name, fn) of ``rows``, interleaved in one run (median); ratios against the first."""
+    samples = interleaved([fn for _, fn in rows], repeat)
     reference = None
-    for name, fn in rows:
-        ms = best_time(fn, repeat) * 1e3
+    for (name, _), t in zip(rows, samples):
+        ms = median(t) * 1e3
         reference = reference or ms
         print(f"{size:>16} | {name:<28} | {ms:10.3f} | {ms / reference:10.2f}x")
     print("-" * width)
@@ -107,8 +100,8 @@ def main():
     except ImportError:
         torch = None
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"median of {args.repeat} runs; float32 logits, T={TEMPERATURE}, n_old = all")
+    print_environment("bench_distillation: loss operators")
+    print(f"median of {args.repeat} interleaved runs; float32 logits, T={TEMPERATURE}, n_old = all")
     header = f"{'batch x classes':>16} | {'implementation':<28} | {'fwd+bwd ms':>10} | {'vs our node':>11}"
     print(header)
     print("-" * len(header))

@@ -7,73 +7,38 @@
 - NME classification: C++ vs NumPy (matrix product + argmin);
 - the memory's bytes against the raw size of what it stores.
 
-Timings are interleaved (core, NumPy, core, NumPy, ...) and the median of the
-repeats is reported, with the ratio of the medians.
+Timings are interleaved (core, NumPy, core, NumPy, ...; common.interleaved) and
+the median of the repeats is reported, with the ratio of the medians. The same
+ratios at 1 and 2 threads and under load: benchmarks/bench_kernels.py.
 
     python benchmarks/bench_memory.py [--repeat 5]
 """
 import argparse
 import os
-import time
+import sys
 
 import numpy as np
 
-from aidge_incremental.memory import ExemplarMemory, class_means, herding_selection, nme_classify
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import interleaved, median, numpy_herding, numpy_nme, print_environment  # noqa: E402
 
 HERDING_SIZES = [(5000, 512, 200), (500, 64, 20)]
 
 
-def numpy_herding(features, m):
-    """iCaRL Algorithm 4, vectorised: with S the sum of the picked features,
-    ||mu - (S + phi_i)/k||^2 = ||mu||^2 - 2/k (mu.S + mu.phi_i) + (||S||^2 + 2 S.phi_i + ||phi_i||^2)/k^2;
-    mu.phi_i and ||phi_i||^2 are computed once, S.phi_i updated by phi @ phi_p per pick: O(n d)
-    per pick and no [n, d] temporary. Ties go to the smallest index (np.argmin)."""
-    phi = features / np.linalg.norm(features, axis=1, keepdims=True)
-    mu = phi.mean(axis=0)
-    mu_phi = phi @ mu
-    phi_norm2 = np.einsum("ij,ij->i", phi, phi)
-    mu_norm2 = mu @ mu
-    s_phi = np.zeros(len(phi))
-    mu_s = s_norm2 = 0.0
-    taken = np.zeros(len(phi), bool)
-    chosen = []
-    for k in range(1, m + 1):
-        dist = mu_norm2 - 2.0 / k * (mu_s + mu_phi) + (s_norm2 + 2.0 * s_phi + phi_norm2) / (k * k)
-        dist[taken] = np.inf
-        p = int(np.argmin(dist))
-        chosen.append(p)
-        taken[p] = True
-        mu_s += mu_phi[p]
-        s_norm2 += 2.0 * s_phi[p] + phi_norm2[p]
-        s_phi += phi @ phi[p]
-    return np.array(chosen)
-
-
-def numpy_nme(features, means):
-    phi = features / np.linalg.norm(features, axis=1, keepdims=True)
-    return np.argmin((means ** 2).sum(1)[None, :] - 2 * phi @ means.T, axis=1)
-
-
 def timed_pair(ours, reference, repeat):
-    """Median seconds of each, interleaved, and the last outputs."""
-    t_ours, t_ref = [], []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = ours()
-        t_ours.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        ref = reference()
-        t_ref.append(time.perf_counter() - start)
-    return float(np.median(t_ours)), float(np.median(t_ref)), out, ref
+    """Median seconds of each, interleaved, and the outputs."""
+    t = interleaved([ours, reference], repeat)
+    return median(t[0]), median(t[1]), ours(), reference()
 
 
 def main():
+    from aidge_incremental.memory import ExemplarMemory, class_means, herding_selection, nme_classify
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    print(f"{os.cpu_count()} cores; median of {args.repeat} interleaved runs; "
-          f"features float32 (C++) / float64 (NumPy)")
+    print_environment("bench_memory: the replay memory's core against NumPy", torch_too=False)
+    print(f"median of {args.repeat} interleaved runs; features float32 (C++) / float64 (NumPy)")
 
     print("\nherding selection (both O(n d) per pick)")
     print(f"{'n x d, m':>18} | {'C++ core ms':>11} | {'NumPy ms':>9} | {'NumPy / C++':>11} | same indices")

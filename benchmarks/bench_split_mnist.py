@@ -14,6 +14,8 @@ and both runs are timed, interleaved, best of --repeats: the last lines
 compare the wall time of the whole run, training and evaluation included.
 """
 import argparse
+import os
+import sys
 import time
 
 import numpy as np
@@ -22,6 +24,9 @@ import aidge_incremental  # noqa: F401  (first: one OpenMP runtime, see its _ope
 from aidge_incremental.datasets import load_mnist
 from aidge_incremental.experiment import ExperimentConfig, run_experiment
 from aidge_incremental.scenario import ClassIncrementalScenario
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import interleaved  # noqa: E402
 
 try:
     import torch
@@ -107,14 +112,14 @@ def main():
         return
     config = ExperimentConfig(method="finetune", hidden=list(args.hidden), epochs=args.epochs, lr=args.lr,
                               seed=args.seeds[0])
-    ours, theirs, acc = [], [], {}
-    for _ in range(args.repeats):  # interleaved
-        start = time.perf_counter()
+    acc = {}
+
+    def run_ours():
         acc["ours"] = run_experiment(config, dataset).metrics()["head"]["last_accuracy"]
-        ours.append(time.perf_counter() - start)
-        start = time.perf_counter()
+
+    def run_torch():
         acc["torch"] = torch_finetune(dataset, config)
-        theirs.append(time.perf_counter() - start)
+    ours, theirs = interleaved([run_ours, run_torch], args.repeats, settle=False)
     print(f"\nFinetune run, wall time best of {args.repeats} (torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads):")
     print(f"  aidge_incremental {min(ours):7.2f} s  (last-step accuracy {100 * acc['ours']:.2f}%)")

@@ -1,4 +1,11 @@
 """Fixtures shared by the whole suite."""
+import os
+
+# The convolution algorithm by shape alone, not by a timing (the same choice,
+# and so the same rounding, on every run and machine; no cache file written):
+# tests/backend/test_conv_algorithms.py tests the autotune table itself.
+os.environ.setdefault("AIDGE_INCREMENTAL_AUTOTUNE", "off")
+
 # aidge_incremental before anything imports aidge_core: one OpenMP runtime for
 # Aidge's CPU kernels (aidge_incremental/backend/_openmp_preload.py).
 import aidge_incremental  # noqa: F401

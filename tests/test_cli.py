@@ -137,3 +137,22 @@ def test_module_entry_point(tmp_path):
     out = subprocess.run([sys.executable, "-m", "aidge_incremental.cli", "--help"], capture_output=True,
                          text=True, check=True, cwd=tmp_path).stdout
     assert "run" in out and "compare" in out
+
+
+def test_help_and_predict_do_not_load_what_they_do_not_use(tmp_path):
+    """Start-up: the command line imports a subcommand's modules when it runs;
+    ``--help`` loads neither Aidge's Python modules nor scikit-learn, ``predict
+    --help`` not the methods (benchmarks/README.md: start-up times)."""
+    code = ("import sys\n"
+            "from aidge_incremental.cli import main\n"
+            "for argv in (['--help'], ['predict', '--help']):\n"
+            "    try:\n"
+            "        main(argv)\n"
+            "    except SystemExit:\n"
+            "        pass\n"
+            "print(sorted(m for m in ('aidge_core', 'aidge_learning', 'sklearn', 'aidge_incremental.methods', "
+            "'torch') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=tmp_path).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+

@@ -51,6 +51,7 @@ PARAMETER_TYPES = {
     # {name: width} at creation; {name: array [n, columns]} per addition (a list of them per class)
     "extras": "collections.abc.Mapping[str, typing.Any] | collections.abc.Sequence[collections.abc.Mapping[str, "
               "typing.Any]] | None",
+    "bias": "numpy.typing.ArrayLike | None",
     "other": "typing.Any",  # the enum's __eq__/__ne__ fallback overloads
     "temperature": "typing.SupportsFloat",
     "epsilon": "typing.SupportsFloat",

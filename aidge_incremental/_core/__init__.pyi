@@ -9,7 +9,7 @@ import numpy
 import numpy.typing
 import typing
 from . import loss
-__all__: list[str] = ['AttentionDistillation', 'AttentionDistillationOp', 'CorruptFileError', 'CrossEntropy', 'CrossEntropyOp', 'Distillation', 'DistillationForm', 'DistillationOp', 'ExemplarMemoryCore', 'FastSGD', 'ReservoirMemoryCore', 'accelerate', 'blas_config', 'class_means', 'closest_to_mean_selection', 'fast_kernels', 'get_key_value_AttentionDistillationOp', 'get_key_value_CrossEntropyOp', 'get_key_value_DistillationOp', 'get_keys_AttentionDistillationOp', 'get_keys_CrossEntropyOp', 'get_keys_DistillationOp', 'herding_selection', 'is_accelerated', 'loss', 'nme_classify', 'random_selection', 'register_AttentionDistillationOp', 'register_CrossEntropyOp', 'register_DistillationOp', 'set_skip_backward', 'unsupported_reason']
+__all__: list[str] = ['AttentionDistillation', 'AttentionDistillationOp', 'CorruptFileError', 'CrossEntropy', 'CrossEntropyOp', 'Distillation', 'DistillationForm', 'DistillationOp', 'ExemplarMemoryCore', 'FastSGD', 'ReservoirMemoryCore', 'accelerate', 'blas_config', 'blas_core_name', 'class_means', 'closest_to_mean_selection', 'conv2d_backward', 'conv2d_forward', 'conv_algorithms', 'conv_autotune_file', 'conv_autotune_mode', 'conv_autotune_table', 'fast_kernels', 'get_key_value_AttentionDistillationOp', 'get_key_value_CrossEntropyOp', 'get_key_value_DistillationOp', 'get_keys_AttentionDistillationOp', 'get_keys_CrossEntropyOp', 'get_keys_DistillationOp', 'herding_selection', 'is_accelerated', 'is_fused_away', 'loss', 'nme_classify', 'random_selection', 'register_AttentionDistillationOp', 'register_CrossEntropyOp', 'register_DistillationOp', 'set_conv_autotune_mode', 'set_skip_backward', 'unsupported_reason']
 class DistillationForm:
     """
     Distillation objective: KL (Hinton 2015) or BCE (iCaRL).
@@ -257,10 +257,38 @@ def blas_config() -> str:
     """
     Build configuration string of the OpenBLAS the fast kernels call.
     """
+def blas_core_name() -> str:
+    """
+    The OpenBLAS kernels in use (its choice for this CPU unless OPENBLAS_CORETYPE forces one).
+    """
 def class_means(features: numpy.typing.ArrayLike, labels: numpy.typing.ArrayLike, n_classes: typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float32]:
     ...
 def closest_to_mean_selection(features: numpy.typing.ArrayLike, m: typing.SupportsIndex) -> numpy.typing.NDArray[numpy.int64]:
     ...
+def conv2d_backward(x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], w: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], dy: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], stride: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], padding: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(4)"] = [0, 0, 0, 0], algorithm: str = 'auto', bias: bool = False) -> tuple[numpy.typing.NDArray[numpy.float32], numpy.typing.NDArray[numpy.float32], typing.Any]:
+    """
+    Gradients (dx, dw, db or None) of conv2d_forward for the output gradient dy.
+    """
+def conv2d_forward(x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], w: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], bias: numpy.typing.ArrayLike | None = None, stride: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], padding: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(4)"] = [0, 0, 0, 0], algorithm: str = 'auto') -> numpy.typing.NDArray[numpy.float32]:
+    """
+    The fast kernels' float32 convolution of x [N, C, H, W] by w [O, C, KH, KW] (padding: top, left, bottom, right), by the autotuned algorithm or a given one (im2col, shifted, winograd2, winograd4). For tests and benchmarks; models use it through accelerate().
+    """
+def conv_algorithms() -> list[str]:
+    """
+    The convolution algorithms of the fast kernels.
+    """
+def conv_autotune_file() -> str:
+    """
+    The autotune cache file ('' when the mode is 'off').
+    """
+def conv_autotune_mode() -> str:
+    """
+    'on', 'off' or 'rebuild' (AIDGE_INCREMENTAL_AUTOTUNE unless set by set_conv_autotune_mode).
+    """
+def conv_autotune_table() -> list[tuple[str, str]]:
+    """
+    The convolution algorithms chosen or loaded in this process: (key, algorithm) pairs.
+    """
 def fast_kernels() -> list[str]:
     """
     Operator types that have a fast kernel (the table accelerate() walks), sorted.
@@ -285,6 +313,10 @@ def is_accelerated(node: aidge_core.Node) -> bool:
     """
     Whether the node runs one of aidge_incremental's fast implementations.
     """
+def is_fused_away(node: aidge_core.Node) -> bool:
+    """
+    Whether the node's output is not computed: its kernel is fused into its child's (a BatchNorm2D fused with the ReLU it feeds).
+    """
 def nme_classify(features: numpy.typing.ArrayLike, means: numpy.typing.ArrayLike) -> numpy.typing.NDArray[numpy.int64]:
     """
     Index of the nearest class mean per row; -1 for an all-zero row (no direction).
@@ -297,6 +329,10 @@ def register_CrossEntropyOp(key: str, function: collections.abc.Callable[..., ai
     ...
 def register_DistillationOp(key: str, function: collections.abc.Callable[..., aidge_core.OperatorImpl]) -> None:
     ...
+def set_conv_autotune_mode(mode: str) -> None:
+    """
+    Sets the autotune mode of this process ('on', 'off' or 'rebuild').
+    """
 def set_skip_backward(node: aidge_core.Node, skip: bool = True) -> None:
     """
     Mark a node so that SequentialScheduler.backward() skips it (or not).

@@ -6,7 +6,12 @@ forward and backward:
 
 * Conv2D (any kernel and stride, dilation 1, with or without bias): stride 1
   as KH*KW matrix products on shifted views of a zero-padded copy of the input
-  (no im2col matrix), other strides through im2col;
+  (no im2col matrix) or, for 3x3 kernels, by Winograd's F(2x2, 3x3) or
+  F(4x4, 3x3) (2.25x / 4x fewer multiplications); other strides through
+  im2col. Which one runs each shape is measured at first use and kept in a
+  cache file (``conv_autotune_table()``; ``AIDGE_INCREMENTAL_AUTOTUNE=off``
+  for a fixed choice by shape, ``rebuild`` to measure again; see
+  cpp/include/aidge/incremental/backend/cpu/ConvAlgorithms.hpp);
 * PaddedConv2D (Aidge's meta-operator: a Pad, then a Conv2D, run as a
   micro-graph) as ONE kernel when its Pad is a zero padding of the spatial
   axes: its two inner nodes get a pair of implementations by which the
@@ -14,7 +19,10 @@ forward and backward:
   the Pad's input gradient, so the padded tensor is never materialised
   (otherwise the inner Pad and Conv2D are accelerated one by one);
 * FC;
-* BatchNorm2D: train mode (batch mean and biased variance to normalise;
+* BatchNorm2D, fused with the ReLU it feeds when its output goes to that ReLU
+  alone (one pass each way instead of two, and neither the BatchNorm's output
+  nor its gradient in memory: ``is_fused_away(node)``): train mode (batch mean
+  and biased variance to normalise;
   running mean/variance updated as ``running = running*momentum +
   batch*(1-momentum)`` with the unbiased batch variance, as PyTorch and
   Aidge's own unused CPU training branch do) and eval mode (running
@@ -71,7 +79,8 @@ import aidge_core
 from .. import _core
 from . import _openmp_preload
 
-__all__ = ["accelerate", "blas_config", "is_accelerated", "openmp_runtimes", "unsupported_reason"]
+__all__ = ["accelerate", "blas_config", "blas_core_name", "conv_autotune_file", "conv_autotune_table",
+           "is_accelerated", "is_fused_away", "openmp_runtimes", "unsupported_reason"]
 
 
 def accelerate(graph: aidge_core.GraphView) -> int:
@@ -93,6 +102,15 @@ def is_accelerated(node: aidge_core.Node) -> bool:
     return bool(_core.is_accelerated(node))
 
 
+def is_fused_away(node: aidge_core.Node) -> bool:
+    """Whether ``node``'s output is not computed because its kernel is fused into
+    its child's: a BatchNorm2D whose output goes to one ReLU alone computes that
+    ReLU's output directly (read the ReLU's output instead)."""
+    if not isinstance(node, aidge_core.Node):
+        raise TypeError(f"is_fused_away() takes an aidge_core.Node, not {type(node).__name__}")
+    return bool(_core.is_fused_away(node))
+
+
 def unsupported_reason(node: aidge_core.Node) -> str:
     """Why ``accelerate`` would leave ``node`` on Aidge's kernel ('' if it would not)."""
     if not isinstance(node, aidge_core.Node):
@@ -103,6 +121,23 @@ def unsupported_reason(node: aidge_core.Node) -> str:
 def blas_config() -> str:
     """Configuration string of the OpenBLAS library the kernels call."""
     return str(_core.blas_config())
+
+
+def blas_core_name() -> str:
+    """The OpenBLAS kernels in use ("SkylakeX", "Haswell"...): OpenBLAS's choice
+    for this CPU unless ``OPENBLAS_CORETYPE`` forces one."""
+    return str(_core.blas_core_name())
+
+
+def conv_autotune_table() -> dict:
+    """The convolution algorithm chosen for each shape this process has run (or
+    loaded from the cache file): ``{key: algorithm}``."""
+    return dict(_core.conv_autotune_table())
+
+
+def conv_autotune_file() -> str:
+    """The autotune cache file ('' with ``AIDGE_INCREMENTAL_AUTOTUNE=off``)."""
+    return str(_core.conv_autotune_file())
 
 
 def openmp_runtimes() -> list[str]:

@@ -2,7 +2,7 @@
 
 - targets.py: the export targets (onnx, cpp, cpp-int8), one table used by run, export and predict;
 - graphs.py: the deployable Aidge graphs (trained head; NME as a bias-free FC + ArgMax);
-- onnx.py: ONNX files through aidge_onnx;
+- onnx.py: ONNX files through aidge_onnx; onnx_file.py: reading one back (onnx alone);
 - cpp.py: standalone CMake projects through aidge_export_cpp;
 - quantize.py: int8 post-training quantization calibrated on the replay memory;
 - step.py: a step's C++ export (head and NME), verified against Aidge, with its budget;
@@ -16,7 +16,7 @@ import importlib as _importlib
 _EXPORTS = {
     "ExportError": ".cpp", "ABSTAIN": ".graphs", "logits_graph": ".graphs", "nme_graph": ".graphs",
     "IntegrityError": ".manifest", "check_manifest": ".manifest", "check_sidecar": ".manifest",
-    "INPUT_NAME": ".onnx", "export_model": ".onnx", "export_nme": ".onnx", "load_metadata": ".onnx",
+    "INPUT_NAME": ".onnx_file", "export_model": ".onnx", "export_nme": ".onnx", "load_metadata": ".onnx_file",
     "EXPORT_TARGETS": ".targets", "ExportSource": ".targets", "ExportTarget": ".targets",
     "export_step": ".targets", "predict_export": ".targets", "register_export_target": ".targets",
 }

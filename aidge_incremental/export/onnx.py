@@ -49,12 +49,12 @@ from .._core import Distillation
 from ..files import atomic_write
 from ..models import IncrementalModel
 from .graphs import ABSTAIN, logits_graph, nme_graph, output_labels
-from .manifest import read_with_sidecar, write_sidecar
+from .manifest import write_sidecar
+from .onnx_file import INPUT_NAME, load_metadata, read_export
 
 __all__ = ["MIN_OPSET", "export_model", "export_nme", "load_metadata", "lowest_opset", "read_export",
            "INPUT_NAME"]
 
-INPUT_NAME = "input"
 #: the lowest opset tried: onnxruntime runs opset 7 and later
 MIN_OPSET = 7
 
@@ -227,74 +227,6 @@ def _metadata(model: IncrementalModel, classes: Sequence[int], kind: str) -> dic
         # raw samples as stored in the dataset (the scaling is the graph's first node)
         "aidge_incremental.input_shape": json.dumps(list(model.input_shape)),
     }
-
-
-def _decode_metadata(model: onnx.ModelProto, path) -> dict:
-    meta = {p.key: p.value for p in model.metadata_props}
-    out = {"kind": meta.get("aidge_incremental.kind")}
-    try:
-        if "aidge_incremental.classes" in meta:
-            out["classes"] = json.loads(meta["aidge_incremental.classes"])
-            out["input_shape"] = json.loads(meta["aidge_incremental.input_shape"])
-    except (KeyError, ValueError, RecursionError) as e:
-        raise ValueError(f"{path} has invalid aidge_incremental metadata: {type(e).__name__}: {e}") from None
-    return out
-
-
-def _last_dim(value_info) -> Optional[int]:
-    dims = value_info.type.tensor_type.shape.dim
-    return dims[-1].dim_value if dims and dims[-1].HasField("dim_value") else None
-
-
-def _check_against_graph(model: onnx.ModelProto, meta: dict, path) -> None:
-    """The metadata must describe the graph it is attached to: one label per logit
-    (per score after the abstain column for NME), the input's shape."""
-    if meta.get("kind") not in ("logits", "nme"):
-        raise ValueError(f"{path} was not exported by aidge_incremental (no aidge_incremental.kind metadata)")
-    classes, shape = meta.get("classes"), meta.get("input_shape")
-    if not isinstance(classes, list) or not classes or not all(type(c) is int for c in classes):
-        raise ValueError(f"{path}: its aidge_incremental.classes metadata must be a list of integer labels")
-    if not isinstance(shape, list) or not shape or not all(type(d) is int and d > 0 for d in shape):
-        raise ValueError(f"{path}: its aidge_incremental.input_shape metadata must be a list of sizes")
-    outputs = {o.name: o for o in model.graph.output}
-    wanted = {"logits": ("logits", len(classes)), "nme": ("scores", len(classes) + 1)}[meta["kind"]]
-    name, size = wanted
-    if name not in outputs or _last_dim(outputs[name]) != size:
-        raise ValueError(f"{path}: its metadata lists {len(classes)} classes, but the graph's output {name!r} has "
-                         f"{_last_dim(outputs[name]) if name in outputs else 'no'} values"
-                         f"{' (one per class after the abstain column)' if meta['kind'] == 'nme' else ''}: "
-                         "metadata and graph disagree")
-    inputs = [i for i in model.graph.input if i.name == INPUT_NAME]
-    dims = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim[1:]] if inputs else None
-    if dims != shape:
-        raise ValueError(f"{path}: its metadata says inputs of shape {shape}, the graph's input "
-                         f"{INPUT_NAME!r} has {dims}")
-
-
-def read_export(path):
-    """``(bytes, metadata, notes)`` of an exported file: read once, checked against its
-    ``.sha256`` digest, its metadata decoded and checked against its graph; ``notes``
-    say what was accepted with a remark (a renamed file)."""
-    data, notes = read_with_sidecar(path)
-    try:
-        model = onnx.load_from_string(data)
-    except Exception as e:  # protobuf raises its own DecodeError
-        raise ValueError(f"{path} is not a readable ONNX file: {e}") from None
-    meta = _decode_metadata(model, path)
-    _check_against_graph(model, meta, path)
-    return data, meta, notes
-
-
-def load_metadata(path, verify: bool = True) -> dict:
-    """The aidge_incremental metadata of an exported file, decoded (after checking the
-    file against its digest and the metadata against the graph, unless ``verify`` is false)."""
-    if verify:
-        return read_export(path)[1]
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # protobuf raises its own DecodeError
-        raise ValueError(f"{path} is not a readable ONNX file: {e}") from None
-    return _decode_metadata(model, path)
 
 
 # -- exports -----------------------------------------------------------------------

@@ -192,23 +192,12 @@ def _predict_onnx(path: pathlib.Path, x_raw: np.ndarray, nme: bool, trust_binary
     """Run an exported model with onnxruntime (or onnx.reference when it is missing),
     after checking the file against its digest and its metadata against its graph;
     what runs is the bytes that were checked."""
-    from .onnx import INPUT_NAME, read_export
+    from .onnx_file import open_model
     if nme:
         raise ValueError("--nme applies to a .ckpt or a C++ export; export the NME classifier "
                          "with export --nme to serve it as ONNX")
-    data, meta, notes = read_export(path)
-    for note in notes:
-        if log is not None:
-            log(note)
-    x = raw_batch(x_raw, meta["input_shape"])
-    try:
-        import onnxruntime
-        session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
-        outputs = session.run(None, {INPUT_NAME: x})
-    except ImportError:
-        import onnx
-        from onnx.reference import ReferenceEvaluator
-        outputs = ReferenceEvaluator(onnx.load_from_string(data)).run(None, {INPUT_NAME: x})
+    meta, run = open_model(path, log)
+    outputs = run(raw_batch(x_raw, meta["input_shape"]))
     if meta["kind"] == "nme":
         return outputs[1]
     return np.asarray(meta["classes"])[outputs[0].argmax(axis=1)]

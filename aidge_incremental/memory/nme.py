@@ -7,6 +7,7 @@ from typing import Optional
 import numpy as np
 
 from .. import _core
+from ..profiling import phase
 from ._checks import array, features_2d
 
 __all__ = ["NearestMeanClassifier", "class_means", "nme_classify"]
@@ -15,7 +16,8 @@ __all__ = ["NearestMeanClassifier", "class_means", "nme_classify"]
 def class_means(features, labels, n_classes: int) -> np.ndarray:
     """Normalised mean of the normalised features of each class ``0..n_classes-1``."""
     features = features_2d(features)
-    return _core.class_means(features, array(labels, "labels"), n_classes)
+    with phase("nme"):
+        return _core.class_means(features, array(labels, "labels"), n_classes)
 
 
 def nme_classify(features, means) -> np.ndarray:
@@ -26,7 +28,8 @@ def nme_classify(features, means) -> np.ndarray:
     answer is ``-1`` ("no class"), never a class index: it counts as an error
     in any accuracy, and callers can find such rows with ``pred < 0``.
     """
-    return _core.nme_classify(features_2d(features), features_2d(means))
+    with phase("nme"):
+        return _core.nme_classify(features_2d(features), features_2d(means))
 
 
 class NearestMeanClassifier:

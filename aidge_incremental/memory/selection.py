@@ -14,6 +14,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .. import _core
+from ..profiling import phase
 from ..registry import Registry
 from ._checks import features_2d
 
@@ -24,7 +25,8 @@ __all__ = ["SELECTIONS", "SelectionStrategy", "closest_to_mean_selection", "herd
 def herding_selection(features, m: int) -> np.ndarray:
     """iCaRL herding (Algorithm 4) on L2-normalised features: ``m`` indices in
     selection order (each prefix is itself a herding selection)."""
-    return _core.herding_selection(features_2d(features), m)
+    with phase("herding"):
+        return _core.herding_selection(features_2d(features), m)
 
 
 def closest_to_mean_selection(features, m: int) -> np.ndarray:

@@ -58,7 +58,6 @@ Checkpoints hold 𝕊's weights and its momentum buffers (exact resume).
 from __future__ import annotations
 
 import aidge_core
-import aidge_learning
 import numpy as np
 
 from ..models import IncrementalModel
@@ -91,6 +90,7 @@ class Scorer:
         x = np.ascontiguousarray(np.concatenate([x_i, x_j]), np.float32)
         graph, scheduler = self.net.graph, self.net.scheduler
         if self._zero is None:
+            import aidge_learning  # loaded when used (its import costs a second)
             self._zero = aidge_learning.SGD(momentum=0.0, weight_decay=0.0)
             self._zero.set_parameters(self.net.parameter_nodes())
         scheduler.forward(data=[aidge_core.Tensor(x)])

@@ -56,6 +56,7 @@ from ..datasets import Dataset
 from ..loss import cross_entropy, tensor_value
 from ..models import IncrementalModel
 from ..options import Option, merge_options, resolve_options
+from ..profiling import phase
 from ..scenario import Step
 from ..training import Batch, BatchHooks, Outputs, TrainConfig, train
 from .component import Component
@@ -129,9 +130,10 @@ class IncrementalMethod(BatchHooks):
         ``on_epoch`` receives the loop's :class:`~aidge_incremental.training.EpochRecord` of each epoch."""
         config = self.config.for_step(step.index)
         x, y = self.start_step(step, dataset)
-        self.losses_per_epoch.append(train(
-            self.model, x, y, self, config, self.rng, to_input=dataset.to_input,
-            augmentation=config.augmentation(dataset), progress=progress, on_epoch=on_epoch))
+        with phase("train"):
+            self.losses_per_epoch.append(train(
+                self.model, x, y, self, config, self.rng, to_input=dataset.to_input,
+                augmentation=config.augmentation(dataset), progress=progress, on_epoch=on_epoch))
         self.finish_step(step, dataset)
 
     def start_step(self, step: Step, dataset: Dataset) -> Tuple[np.ndarray, np.ndarray]:

@@ -45,14 +45,21 @@ import aidge_backend_cpu  # noqa: F401  (registers the CPU kernels)
 import numpy as np
 
 from ..backend import BACKENDS, DEFAULT_KERNELS, KERNELS, require_backend
+from ..profiling import phase
 
 from .layers import LAYER_KINDS, he_normal
 from .spec import ARCHITECTURES, INPUT, Architecture, Layer, takes_hidden
 
-__all__ = ["FEATURES", "HEAD", "IncrementalModel"]
+__all__ = ["EVAL_BATCH", "FEATURES", "HEAD", "IncrementalModel"]
 
 FEATURES = "features"  #: name of the layer whose output is the feature vector
 HEAD = "head"          #: name of the classifier layer
+#: Batch of logits/features/predict. The live graph keeps every activation and
+#: gradient tensor at the largest batch it has run (Aidge re-sizes them in
+#: place): evaluating at twice the training batch doubled a ResNet-20's memory
+#: (+500 MB at batch 256 after training at 128, benchmarks/bench_protocol.py);
+#: 128 is the training batch of the reference protocols.
+EVAL_BATCH = 128
 
 _TRAINABLE = (aidge_core.InputCategory.Param, aidge_core.InputCategory.OptionalParam)
 _STATE = (aidge_core.InputCategory.Attr, aidge_core.InputCategory.OptionalAttr)
@@ -256,6 +263,11 @@ class IncrementalModel:
         if node is None or node.type() == "Producer":
             names = [layer.name for layer in self.layers] + [HEAD]
             raise ValueError(f"{self.architecture} has no layer {name!r}; layers: {names}")
+        if self.kernels == "fast" and self.backend == "cpu":
+            from ..backend.cpu import is_fused_away
+            if is_fused_away(node):
+                raise ValueError(f"the output of layer {name!r} is not computed: our kernels fuse this "
+                                 "BatchNorm with the ReLU it feeds (tap that ReLU's layer)")
         return node.get_operator().get_output(0)
 
     def parameter_nodes(self) -> list:
@@ -343,6 +355,9 @@ class IncrementalModel:
         twin._params = self.state_dict()
         twin._state_names = set(self._state_names)
         twin._graph = None
+        # not this model's scheduler: it would keep this graph, every activation
+        # and gradient of it, alive as long as the twin (500 MB for a ResNet-20)
+        twin._scheduler = None
         twin._rng = copy.deepcopy(self._rng)
         return twin
 
@@ -361,12 +376,44 @@ class IncrementalModel:
                 out.append(np.array(tensor, np.float32))
         return np.concatenate(out)
 
-    def logits(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    def logits(self, x: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
         return self._run(x, HEAD, batch_size)
 
-    def features(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Output of the layer named ``features`` (the input of the head)."""
-        return self._run(x, FEATURES, batch_size)
+    def logits_of(self, other: "IncrementalModel", x: np.ndarray) -> np.ndarray:
+        """``other.logits(x)`` computed in THIS model's live graph: ``other`` (a
+        frozen copy of this model with at most as many classes: the teacher) lends
+        its weights and running statistics for one eval-mode pass, then this
+        model's come back. The same kernels on the same values, without a second
+        graph: a teacher graph kept every activation of its batch (250 MB for a
+        ResNet-20 at batch 128) and was rebuilt every step. Falls back to
+        ``other.logits`` where weights cannot be swapped in place (not the cpu
+        backend, another architecture, more classes)."""
+        if (self.backend != "cpu" or other.architecture != self.architecture or other.options != self.options
+                or other.input_shape != self.input_shape or not 0 < other.n_classes <= self.n_classes):
+            return other.logits(x, batch_size=len(x))
+        lent = other.state_dict()
+        views = {node.name(): np.asarray(node.get_operator().get_output(0))
+                 for node in aidge_core.producers(self.graph) if node.name() not in self._constants}
+        if set(views) != set(lent):
+            return other.logits(x, batch_size=len(x))
+        kept = {name: view.copy() for name, view in views.items()}
+        try:
+            for name, view in views.items():
+                value = lent[name]
+                if name.startswith(HEAD + "_"):  # fewer classes: the extra outputs are zero and dropped
+                    view[...] = 0.0
+                    view[:len(value)] = value
+                else:
+                    view[...] = value
+            return self._run(x, HEAD, max(1, len(x)))[:, :other.n_classes]
+        finally:
+            for name, view in views.items():
+                view[...] = kept[name]
 
-    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    def features(self, x: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
+        """Output of the layer named ``features`` (the input of the head)."""
+        with phase("features"):
+            return self._run(x, FEATURES, batch_size)
+
+    def predict(self, x: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
         return self.logits(x, batch_size).argmax(axis=1)

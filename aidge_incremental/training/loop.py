@@ -42,12 +42,12 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, Mapping, Optional
 
 import aidge_core
-import aidge_learning
 import numpy as np
 
 from .. import _core
 from ..backend import require_backend, to_tensor
 from ..datasets import Augmentation
+from ..profiling import phase
 from .batch import Batch, BatchHooks, Outputs
 from .config import TrainConfig
 
@@ -74,6 +74,7 @@ class EpochRecord:
 
 
 def _constant_rate(lr: float, started: bool):
+    import aidge_learning
     scheduler = aidge_learning.constant_lr(lr)
     if started:  # SGD treats scheduler step 0 as its first update (momentum restarts)
         scheduler.update()
@@ -126,6 +127,7 @@ def train(model, x: np.ndarray, y: np.ndarray, hooks: BatchHooks, config: TrainC
     parameters = model.parameter_nodes()
     optimizer_fast = fast_sgd(parameters, config.momentum, config.weight_decay, backend)
     if optimizer_fast is None:
+        import aidge_learning  # only off the cpu backend (its import costs a second: a web dashboard)
         optimizer = aidge_learning.SGD(momentum=config.momentum, weight_decay=0.0)
         optimizer.set_parameters(parameters)
     rate = None
@@ -143,7 +145,8 @@ def train(model, x: np.ndarray, y: np.ndarray, hooks: BatchHooks, config: TrainC
                 indices = order[start:start + batch_size]
                 raw = x[indices]
                 if augmentation is not None:
-                    raw = augmentation(raw, rng)
+                    with phase("augment"):
+                        raw = augmentation(raw, rng)
                 lr = schedule.lr_at(epoch, update, updates_per_epoch)
                 batch = Batch(np.ascontiguousarray(to_input(raw), dtype=np.float32), y[indices].astype(np.int64),
                               indices=indices, epoch=epoch, lr=lr)

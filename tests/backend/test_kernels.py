@@ -357,6 +357,106 @@ def test_batchnorm_vs_numpy_and_finite_differences(rng, training, shape):
         assert rel_err(ours, central_fd(loss, wrt)) <= 1e-4
 
 
+@pytest.mark.parametrize("offset", [0.0, 1e3])
+def test_batchnorm_one_pass_statistics_are_as_accurate_as_two_passes(rng, offset):
+    """The forward reads the batch once for its statistics (each plane's mean
+    and squared deviations, merged across planes): on activations far from zero
+    whose planes have different means, mean and variance still match float64."""
+    shape = (16, 3, 8, 8)
+    plane_means = rng.standard_normal((16, 3, 1, 1)) * 3.0
+    x = (offset + plane_means + rng.standard_normal(shape) * 0.1).astype(np.float32)
+    ones, zeros = np.ones(3, np.float32), np.zeros(3, np.float32)
+    y, _, _, _, new_mean, new_var = run_bn(x, ones, zeros, zeros, ones, np.zeros(shape, np.float32), True,
+                                           momentum=0.0)
+    x64 = x.astype(np.float64)
+    m = x64.size // 3
+    np.testing.assert_allclose(new_mean, x64.mean(axis=(0, 2, 3)), rtol=1e-6)
+    np.testing.assert_allclose(new_var, x64.var(axis=(0, 2, 3)) * m / (m - 1), rtol=1e-5)
+    y_ref = bn_forward_ref(x64, ones, zeros, zeros, ones, True, 0.0, 1e-5)[0]
+    assert np.max(np.abs(y - y_ref)) < 1e-4
+
+
+def bn_relu_graph(C, x_shape, consumers=1):
+    """Conv-free BatchNorm2D -> ReLU (and, with consumers=2, the BatchNorm's output
+    also added to the ReLU's: not fusable)."""
+    bn, relu = ac.BatchNorm2D(C, name="bn"), ac.ReLU(name="relu")
+    bn.add_child(relu, 0, 0)
+    graph = ac.GraphView()
+    for n in (bn, relu):
+        graph.add(n)
+    out = relu
+    if consumers == 2:
+        add = ac.Add(name="add")
+        relu.add_child(add, 0, 0)
+        bn.add_child(add, 0, 1)
+        graph.add(add)
+        out = add
+    graph.set_ordered_inputs([(bn, 0)])
+    graph.set_ordered_outputs([(out, 0)])
+    graph.compile("cpu", ac.dtype.float32, dims=[list(x_shape)])
+    return graph, bn, out
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batchnorm_fused_with_its_relu_vs_numpy_and_finite_differences(rng, training):
+    """A BatchNorm2D whose output goes to one ReLU alone runs as one kernel that
+    writes the ReLU's output (the BatchNorm's own output is not computed): output,
+    running statistics and every gradient match max(0, BatchNorm(x)) in float64."""
+    from aidge_incremental.backend.cpu import is_fused_away
+    shape = (3, 4, 5, 2)
+    C = shape[1]
+    x = rng.standard_normal(shape) * 2.0 + 0.5
+    gamma, beta = rng.uniform(0.5, 1.5, C), rng.standard_normal(C)
+    rmean, rvar = rng.standard_normal(C) * 0.1, rng.uniform(0.5, 2.0, C)
+    dy = rng.standard_normal(shape)
+    graph, bn, relu = bn_relu_graph(C, shape)
+    op = bn.get_operator()
+    op.attr.training_mode = training
+    for idx, v in zip(range(1, 5), (gamma, beta, rmean, rvar)):
+        np.asarray(op.get_input(idx))[...] = v
+    assert ai.accelerate(graph) == 2
+    assert is_fused_away(bn) and not is_fused_away(relu)
+    sched = ac.SequentialScheduler(graph)
+    sched.forward(data=[ac.Tensor(x.astype(np.float32))])
+    out = relu.get_operator().get_output(0)
+    np.asarray(out.grad)[...] = dy
+    sched.backward()
+    y_ref, m_ref, v_ref = bn_forward_ref(x, gamma, beta, rmean, rvar, training, 0.9, 1e-5)
+    assert rel_err(np.array(out), np.maximum(y_ref, 0)) <= 1e-5
+    assert rel_err(np.array(op.get_input(3)), m_ref) <= 1e-5 and rel_err(np.array(op.get_input(4)), v_ref) <= 1e-5
+
+    def loss():
+        return float(np.sum(np.maximum(bn_forward_ref(x, gamma, beta, rmean, rvar, training, 0.9, 1e-5)[0], 0) * dy))
+
+    for ours, wrt in [(op.get_input(0).grad, x), (op.get_input(1).grad, gamma), (op.get_input(2).grad, beta)]:
+        assert rel_err(np.array(ours), central_fd(loss, wrt)) <= 1e-4
+
+
+def test_batchnorm_whose_output_is_also_used_elsewhere_is_not_fused(rng):
+    from aidge_incremental.backend.cpu import is_fused_away
+    shape = (2, 3, 4, 4)
+    graph, bn, add = bn_relu_graph(3, shape, consumers=2)
+    op = bn.get_operator()
+    op.attr.training_mode = True
+    for idx, v in zip(range(1, 5), (1.0, 0.0, 0.0, 1.0)):  # scale, shift, running mean, running variance
+        np.asarray(op.get_input(idx))[...] = v
+    assert ai.accelerate(graph) == 3
+    assert not is_fused_away(bn)
+    x = rng.standard_normal(shape).astype(np.float32)
+    ac.SequentialScheduler(graph).forward(data=[ac.Tensor(x)])
+    y_ref = bn_forward_ref(x, np.ones(3), np.zeros(3), np.zeros(3), np.ones(3), True, 0.9, 1e-5)[0]
+    assert rel_err(np.array(add.get_operator().get_output(0)), np.maximum(y_ref, 0) + y_ref) <= 1e-5
+
+
+def test_tapping_a_fused_batchnorm_says_which_layer_to_read(rng):
+    from aidge_incremental.models import IncrementalModel
+    model = IncrementalModel("resnet20", (3, 8, 8), n_classes=2)
+    with pytest.raises(ValueError, match="fuse this BatchNorm with the ReLU it feeds"):
+        model.tap("bn1")
+    assert model.tap("relu1") is not None
+    assert model.tap(model.last_conv_layer) is not None  # Grad-CAM's layer: an Add, computed
+
+
 def test_batchnorm_training_mode_is_read_at_run_time(rng):
     """Switching op.attr.training_mode after accelerate changes the forward."""
     x = rng.standard_normal((4, 2, 3, 3)).astype(np.float32) * 3 + 1

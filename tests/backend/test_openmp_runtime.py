@@ -63,3 +63,20 @@ def test_openmp_runtimes_lists_the_loaded_libgomp():
     import aidge_core  # noqa: F401
     runtimes = openmp_runtimes()
     assert runtimes and all("gomp" in pathlib.Path(r).name for r in runtimes)
+
+
+@pytest.mark.parametrize("user", [{}, {"OMP_WAIT_POLICY": "active"}, {"GOMP_SPINCOUNT": "5"}])
+def test_wait_policy_is_a_short_spin_unless_the_user_chose(user):
+    """libgomp reads its waiting policy when it loads: importing the package sets
+    GOMP_SPINCOUNT before any OpenMP runtime loads, unless the user set a policy."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env.update(user)
+    code = ("import os, aidge_incremental\n"
+            "from aidge_incremental.backend import _openmp_preload as p\n"
+            "print(os.environ.get('GOMP_SPINCOUNT'), p.wait_policy)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    spin, policy = out.stdout.split()
+    if user:
+        assert policy == "user" and spin == user.get("GOMP_SPINCOUNT", "None")
+    else:
+        assert spin == "1000" and policy == "GOMP_SPINCOUNT=1000"

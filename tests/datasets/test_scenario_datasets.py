@@ -29,6 +29,16 @@ def test_digits_is_embedded_and_stratified():
     assert counts.min() >= 34 and counts.max() <= 38
 
 
+def test_digits_read_from_scikit_learns_file_equal_its_loader():
+    """The embedded digits are read from scikit-learn's data file without importing
+    scikit-learn (seconds of start-up): the same images and labels as its loader."""
+    sk = pytest.importorskip("sklearn.datasets").load_digits()
+    from aidge_incremental.datasets.digits import _digits_arrays
+    images, labels = _digits_arrays()
+    np.testing.assert_array_equal(images, sk.images)
+    np.testing.assert_array_equal(labels, sk.target)
+
+
 def test_scenario_steps():
     ds = load_digits()
     sc = ClassIncrementalScenario(ds, initial=4, increment=2, seed=3)

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "aidge/incremental/backend/cpu/Blas.hpp"
 #include "aidge/incremental/memory/NormalisedFeatures.hpp"
 #include "aidge/incremental/memory/SplitMix64.hpp"
 
@@ -48,62 +49,82 @@ std::vector<double> columnMean(const std::vector<double> &rows, std::size_t n, s
 
 } // namespace
 
-// Not static: target_clones needs functions the linker can see (LTO would
-// otherwise inline them and drop the clones).
-void addRowDots(const double *phi, std::size_t n, std::size_t d, const double *p, double *out);
+namespace {
 
-/// out[i] += phi_i . p for every row (herding's update of S . phi_i).
-AIDGE_INCREMENTAL_HOT
-void addRowDots(const double *phi, std::size_t n, std::size_t d, const double *p, double *out)
+/// Rows per block of herding's pass: a block of phi (256 x d doubles) stays in
+/// the L2 cache while its rows' distances are computed.
+constexpr std::size_t kHerdingBlock = 256;
+
+/// Squared distance of iCaRL Algorithm 4 at pick k (see herdingSelection).
+inline double herdingDistance(double muNorm2, double k, double muS, double sNorm2, double muPhi,
+                              double sPhi, double phiNorm2)
 {
-    const long long nn = static_cast<long long>(n);
-#ifdef _OPENMP
-#pragma omp parallel for if (n * d >= kParallelMinWork)
-#endif
-    for (long long i = 0; i < nn; ++i) {
-        out[i] += dot(&phi[i * d], p, d);
-    }
+    return muNorm2 - 2.0 / k * (muS + muPhi) + (sNorm2 + 2.0 * sPhi + phiNorm2) / (k * k);
 }
+
+} // namespace
 
 std::vector<std::size_t> herdingSelection(const float *features, std::size_t n,
                                           std::size_t d, std::size_t m)
 {
     checkSize(n, d, m);
+    blasSingleThreaded(); // our OpenMP threads each call the BLAS on their own rows
     const std::vector<double> phi = normalisedRows(features, n, d);
-    const std::vector<double> mu = columnMean(phi, n, d);
+    const int ni = static_cast<int>(n), di = static_cast<int>(d);
+    // mu = phi^T 1 / n
+    std::vector<double> mu(d, 0.0), ones(n, 1.0);
+    dgemv(true, ni, di, 1.0 / static_cast<double>(n), phi.data(), di, ones.data(), 0.0, mu.data());
 
     // || mu - (S + phi_i)/k ||^2 = ||mu||^2 - 2/k (mu.S + mu.phi_i)
     //                              + 1/k^2 (||S||^2 + 2 S.phi_i + ||phi_i||^2).
-    // mu.phi_i and ||phi_i||^2 are fixed; S.phi_i is updated by one
-    // matrix-vector product per pick: O(n d) a step, no n x d temporaries.
+    // mu.phi_i and ||phi_i||^2 are fixed; S.phi_i grows by phi_i.phi_p at each
+    // pick p: one matrix-vector product (BLAS) per pick, O(n d), no n x n Gram
+    // matrix. The next pick's distances are computed block by block right after
+    // the product, while the block is still in cache.
     std::vector<double> muPhi(n), phiNorm2(n), sPhi(n, 0.0);
-    const long long nn = static_cast<long long>(n);
-#ifdef _OPENMP
-#pragma omp parallel for if (n * d >= kParallelMinWork)
-#endif
-    for (long long i = 0; i < nn; ++i) {
-        muPhi[i] = dot(&phi[i * d], mu.data(), d);
+    dgemv(false, ni, di, 1.0, phi.data(), di, mu.data(), 0.0, muPhi.data());
+    for (std::size_t i = 0; i < n; ++i) {
         phiNorm2[i] = dot(&phi[i * d], &phi[i * d], d);
     }
     const double muNorm2 = dot(mu.data(), mu.data(), d);
     double muS = 0.0, sNorm2 = 0.0;
 
+    const std::size_t nBlocks = (n + kHerdingBlock - 1) / kHerdingBlock;
+    std::vector<double> blockDist(nBlocks);
+    std::vector<std::size_t> blockBest(nBlocks);
     std::vector<char> taken(n, 0);
+    // the block's nearest candidate for pick k (ties: smallest index)
+    const auto scanBlock = [&](std::size_t b, double k) {
+        const std::size_t i0 = b * kHerdingBlock, i1 = std::min(n, i0 + kHerdingBlock);
+        double bestDist = std::numeric_limits<double>::infinity();
+        std::size_t best = n;
+        for (std::size_t i = i0; i < i1; ++i) {
+            const double dist = herdingDistance(muNorm2, k, muS, sNorm2, muPhi[i], sPhi[i], phiNorm2[i]);
+            if (!taken[i] && dist < bestDist) {
+                bestDist = dist;
+                best = i;
+            }
+        }
+        blockDist[b] = bestDist;
+        blockBest[b] = best;
+    };
+    for (std::size_t b = 0; b < nBlocks; ++b) {
+        scanBlock(b, 1.0);
+    }
+    // Threads only where a pick's product is big enough to pay for waking
+    // them; blocks are handed out dynamically, so a thread that the OS
+    // deschedules (a loaded machine) takes fewer blocks instead of holding
+    // the others at the end of every pick.
+    const bool parallel = n * d >= 4 * kParallelMinWork && nBlocks > 1;
     std::vector<std::size_t> picked;
     picked.reserve(m);
     for (std::size_t step = 1; step <= m; ++step) {
-        const double k = static_cast<double>(step);
         std::size_t best = n;
         double bestDist = std::numeric_limits<double>::infinity();
-        for (std::size_t i = 0; i < n; ++i) {
-            if (taken[i]) {
-                continue;
-            }
-            const double dist = muNorm2 - 2.0 / k * (muS + muPhi[i]) +
-                                (sNorm2 + 2.0 * sPhi[i] + phiNorm2[i]) / (k * k);
-            if (dist < bestDist) {
-                bestDist = dist;
-                best = i;
+        for (std::size_t b = 0; b < nBlocks; ++b) { // block order: ties go to the smallest index
+            if (blockBest[b] < n && blockDist[b] < bestDist) {
+                bestDist = blockDist[b];
+                best = blockBest[b];
             }
         }
         taken[best] = 1;
@@ -113,7 +134,18 @@ std::vector<std::size_t> herdingSelection(const float *features, std::size_t n,
         }
         muS += muPhi[best];
         sNorm2 += 2.0 * sPhi[best] + phiNorm2[best];
-        addRowDots(phi.data(), n, d, &phi[best * d], sPhi.data());
+        const double *p = &phi[best * d];
+        const double next = static_cast<double>(step + 1);
+        const long long nb = static_cast<long long>(nBlocks);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) if (parallel)
+#endif
+        for (long long b = 0; b < nb; ++b) {
+            const std::size_t i0 = static_cast<std::size_t>(b) * kHerdingBlock;
+            const int rows = static_cast<int>(std::min(kHerdingBlock, n - i0));
+            dgemv(false, rows, di, 1.0, &phi[i0 * d], di, p, 1.0, &sPhi[i0]);
+            scanBlock(static_cast<std::size_t>(b), next);
+        }
     }
     return picked;
 }

@@ -8,93 +8,81 @@
 
 #include <fmt/format.h>
 
+#include "aidge/incremental/backend/cpu/Blas.hpp"
 #include "aidge/incremental/memory/NormalisedFeatures.hpp"
 
 namespace Aidge {
 namespace incremental {
 
-// Not static: target_clones needs functions the linker can see (LTO would
-// otherwise inline them and drop the clones).
-std::size_t nearestMeans(const float *features, std::size_t n, std::size_t d, const double *mu,
-                         const double *muNorm2, std::size_t nbClasses, std::int64_t *out);
+namespace {
+
+/// Queries per block: a block's scores [kBlock, nbClasses] and its rows in
+/// double [kBlock, d] stay in cache.
+constexpr std::size_t kNmeBlock = 128;
 
 /// NME on raw float rows: argmin_c ||phi/|phi| - mu_c||^2
 ///   = argmin_c ||mu_c||^2 - 2 (phi . mu_c) / |phi|,
-/// so no normalised copy of the queries is made. A block of kBlock queries is
-/// transposed to [d][kBlock] doubles: each lane of the inner loop is one
-/// query's own sum, so it vectorises without reordering any sum. Returns the
-/// number of rows holding a non-finite value.
-AIDGE_INCREMENTAL_HOT
+/// so no normalised copy of the queries is kept. Per block of queries, the
+/// dot products with every mean are one matrix product (BLAS dgemm, in
+/// double). Returns the number of rows holding a non-finite value.
 std::size_t nearestMeans(const float *features, std::size_t n, std::size_t d, const double *mu,
                          const double *muNorm2, std::size_t nbClasses, std::int64_t *out)
 {
-    constexpr std::size_t kBlock = 8;
-    const long long nBlocks = static_cast<long long>((n + kBlock - 1) / kBlock);
+    blasSingleThreaded(); // our OpenMP threads each call the BLAS on their own block
+    const long long nBlocks = static_cast<long long>((n + kNmeBlock - 1) / kNmeBlock);
     std::size_t nonFinite = 0;
 #ifdef _OPENMP
-#pragma omp parallel reduction(+ : nonFinite) if (n * nbClasses * d >= kParallelMinWork)
+#pragma omp parallel reduction(+ : nonFinite) if (n * nbClasses * d >= kParallelMinWork && nBlocks > 1)
 #endif
     {
-        std::vector<double> qT(d * kBlock);
+        std::vector<double> q(kNmeBlock * d), scores(kNmeBlock * nbClasses);
+        double invNorm[kNmeBlock];
+        // dynamic: a thread the OS deschedules takes fewer blocks
 #ifdef _OPENMP
-#pragma omp for
+#pragma omp for schedule(dynamic, 1)
 #endif
         for (long long blk = 0; blk < nBlocks; ++blk) {
-            const std::size_t i0 = static_cast<std::size_t>(blk) * kBlock;
-            const std::size_t rows = std::min(kBlock, n - i0);
-            double invNorm[kBlock];
-            for (std::size_t r = 0; r < kBlock; ++r) {
-                const float *row = &features[(i0 + std::min(r, rows - 1)) * d]; // pad: last row
+            const std::size_t i0 = static_cast<std::size_t>(blk) * kNmeBlock;
+            const std::size_t rows = std::min(kNmeBlock, n - i0);
+            for (std::size_t r = 0; r < rows; ++r) {
+                const float *row = &features[(i0 + r) * d];
+                double *qr = &q[r * d];
                 double norm2 = 0.0;
                 for (std::size_t k = 0; k < d; ++k) {
-                    const double v = row[k];
-                    qT[k * kBlock + r] = v;
-                    norm2 += v * v;
+                    qr[k] = row[k];
+                    norm2 += qr[k] * qr[k];
                 }
-                nonFinite += (r < rows && !std::isfinite(norm2)) ? 1 : 0;
+                if (!std::isfinite(norm2)) {
+                    ++nonFinite;
+                    std::fill(qr, qr + d, 0.0); // keeps the product finite; the call fails anyway
+                    norm2 = 0.0;
+                }
                 invNorm[r] = norm2 > 0.0 ? 1.0 / std::sqrt(norm2) : 0.0;
             }
-            double bestDist[kBlock];
-            std::int64_t best[kBlock] = {};
-            std::fill(bestDist, bestDist + kBlock, std::numeric_limits<double>::infinity());
-            // Four classes at a time: 4 x kBlock independent sums keep the
-            // vector units busy instead of waiting on one chain of additions.
-            constexpr std::size_t kClasses = 4;
-            for (std::size_t c0 = 0; c0 < nbClasses; c0 += kClasses) {
-                const std::size_t nc = std::min(kClasses, nbClasses - c0);
-                const double *m[kClasses];
-                for (std::size_t j = 0; j < kClasses; ++j) {
-                    m[j] = &mu[(c0 + std::min(j, nc - 1)) * d];
-                }
-                double acc[kClasses][kBlock] = {};
-                for (std::size_t k = 0; k < d; ++k) {
-                    const double *qk = &qT[k * kBlock];
-                    for (std::size_t j = 0; j < kClasses; ++j) {
-                        const double mk = m[j][k];
-                        for (std::size_t r = 0; r < kBlock; ++r) {
-                            acc[j][r] += qk[r] * mk;
-                        }
-                    }
-                }
-                for (std::size_t j = 0; j < nc; ++j) {
-                    for (std::size_t r = 0; r < kBlock; ++r) {
-                        const double dist = muNorm2[c0 + j] - 2.0 * acc[j][r] * invNorm[r];
-                        if (dist < bestDist[r]) {
-                            bestDist[r] = dist;
-                            best[r] = static_cast<std::int64_t>(c0 + j);
-                        }
-                    }
-                }
-            }
+            dgemm(false, true, static_cast<int>(rows), static_cast<int>(nbClasses), static_cast<int>(d), 1.0,
+                  q.data(), static_cast<int>(d), mu, static_cast<int>(d), 0.0, scores.data(),
+                  static_cast<int>(nbClasses));
             for (std::size_t r = 0; r < rows; ++r) {
+                const double *sr = &scores[r * nbClasses];
+                double bestDist = std::numeric_limits<double>::infinity();
+                std::int64_t best = 0;
+                for (std::size_t c = 0; c < nbClasses; ++c) { // ties: the smallest class index
+                    const double dist = muNorm2[c] - 2.0 * sr[c] * invNorm[r];
+                    if (dist < bestDist) {
+                        bestDist = dist;
+                        best = static_cast<std::int64_t>(c);
+                    }
+                }
                 // An all-zero row has no direction: every normalised mean is
                 // equally far, so no class is nearer; answer -1, not class 0.
-                out[i0 + r] = invNorm[r] > 0.0 ? best[r] : -1;
+                out[i0 + r] = invNorm[r] > 0.0 ? best : -1;
             }
         }
     }
     return nonFinite;
 }
+
+} // namespace
 
 std::vector<float> classMeans(const float *features, const std::int64_t *labels,
                               std::size_t n, std::size_t d, std::size_t nbClasses)

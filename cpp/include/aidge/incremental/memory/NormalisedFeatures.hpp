@@ -9,15 +9,6 @@
 #include <cstddef>
 #include <vector>
 
-// The hot loops (herding's update, NME's distances) get an AVX2+FMA clone
-// chosen at load time on x86-64 CPUs that have it; other machines run the
-// portable version.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define AIDGE_INCREMENTAL_HOT __attribute__((noinline, target_clones("arch=haswell", "default")))
-#else
-#define AIDGE_INCREMENTAL_HOT
-#endif
-
 namespace Aidge {
 namespace incremental {
 

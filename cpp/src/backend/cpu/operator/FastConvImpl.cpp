@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "aidge/incremental/backend/cpu/ConvAlgorithms.hpp"
 #include "aidge/incremental/backend/cpu/FastKernelRegistry.hpp"
 #include "aidge/incremental/backend/cpu/operator/FastConvImpl_kernels.hpp"
 #include "aidge/incremental/backend/cpu/operator/FastPadImpl.hpp"
@@ -75,7 +76,7 @@ void FastConv2DImpl::fastForward()
     const auto &op = static_cast<const Conv_Op<2> &>(mOp);
     const ConvShape s = convShape(op);
     const auto b = bias(op);
-    fastConvForward(s, floatPtr(op.getInput(0), "FastConv2D", "input"),
+    convForward(s, floatPtr(op.getInput(0), "FastConv2D", "input"),
                     floatPtr(op.getInput(1), "FastConv2D", "weight"),
                     b ? floatPtr(b, "FastConv2D", "bias") : nullptr,
                     floatPtr(op.getOutput(0), "FastConv2D", "output"));
@@ -86,7 +87,7 @@ void FastConv2DImpl::fastBackward()
     const auto &op = static_cast<const Conv_Op<2> &>(mOp);
     const ConvShape s = convShape(op);
     const auto b = bias(op);
-    fastConvBackward(s, floatPtr(op.getInput(0), "FastConv2D", "input"),
+    convBackward(s, floatPtr(op.getInput(0), "FastConv2D", "input"),
                      floatPtr(op.getInput(1), "FastConv2D", "weight"),
                      floatPtr(op.getOutput(0)->grad(), "FastConv2D", "output gradient"),
                      floatPtr(op.getInput(0)->grad(), "FastConv2D", "input gradient"),
@@ -209,7 +210,7 @@ void FastConvFromPadImpl::fastForward()
     const auto &conv = static_cast<const Conv_Op<2> &>(mOp);
     const ConvShape s = fusedShape(*pad, conv);
     const auto b = bias(conv);
-    fastConvForward(s, floatPtr(pad->getInput(0), "FastPaddedConv2D", "input"),
+    convForward(s, floatPtr(pad->getInput(0), "FastPaddedConv2D", "input"),
                     floatPtr(conv.getInput(1), "FastPaddedConv2D", "weight"),
                     b ? floatPtr(b, "FastPaddedConv2D", "bias") : nullptr,
                     floatPtr(conv.getOutput(0), "FastPaddedConv2D", "output"));
@@ -221,7 +222,7 @@ void FastConvFromPadImpl::fastBackward()
     const auto &conv = static_cast<const Conv_Op<2> &>(mOp);
     const ConvShape s = fusedShape(*pad, conv);
     const auto b = bias(conv);
-    fastConvBackward(s, floatPtr(pad->getInput(0), "FastPaddedConv2D", "input"),
+    convBackward(s, floatPtr(pad->getInput(0), "FastPaddedConv2D", "input"),
                      floatPtr(conv.getInput(1), "FastPaddedConv2D", "weight"),
                      floatPtr(conv.getOutput(0)->grad(), "FastPaddedConv2D", "output gradient"),
                      floatPtr(pad->getInput(0)->grad(), "FastPaddedConv2D", "input gradient"),

@@ -8,7 +8,14 @@
  * variance — what Aidge's own (unused) CPU training branch and
  * PyTorch's BatchNorm do (Aidge momentum 0.9 == PyTorch momentum 0.1).
  * Eval mode: normalise with the running statistics.
- * Statistics: each H*W plane summed in float (vectorised), planes in double. Backward ACCUMULATES into dx, dscale, dshift.
+ * Fused with a following ReLU (FastBatchNormImpl.hpp), the forward writes
+ * max(0, y) and the backward masks the incoming gradient by it: one pass
+ * each instead of a BatchNorm pass plus a ReLU pass, and no BatchNorm output
+ * (nor its gradient) in memory.
+ * Statistics: each H*W plane's mean and squared deviations in float
+ * (vectorised), planes merged in double; forward reads the batch twice
+ * (statistics, then normalisation), backward twice (sums, then the input
+ * gradient). Backward ACCUMULATES into dx, dscale, dshift.
  * Parallelism: OpenMP over channels.
  */
 #ifndef AIDGE_INCREMENTAL_BACKEND_CPU_OPERATOR_FASTBATCHNORMIMPL_KERNELS_H_
@@ -17,24 +24,31 @@
 #include <cmath>
 #include <cstddef>
 
+#include "aidge/incremental/backend/cpu/Threads.hpp"
+
 namespace Aidge {
 namespace incremental {
 
 /// Forward. Fills mean[C] and invStd[C] with the statistics used (batch
 /// ones in train mode, running ones in eval mode) for the backward pass.
+/// With `relu`, y = max(0, BatchNorm(x)) (BatchNorm fused with the ReLU after it).
 inline void fastBatchNormForward(int N, int C, int HW, bool training, float momentum,
                                  float epsilon, const float *x, const float *scale,
                                  const float *shift, float *runMean, float *runVar,
-                                 float *y, float *mean, float *invStd)
+                                 float *y, float *mean, float *invStd, bool relu = false)
 {
     const std::size_t cStride = static_cast<std::size_t>(C) * HW;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast<long>(N) * C * HW >= kParallelMinFloats)
     for (int c = 0; c < C; ++c) {
         float mu, is;
         if (training) {
             const double m = static_cast<double>(N) * HW;
-            // Each H*W plane is summed in float (vectorised), planes in double.
-            double sum = 0.0;
+            // One pass over memory: each H*W plane's mean and sum of squared
+            // deviations (the plane is read twice, the second time from the
+            // L1/L2 cache; summed in float, vectorised), merged across planes
+            // in double by Chan et al.'s pairwise update — the two-pass
+            // variance's accuracy without its second pass over the batch.
+            double dmu = 0.0, ss = 0.0, count = 0.0;
             for (int n = 0; n < N; ++n) {
                 const float *xc = x + n * cStride + static_cast<std::size_t>(c) * HW;
                 float a = 0.0f;
@@ -42,20 +56,17 @@ inline void fastBatchNormForward(int N, int C, int HW, bool training, float mome
                 for (int i = 0; i < HW; ++i) {
                     a += xc[i];
                 }
-                sum += a;
-            }
-            const double dmu = sum / m;
-            const float fmu = static_cast<float>(dmu);
-            double ss = 0.0; // two-pass variance: no cancellation
-            for (int n = 0; n < N; ++n) {
-                const float *xc = x + n * cStride + static_cast<std::size_t>(c) * HW;
-                float a = 0.0f;
-#pragma omp simd reduction(+ : a)
+                const float pm = a / static_cast<float>(HW);
+                float q = 0.0f;
+#pragma omp simd reduction(+ : q)
                 for (int i = 0; i < HW; ++i) {
-                    const float d = xc[i] - fmu;
-                    a += d * d;
+                    const float dv = xc[i] - pm;
+                    q += dv * dv;
                 }
-                ss += a;
+                const double delta = static_cast<double>(pm) - dmu, total = count + HW;
+                dmu += delta * HW / total;
+                ss += static_cast<double>(q) + delta * delta * count * HW / total;
+                count = total;
             }
             const double var = ss / m; // biased: used to normalise
             mu = static_cast<float>(dmu);
@@ -75,8 +86,17 @@ inline void fastBatchNormForward(int N, int C, int HW, bool training, float mome
             const std::size_t off = n * cStride + static_cast<std::size_t>(c) * HW;
             const float *xc = x + off;
             float *yc = y + off;
-            for (int i = 0; i < HW; ++i) {
-                yc[i] = xc[i] * a + b;
+            if (relu) {
+#pragma omp simd
+                for (int i = 0; i < HW; ++i) {
+                    const float v = xc[i] * a + b;
+                    yc[i] = v > 0.0f ? v : 0.0f;
+                }
+            } else {
+#pragma omp simd
+                for (int i = 0; i < HW; ++i) {
+                    yc[i] = xc[i] * a + b;
+                }
             }
         }
     }
@@ -84,14 +104,16 @@ inline void fastBatchNormForward(int N, int C, int HW, bool training, float mome
 
 /// Backward with the statistics the forward used. In train mode the batch
 /// statistics depend on x (full BatchNorm gradient); in eval mode they are
-/// constants. Any of dx, dscale, dshift may be null.
+/// constants. Any of dx, dscale, dshift may be null. With `reluOut` (the fused
+/// forward's output), dy is the ReLU's output gradient: it flows where
+/// reluOut > 0 (the derivative at 0 is taken as 0, as FastReLU's).
 inline void fastBatchNormBackward(int N, int C, int HW, bool training, const float *x,
                                   const float *scale, const float *mean,
                                   const float *invStd, const float *dy, float *dx,
-                                  float *dscale, float *dshift)
+                                  float *dscale, float *dshift, const float *reluOut = nullptr)
 {
     const std::size_t cStride = static_cast<std::size_t>(C) * HW;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast<long>(N) * C * HW >= kParallelMinFloats)
     for (int c = 0; c < C; ++c) {
         const float mu = mean[c], is = invStd[c];
         double sdy = 0.0, sdyx = 0.0; // sum dy, sum dy * xhat
@@ -99,10 +121,21 @@ inline void fastBatchNormBackward(int N, int C, int HW, bool training, const flo
             const std::size_t off = n * cStride + static_cast<std::size_t>(c) * HW;
             const float *xc = x + off, *dyc = dy + off;
             float a = 0.0f, b = 0.0f;
+            if (reluOut != nullptr) {
+                const float *rc = reluOut + off;
 #pragma omp simd reduction(+ : a, b)
-            for (int i = 0; i < HW; ++i) {
-                a += dyc[i];
-                b += dyc[i] * (xc[i] - mu);
+                for (int i = 0; i < HW; ++i) {
+                    const float d = dyc[i]; // loaded unconditionally: a select, not a branch
+                    const float g = rc[i] > 0.0f ? d : 0.0f;
+                    a += g;
+                    b += g * (xc[i] - mu);
+                }
+            } else {
+#pragma omp simd reduction(+ : a, b)
+                for (int i = 0; i < HW; ++i) {
+                    a += dyc[i];
+                    b += dyc[i] * (xc[i] - mu);
+                }
             }
             sdy += a;
             sdyx += b;
@@ -121,13 +154,25 @@ inline void fastBatchNormBackward(int N, int C, int HW, bool training, const flo
         if (training) {
             const double m = static_cast<double>(N) * HW;
             const float mdy = static_cast<float>(sdy / m), mdyx = static_cast<float>(sdyx / m);
+            // (the ReLU's mask: a select on values loaded unconditionally, in a
+            // loop of its own; a branch per element mispredicts half the time)
             for (int n = 0; n < N; ++n) {
                 const std::size_t off = n * cStride + static_cast<std::size_t>(c) * HW;
                 const float *xc = x + off, *dyc = dy + off;
                 float *dxc = dx + off;
-                for (int i = 0; i < HW; ++i) {
-                    const float xhat = (xc[i] - mu) * is;
-                    dxc[i] += g * (dyc[i] - mdy - xhat * mdyx);
+                if (reluOut != nullptr) {
+                    const float *rc = reluOut + off;
+#pragma omp simd
+                    for (int i = 0; i < HW; ++i) {
+                        const float d = dyc[i];
+                        const float gi = rc[i] > 0.0f ? d : 0.0f;
+                        dxc[i] += g * (gi - mdy - (xc[i] - mu) * is * mdyx);
+                    }
+                } else {
+#pragma omp simd
+                    for (int i = 0; i < HW; ++i) {
+                        dxc[i] += g * (dyc[i] - mdy - (xc[i] - mu) * is * mdyx);
+                    }
                 }
             }
         } else {
@@ -135,8 +180,18 @@ inline void fastBatchNormBackward(int N, int C, int HW, bool training, const flo
                 const std::size_t off = n * cStride + static_cast<std::size_t>(c) * HW;
                 const float *dyc = dy + off;
                 float *dxc = dx + off;
-                for (int i = 0; i < HW; ++i) {
-                    dxc[i] += g * dyc[i];
+                if (reluOut != nullptr) {
+                    const float *rc = reluOut + off;
+#pragma omp simd
+                    for (int i = 0; i < HW; ++i) {
+                        const float d = dyc[i];
+                        dxc[i] += g * (rc[i] > 0.0f ? d : 0.0f);
+                    }
+                } else {
+#pragma omp simd
+                    for (int i = 0; i < HW; ++i) {
+                        dxc[i] += g * dyc[i];
+                    }
                 }
             }
         }

@@ -24,6 +24,9 @@
  * - any stride (im2col): each sample unfolds into col[K, P] and one product
  *   per chunk does the rest.
  *
+ * Which one runs a given shape (they and the Winograd kernels of
+ * WinogradConvImpl_kernels.hpp) is decided by ConvAlgorithms.hpp.
+ *
  * Parallelism: one OpenMP region over chunks of samples; each thread lays its
  * chunk out in private buffers (the padded copy, or the column matrix [K, b*P]
  * of b samples side by side, so that the product is wide enough to run near
@@ -42,6 +45,8 @@
 
 #include "aidge/incremental/backend/cpu/Blas.hpp"
 
+#include "aidge/incremental/backend/cpu/Threads.hpp"
+
 namespace Aidge {
 namespace incremental {
 
@@ -54,6 +59,12 @@ struct ConvShape {
     int K() const { return C * KH * KW; }
     int P() const { return HO * WO; }
 };
+
+/// Multiply-adds of the direct convolution (the work that decides threading).
+inline long convMacs(const ConvShape &s)
+{
+    return static_cast<long>(s.N) * s.O * s.P() * s.K();
+}
 
 /// Columns of one sample x[C, H, W] into col[K, P] whose rows are `ld` apart
 /// (several samples side by side make one wider matrix product).
@@ -158,7 +169,7 @@ inline void im2colConvForward(const ConvShape &s, const float *x, const float *w
     const int chunks = (s.N + b - 1) / b;
     const std::size_t xStride = static_cast<std::size_t>(s.C) * s.H * s.W;
     const std::size_t yStride = static_cast<std::size_t>(s.O) * P;
-#pragma omp parallel
+#pragma omp parallel if (convMacs(s) >= kParallelMinMacs)
     {
         float *col = scratch(0, static_cast<std::size_t>(K) * b * P);
         float *out = scratch(1, static_cast<std::size_t>(s.O) * b * P);
@@ -198,7 +209,7 @@ inline void im2colConvBackward(const ConvShape &s, const float *x, const float *
     std::vector<float> dwAll(dw != nullptr ? static_cast<std::size_t>(nThreads) * s.O * K : 0, 0.0f);
     std::vector<float> dbAll(db != nullptr ? static_cast<std::size_t>(nThreads) * s.O : 0, 0.0f);
     int used = 1;
-#pragma omp parallel num_threads(nThreads)
+#pragma omp parallel num_threads(nThreads) if (2 * convMacs(s) >= kParallelMinMacs)
     {
         const int t = omp_get_thread_num();
 #pragma omp single
@@ -348,7 +359,7 @@ inline void shiftedConvForward(const ConvShape &s, const float *x, const float *
     const std::size_t yStride = static_cast<std::size_t>(s.O) * s.P();
     const std::vector<float> wk = tapMajorWeights(s, w);
     const ShiftedChunk full(s, b);
-#pragma omp parallel
+#pragma omp parallel if (convMacs(s) >= kParallelMinMacs)
     {
         float *xp = scratch(0, static_cast<std::size_t>(s.C) * full.ld);
         float *yp = scratch(1, static_cast<std::size_t>(s.O) * full.cols);
@@ -392,7 +403,7 @@ inline void shiftedConvBackward(const ConvShape &s, const float *x, const float 
     std::vector<float> dwAll(dw != nullptr ? nThreads * wSize : 0, 0.0f); // [t][tap][O][C]
     std::vector<float> dbAll(db != nullptr ? static_cast<std::size_t>(nThreads) * s.O : 0, 0.0f);
     int used = 1;
-#pragma omp parallel num_threads(nThreads)
+#pragma omp parallel num_threads(nThreads) if (2 * convMacs(s) >= kParallelMinMacs)
     {
         const int t = omp_get_thread_num();
 #pragma omp single
@@ -472,30 +483,6 @@ inline void shiftedConvBackward(const ConvShape &s, const float *x, const float 
                 db[o] += src[o];
             }
         }
-    }
-}
-
-// ------------------------------------------------------------ dispatch
-
-/// y[N, O, HO, WO] = conv(x, w) + bias (bias may be null).
-inline void fastConvForward(const ConvShape &s, const float *x, const float *w,
-                            const float *bias, float *y)
-{
-    if (shiftedApplies(s)) {
-        shiftedConvForward(s, x, w, bias, y);
-    } else {
-        im2colConvForward(s, x, w, bias, y);
-    }
-}
-
-/// dx += conv^T(dy, w); dw += conv(x, dy); db += sum(dy). Any of dx, dw, db may be null.
-inline void fastConvBackward(const ConvShape &s, const float *x, const float *w,
-                             const float *dy, float *dx, float *dw, float *db)
-{
-    if (shiftedApplies(s)) {
-        shiftedConvBackward(s, x, w, dy, dx, dw, db);
-    } else {
-        im2colConvBackward(s, x, w, dy, dx, dw, db);
     }
 }
 

@@ -7,12 +7,14 @@
 
 #include <cstddef>
 
+#include "aidge/incremental/backend/cpu/Threads.hpp"
+
 namespace Aidge {
 namespace incremental {
 
 inline void fastReLUForward(long n, const float *__restrict x, float *__restrict y)
 {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMinFloats)
     for (long i = 0; i < n; ++i) {
         y[i] = x[i] > 0.0f ? x[i] : 0.0f;
     }
@@ -24,7 +26,7 @@ inline void fastReLUBackward(long n, const float *__restrict x, const float *__r
 {
     // Unconditional loads and a select (no branch): vectorised. A branch on
     // the sign of x mispredicts half the time (measured 15 ns per element).
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMinFloats)
     for (long i = 0; i < n; ++i) {
         const float g = dy[i];
         dx[i] += x[i] > 0.0f ? g : 0.0f;
@@ -33,7 +35,7 @@ inline void fastReLUBackward(long n, const float *__restrict x, const float *__r
 
 inline void fastAddForward(long n, const float *a, const float *b, float *y)
 {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMinFloats)
     for (long i = 0; i < n; ++i) {
         y[i] = a[i] + b[i];
     }
@@ -42,7 +44,7 @@ inline void fastAddForward(long n, const float *a, const float *b, float *y)
 /// da += dy; db += dy (either may be null).
 inline void fastAddBackward(long n, const float *dy, float *da, float *db)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMinFloats)
     for (long i = 0; i < n; ++i) {
         if (da != nullptr) {
             da[i] += dy[i];

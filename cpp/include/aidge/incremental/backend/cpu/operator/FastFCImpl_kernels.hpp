@@ -14,6 +14,8 @@
 
 #include "aidge/incremental/backend/cpu/Blas.hpp"
 
+#include "aidge/incremental/backend/cpu/Threads.hpp"
+
 namespace Aidge {
 namespace incremental {
 
@@ -28,7 +30,7 @@ inline void rowSlice(int rows, int t, int nt, int &begin, int &end)
 inline void fastFCForward(int N, int I, int O, const float *x, const float *w,
                           const float *b, float *y)
 {
-#pragma omp parallel
+#pragma omp parallel if (static_cast<long>(N) * I * O >= kParallelMinMacs)
     {
         int r0, r1;
         rowSlice(N, omp_get_thread_num(), omp_get_num_threads(), r0, r1);
@@ -48,7 +50,7 @@ inline void fastFCForward(int N, int I, int O, const float *x, const float *w,
 inline void fastFCBackward(int N, int I, int O, const float *x, const float *w,
                            const float *dy, float *dx, float *dw, float *db)
 {
-#pragma omp parallel
+#pragma omp parallel if (2L * N * I * O >= kParallelMinMacs)
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         int r0, r1;

@@ -7,13 +7,15 @@
 
 #include <cstddef>
 
+#include "aidge/incremental/backend/cpu/Threads.hpp"
+
 namespace Aidge {
 namespace incremental {
 
 /// Global average pooling y[N, C] = mean over HW of x[N, C, HW].
 inline void fastGlobalAvgPoolForward(int NC, int HW, const float *x, float *y)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast<long>(NC) * HW >= kParallelMinFloats)
     for (int i = 0; i < NC; ++i) {
         const float *xi = x + static_cast<std::size_t>(i) * HW;
         float s = 0.0f;
@@ -29,7 +31,7 @@ inline void fastGlobalAvgPoolForward(int NC, int HW, const float *x, float *y)
 inline void fastGlobalAvgPoolBackward(int NC, int HW, const float *dy, float *dx)
 {
     const float inv = 1.0f / static_cast<float>(HW);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast<long>(NC) * HW >= kParallelMinFloats)
     for (int i = 0; i < NC; ++i) {
         float *dxi = dx + static_cast<std::size_t>(i) * HW;
         const float g = dy[i] * inv;

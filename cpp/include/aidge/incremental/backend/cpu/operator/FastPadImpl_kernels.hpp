@@ -11,6 +11,8 @@
 #include <cstring>
 #include <vector>
 
+#include "aidge/incremental/backend/cpu/Threads.hpp"
+
 namespace Aidge {
 namespace incremental {
 
@@ -47,7 +49,7 @@ inline void fastPadForward(const std::vector<std::size_t> &inDims,
     if (len == 0) {
         return;
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast<long>(outSize) >= kParallelMinFloats)
     for (long row = 0; row < static_cast<long>(rows); ++row) {
         std::memcpy(y + padRowOffset(row, inDims, outDims, begin), x + row * len,
                     sizeof(float) * len);
@@ -64,7 +66,7 @@ inline void fastPadBackward(const std::vector<std::size_t> &inDims,
         rows *= inDims[a];
     }
     const std::size_t len = inDims.back();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast<long>(rows * len) >= kParallelMinFloats)
     for (long row = 0; row < static_cast<long>(rows); ++row) {
         const float *src = dy + padRowOffset(row, inDims, outDims, begin);
         float *dst = dx + row * len;
