@@ -27,7 +27,7 @@ __all__ = ["COMMON_OPTIONS", "ConfigError", "ExperimentConfig", "method_options"
 COMMON_OPTIONS = (
     Option("method", str, "icarl", "the class-incremental method", choices=METHODS,
            source="iCaRL: the reference method of the class-incremental setting (Rebuffi et al. 2017)"),
-    Option("dataset", str, "digits", "digits (embedded, no download), mnist, cifar10, cifar100, npz",
+    Option("dataset", str, "digits", "digits (embedded, no download), mnist, fashion-mnist, cifar10, cifar100, npz",
            choices=DATASETS, source="digits: ships with scikit-learn, so a run needs no download"),
     Option("data_dir", str, None, "directory (MNIST, CIFAR) or file (npz, CIFAR archive)", optional=True),
     Option("model", str, "mlp", "network architecture", choices=ARCHITECTURES,
@@ -44,8 +44,9 @@ COMMON_OPTIONS = (
     Option("class_order", int, None, "explicit class order (default: drawn from seed)", sequence=True,
            optional=True, minimum=0, max_length=100_000),
     Option("seed", int, 0, "seed of the class order, initialisation and shuffling", minimum=0),
-    Option("normalize", bool, True, "normalise inputs per channel with the dataset's published mean and "
-           "std (CIFAR; no effect on digits/MNIST)", source="PyCIL's CIFAR transforms"),
+    Option("normalize", bool, True, "normalise inputs per channel with the dataset's mean and std "
+           "(CIFAR, Fashion-MNIST; no effect on digits/MNIST)", source="each dataset states its statistics "
+           "(PyCIL's CIFAR transforms; Fashion-MNIST: its training images)"),
     Option("backend", str, "cpu", "where the model runs", choices=BACKENDS),
     Option("output_dir", str, None, "results, plots and checkpoints/step-NNN.ckpt", optional=True),
     Option("export_dir", str, None, "export of every step's model(s) (see export_target)", optional=True),
