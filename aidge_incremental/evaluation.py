@@ -94,6 +94,9 @@ class RunResult:
     step_seconds: List[float] = field(default_factory=list)
     dataset_note: str = ""
     classes_seen: List[int] = field(default_factory=list)  #: after each step
+    #: what the figures depend on besides the config (versions, BLAS kernel, threads, command):
+    #: :func:`aidge_incremental.environment.environment` of the run (of its last part, if resumed)
+    environment: dict = field(default_factory=dict)
     #: the trained method object after the last step (its model, memory, NME classifier) as
     #: run_experiment left it; not serialised (to_dict/from_dict drop it), None once read back
     trained_method: Optional[object] = field(default=None, repr=False, compare=False)
@@ -109,7 +112,7 @@ class RunResult:
     def to_dict(self) -> dict:
         return {"method": self.method, "config": self.config, "class_order": self.class_order,
                 "dataset_note": self.dataset_note, "step_seconds": self.step_seconds,
-                "classes_seen": self.classes_seen,
+                "classes_seen": self.classes_seen, "environment": self.environment,
                 "classifiers": {k: {**asdict(v), "acc_old": [None if np.isnan(a) else a for a in v.acc_old],
                                     "metrics": v.metrics()} for k, v in self.classifiers.items()}}
 
@@ -121,7 +124,7 @@ class RunResult:
                        for k, v in data["classifiers"].items()}
         return cls(data["method"], data["config"], data["class_order"], classifiers,
                    data.get("step_seconds", []), data.get("dataset_note", ""),
-                   data.get("classes_seen", []))
+                   data.get("classes_seen", []), data.get("environment", {}))
 
     def table(self) -> str:
         """Accuracy per step, one column per classifier, as text."""

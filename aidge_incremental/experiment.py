@@ -15,6 +15,7 @@ from .checkpoint import Checkpoint, CheckpointError, checkpoint_path, save_check
 from .config import COMMON_OPTIONS, ExperimentConfig, _unknown_message, method_options
 from .training import TRAINING_OPTIONS
 from .datasets import Dataset, load_dataset
+from .environment import environment
 from .evaluation import ClassifierHistory, RunResult, plot_accuracy
 from .export.targets import ExportSource, export_step
 from .methods import METHODS
@@ -127,6 +128,7 @@ def _run(config: ExperimentConfig, dataset, progress, log, checkpoint) -> RunRes
         first = checkpoint.step + 1
         if log is not None:
             log(f"resumed from {checkpoint.path} (step {checkpoint.step} done)")
+    result.environment = environment()  # after the core and the kernels are loaded (build_method)
     bar = _progress_bar(progress, (scenario.n_steps - first) * config.epochs, config.method)
     for t in range(first, scenario.n_steps):
         step = scenario.step(t)
