@@ -204,9 +204,6 @@ def _export_command(args) -> int:
     try:
         target = EXPORT_TARGETS[args.target]
         method, ckpt, config, dataset = _method_from_checkpoint(args.checkpoint)
-        if dataset.normalization is not None:
-            raise ValueError(f"the model of {args.checkpoint} takes {config.dataset} inputs normalised per "
-                             "channel, which the export does not carry yet")
         order = ckpt.result["class_order"]
         seen = set(order[:method.model.n_classes])
         check = dataset.x_test[np.isin(dataset.y_test, list(seen))]

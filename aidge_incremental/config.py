@@ -30,6 +30,9 @@ COMMON_OPTIONS = (
     Option("dataset", str, "digits", "digits (embedded, no download), mnist, fashion-mnist, cifar10, cifar100, npz",
            choices=DATASETS, source="digits: ships with scikit-learn, so a run needs no download"),
     Option("data_dir", str, None, "directory (MNIST, CIFAR) or file (npz, CIFAR archive)", optional=True),
+    Option("train_per_class", int, None, "keep this many training samples per class (drawn with the seed); "
+           "the test set stays whole (null: every sample)", optional=True, minimum=1,
+           source="every sample; a subset keeps CPU protocols with large models to an hour (docs/results.md)"),
     Option("model", str, "mlp", "network architecture", choices=ARCHITECTURES,
            source="an MLP: the smallest model that learns digits"),
     Option("kernels", str, DEFAULT_KERNELS, "fast: our C++ training kernels (aidge_incremental.accelerate); "
@@ -81,9 +84,11 @@ class ExperimentConfig:
             checked[name] = list(value) if isinstance(value, list) else value
         if checked.get("first_step") is not None:
             checked["first_step"] = _check_first_step(checked["first_step"], options)
-        if checked["export_dir"] and checked["normalize"] and DATASETS[checked["dataset"]].normalization:
-            raise ConfigError(f"export_dir: the ONNX export does not carry {checked['dataset']}'s per-channel "
-                              "normalisation yet; export with normalize: false (--no-normalize)")
+        if checked["export_target"] == "cpp-int8" and checked["normalize"] and \
+                DATASETS[checked["dataset"]].normalization:
+            raise ConfigError(f"export_target cpp-int8 takes inputs scaled to [0, 1] and cannot carry "
+                              f"{checked['dataset']}'s per-channel normalisation yet: use export_target cpp "
+                              "(float32, the normalisation folded in) or normalize: false (--no-normalize)")
         if checked["export_target"] != "onnx" and not checked["export_dir"]:
             raise ConfigError(f"export_target {checked['export_target']!r} needs an export_dir")
         if EXPORT_TARGETS[checked["export_target"]].needs_memory and not checked.get("memory"):

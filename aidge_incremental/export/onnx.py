@@ -188,11 +188,12 @@ def load_metadata(path, verify: bool = True) -> dict:
 # -- exports -----------------------------------------------------------------------
 
 def export_model(model: IncrementalModel, path, class_order: Sequence[int], input_divisor: float = 1.0,
-                 metadata: Optional[dict] = None) -> pathlib.Path:
+                 metadata: Optional[dict] = None, normalization=None) -> pathlib.Path:
     """The trained head's model: ``input`` [batch, *input_shape] raw samples ->
     ``logits`` [batch, classes]; ``input_divisor`` (e.g. 16 for digits, 255 for uint8
-    images) becomes the graph's first node."""
-    onnx_model = _aidge_to_onnx(logits_graph(model, input_divisor), ["logits"])
+    images) becomes the graph's first node, and ``normalization`` (the dataset's per-channel
+    statistics, if it is normalised) the next."""
+    onnx_model = _aidge_to_onnx(logits_graph(model, input_divisor, normalization=normalization), ["logits"])
     meta = _metadata(model, class_order[:model.n_classes], "logits")
     meta.update(metadata or {})
     return _finish(onnx_model, path, meta)
@@ -200,7 +201,7 @@ def export_model(model: IncrementalModel, path, class_order: Sequence[int], inpu
 
 def export_nme(model: IncrementalModel, path, means: np.ndarray, mean_classes: Sequence[int],
                class_order: Sequence[int], input_divisor: float = 1.0,
-               metadata: Optional[dict] = None) -> pathlib.Path:
+               metadata: Optional[dict] = None, normalization=None) -> pathlib.Path:
     """iCaRL's NME classifier (graphs.nme_graph): ``input`` raw samples -> ``scores``
     [batch, 1 + classes] (column 0: abstain, always 0; then f.mu_c, the higher the
     nearer) and ``class`` [batch] (int32: the dataset's own label of the nearest class
@@ -210,7 +211,8 @@ def export_nme(model: IncrementalModel, path, means: np.ndarray, mean_classes: S
     ``mean_classes``: the relabelled class of each row.
     """
     labels = np.asarray(class_order, np.int64)[np.asarray(mean_classes, np.int64)]
-    onnx_model = _aidge_to_onnx(nme_graph(model, means, labels, input_divisor), ["scores", "class"])
+    onnx_model = _aidge_to_onnx(nme_graph(model, means, labels, input_divisor, normalization=normalization),
+                                ["scores", "class"])
     meta = _metadata(model, labels, "nme")
     meta["aidge_incremental.abstain"] = str(ABSTAIN)
     meta.update(metadata or {})
