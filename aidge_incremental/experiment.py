@@ -108,6 +108,8 @@ def _run(config: ExperimentConfig, dataset, progress, log, checkpoint) -> RunRes
         dataset = load_dataset(config.dataset, config.data_dir, normalize=config.normalize)
     elif not config.normalize:
         dataset = dataset.replace(normalization=None)
+    if config.train_per_class is not None:
+        dataset = dataset.per_class(config.train_per_class, config.seed)
     scenario = ClassIncrementalScenario(dataset, config.initial, config.increment,
                                         config.class_order, seed=config.seed)
     method = build_method(config, dataset.input_shape, scenario)

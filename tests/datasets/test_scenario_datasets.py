@@ -337,3 +337,17 @@ def test_gzip_bomb_is_bounded(tmp_path, monkeypatch):
         f.write(bytes([0, 0, 0x08, 1]) + (10 ** 6).to_bytes(4, "big") + bytes(10 ** 6))
     with pytest.raises(DatasetError, match="expands past 1000 bytes"):
         read_idx(path)
+
+
+def test_a_per_class_training_subset_keeps_the_test_set_whole(digits):
+    from aidge_incremental.experiment import ExperimentConfig, run_experiment
+    small = digits.per_class(20, seed=3)
+    assert np.bincount(small.y_train).tolist() == [20] * 10
+    assert small.x_test is digits.x_test and "20 training samples per class" in small.note
+    np.testing.assert_array_equal(digits.per_class(20, seed=3).x_train, small.x_train)  # seeded
+    assert not np.array_equal(digits.per_class(20, seed=4).x_train, small.x_train)
+    assert len(digits.per_class(10_000).x_train) == len(digits.x_train)  # a class with fewer keeps them all
+    with pytest.raises(ValueError, match="integer >= 1"):
+        digits.per_class(0)
+    result = run_experiment(ExperimentConfig(method="finetune", epochs=1, train_per_class=15), digits)
+    assert "15 training samples per class" in result.dataset_note
