@@ -98,6 +98,11 @@ BLEND_SOURCES = ("scorer", "drift", "permuted")
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)  #: of the blend weights, recorded per step
 
 
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """σ(x) without overflow for scores of any size."""
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, np.float64)))
+
+
 def drift_target(d_i: np.ndarray, d_j: np.ndarray, sharpness: float) -> np.ndarray:
     """The scorer's target share ``t_i`` of the new sample in each pair, from the two
     feature drifts (module docstring): ``σ(κ·z/sd(z))``, ``z = log d_i − log d_j`` over the
@@ -110,7 +115,7 @@ def drift_target(d_i: np.ndarray, d_j: np.ndarray, sharpness: float) -> np.ndarr
     spread = z.std()
     if not spread > 1e-12:
         return np.full(len(z), 0.5)
-    return 1.0 / (1.0 + np.exp(-np.clip(sharpness * z / spread, -60.0, 60.0)))
+    return _sigmoid(sharpness * z / spread)
 
 
 class Scorer:
@@ -129,7 +134,7 @@ class Scorer:
     def pair_weights(self, x_i: np.ndarray, x_j: np.ndarray) -> np.ndarray:
         """``a_i = softmax(s_i, s_j)_i`` for each pair."""
         s = self.scores(np.concatenate([x_i, x_j])).astype(np.float64)
-        return 1.0 / (1.0 + np.exp(-(s[:len(x_i)] - s[len(x_i):])))
+        return _sigmoid(s[:len(x_i)] - s[len(x_i):])
 
     def pair_loss_and_gradient(self, x_i, x_j, t_i):
         """Forward 𝕊 on both sides, the pair cross-entropy against targets
@@ -144,10 +149,10 @@ class Scorer:
         out = self.net.output
         s = np.array(out, np.float64)[:, 0]
         diff = s[:p] - s[p:]
-        a_i = 1.0 / (1.0 + np.exp(-diff))
+        a_i = _sigmoid(diff)
         t_i = np.asarray(t_i, np.float64)
-        eps = 1e-12
-        loss = float(np.mean(-(t_i * np.log(a_i + eps) + (1 - t_i) * np.log(1 - a_i + eps))))
+        # log a_i = −log(1 + e^−diff), log a_j = −log(1 + e^diff): finite for any scores
+        loss = float(np.mean(t_i * np.logaddexp(0.0, -diff) + (1 - t_i) * np.logaddexp(0.0, diff)))
         g = (a_i - t_i) / p
         seed = np.concatenate([g, -g])[:, None].astype(np.float32)
         self._zero.reset_grad()
@@ -236,7 +241,11 @@ class AttentiveBlending(Blending):
         # the teacher (hence 𝕊's input space) is new: fresh statistics and a fresh 𝕊
         features = teacher.features(np.concatenate([dataset.to_input(step.x_train), self._exemplars[0]]))
         features = features.astype(np.float64)
-        self.input_mean, self.input_std = features.mean(axis=0), features.std(axis=0) + 1e-6
+        std = features.std(axis=0)
+        # a feature constant over the step's data (a dead ReLU) says nothing: scale 0, not 1/0 (an
+        # augmented sample that wakes it would get an input of 1e6 and the scorer's scores explode)
+        std[std < 1e-4 * max(float(std.max()), 1e-12)] = np.inf
+        self.input_mean, self.input_std = features.mean(axis=0), std
         self.scorer = Scorer((self.method.model.feature_dim,), self.hidden, seed=self.method.seed + 7919 + step.index,
                              backend=self.method.model.backend)
 
@@ -310,9 +319,9 @@ class AttentiveBlending(Blending):
             mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
             width = self.method.model.feature_dim
             if mean.shape != (width,) or std.shape != (width,) or not np.all(np.isfinite(mean)) \
-                    or not np.all(std > 0):
+                    or not np.all(std > 0) or np.any(np.isnan(std)):
                 raise ValueError(f"the checkpoint's scorer input statistics must be {width} finite means and "
-                                 f"{width} stds > 0")
+                                 f"{width} stds > 0 (inf: a constant feature)")
         quantiles = [list(map(float, q)) for q in state.get("blend_weight_quantiles", [])]
         self.scorer.load_state_dict(state)
         self.input_mean, self.input_std = mean, std
