@@ -90,7 +90,8 @@ from ..options import Option
 from .components import Blending
 from .icarl import ICaRL
 
-__all__ = ["AttentiveBlending", "AttentiveReplay", "BLEND_SOURCES", "SCORER_INPUTS", "Scorer", "drift_target"]
+__all__ = ["AttentiveBlending", "AttentiveReplay", "BLEND_SOURCES", "SCORER_INPUTS", "Scorer", "drift_target",
+           "feature_statistics"]
 
 SCORER_MOMENTUM = 0.9  # as the classifier's SGD (iCaRL, FACIL); the paper does not say
 SCORER_INPUTS = ("teacher_features", "pixels")
@@ -101,6 +102,16 @@ QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)  #: of the blend weights, recorded per
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     """σ(x) without overflow for scores of any size."""
     return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, np.float64)))
+
+
+def feature_statistics(features: np.ndarray):
+    """Per-feature mean and std that standardise 𝕊's input. A feature constant over the
+    data (a dead ReLU) says nothing: its std is inf (scale 0), not 0 — an augmented sample
+    that wakes it would otherwise become an input of 1e6 and the scores explode."""
+    features = np.asarray(features, np.float64)
+    std = features.std(axis=0)
+    std[std < 1e-4 * max(float(std.max()), 1e-12)] = np.inf
+    return features.mean(axis=0), std
 
 
 def drift_target(d_i: np.ndarray, d_j: np.ndarray, sharpness: float) -> np.ndarray:
@@ -240,12 +251,7 @@ class AttentiveBlending(Blending):
             return
         # the teacher (hence 𝕊's input space) is new: fresh statistics and a fresh 𝕊
         features = teacher.features(np.concatenate([dataset.to_input(step.x_train), self._exemplars[0]]))
-        features = features.astype(np.float64)
-        std = features.std(axis=0)
-        # a feature constant over the step's data (a dead ReLU) says nothing: scale 0, not 1/0 (an
-        # augmented sample that wakes it would get an input of 1e6 and the scorer's scores explode)
-        std[std < 1e-4 * max(float(std.max()), 1e-12)] = np.inf
-        self.input_mean, self.input_std = features.mean(axis=0), std
+        self.input_mean, self.input_std = feature_statistics(features)
         self.scorer = Scorer((self.method.model.feature_dim,), self.hidden, seed=self.method.seed + 7919 + step.index,
                              backend=self.method.model.backend)
 

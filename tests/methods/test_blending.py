@@ -247,3 +247,18 @@ def test_blend_sources_drift_and_permuted():
     np.testing.assert_allclose(np.sort(weights["permuted"]), np.sort(weights["scorer"]), rtol=1e-12)
     assert not np.allclose(weights["permuted"], weights["scorer"])
     np.testing.assert_allclose(weights["drift"], drift_target(_known_drift(x_i), _known_drift(x_j), 2.0))
+
+
+def test_a_feature_constant_over_the_step_gets_no_weight_in_the_scorers_input():
+    """Standardising the teacher's features with a dead unit's std (0) would turn any
+    sample that wakes it (an augmented one) into an input of 1e6: its scale is 0 instead."""
+    from aidge_incremental.methods.attentive import feature_statistics
+    rng = np.random.default_rng(0)
+    features = np.maximum(rng.normal(size=(50, 4)), 0)
+    features[:, 2] = 0.0  # dead on the step's data
+    mean, std = feature_statistics(features)
+    np.testing.assert_allclose(mean[[0, 1, 3]], features[:, [0, 1, 3]].mean(0))
+    np.testing.assert_allclose(std[[0, 1, 3]], features[:, [0, 1, 3]].std(0))
+    assert np.isinf(std[2])
+    woken = np.array([[0.5, 0.5, 3.0, 0.5]])
+    assert np.all(np.abs((woken - mean) / std) < 10) and ((woken - mean) / std)[0, 2] == 0
