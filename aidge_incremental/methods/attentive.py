@@ -57,8 +57,10 @@ initialisation: the ablation "blend weights from an untrained 𝕊".
 
 **Controls** (``blend_source``): ``"drift"`` blends with the target itself
 (an oracle of what 𝕊 learns; computed every batch anyway); ``"permuted"``
-shuffles the scorer's weights across the batch's pairs: the same weights,
-without their link to the drift. A claim that the attention matters is a
+shuffles the scorer's weights across the batch's pairs (with a generator of
+its own, so that the batches, partners and scorer updates are those of the
+``"scorer"`` run of the same seed): the same weights, without their link to
+the drift. A claim that the attention matters is a
 comparison with ``"permuted"`` (docs/results.md reports it: on split
 Fashion-MNIST, weights that follow the drift do no better than shuffled ones,
 and attentive replay does not beat mixup).
@@ -239,6 +241,7 @@ class AttentiveBlending(Blending):
         self.input_mean: Optional[np.ndarray] = None  #: teacher-feature statistics of the step
         self.input_std: Optional[np.ndarray] = None
         self.scorer_losses: list = []
+        self._permutation_rng = np.random.default_rng(method.seed + 104729)
         self.blend_weight_quantiles: list = []  #: per step with blending: QUANTILES of the weights used
         self._weights_used: list = []
 
@@ -278,6 +281,8 @@ class AttentiveBlending(Blending):
 
     def blend_weights(self, batch, x_new, x_ex):
         weights = self._attend(x_new, x_ex)
+        if self.blend_source == "permuted":  # its own generator: the batches and pairs stay those of "scorer"
+            weights = self._permutation_rng.permutation(weights)
         self._weights_used.append(weights)
         return weights.astype(np.float32)
 
@@ -305,14 +310,13 @@ class AttentiveBlending(Blending):
             self.scorer_losses.append(loss)
         if self.blend_source == "drift":
             a = target
-        elif self.blend_source == "permuted":
-            a = self.method.rng.permutation(a)
         return np.clip(a, 0.0, 1.0)
 
     # -- checkpoints ---------------------------------------------------------------
     def state_dict(self):
         state = {**self.scorer.state_dict(), "scorer_losses": list(self.scorer_losses),
-                 "blend_weight_quantiles": [list(q) for q in self.blend_weight_quantiles]}
+                 "blend_weight_quantiles": [list(q) for q in self.blend_weight_quantiles],
+                 "blend_permutation_rng": self._permutation_rng.bit_generator.state}
         if self.input_mean is not None:
             state.update(scorer_input_mean=self.input_mean, scorer_input_std=self.input_std)
         return state
@@ -329,7 +333,16 @@ class AttentiveBlending(Blending):
                 raise ValueError(f"the checkpoint's scorer input statistics must be {width} finite means and "
                                  f"{width} stds > 0 (inf: a constant feature)")
         quantiles = [list(map(float, q)) for q in state.get("blend_weight_quantiles", [])]
+        permutation = np.random.default_rng()
+        if "blend_permutation_rng" in state:
+            try:
+                permutation.bit_generator.state = state["blend_permutation_rng"]
+            except (TypeError, ValueError, KeyError) as e:
+                raise ValueError(f"the checkpoint's blend_permutation_rng is not a generator state: {e}") from None
+        else:
+            permutation = self._permutation_rng
         self.scorer.load_state_dict(state)
+        self._permutation_rng = permutation
         self.input_mean, self.input_std = mean, std
         self.scorer_losses = list(state.get("scorer_losses", []))
         self.blend_weight_quantiles = quantiles

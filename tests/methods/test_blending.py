@@ -233,20 +233,22 @@ def test_the_trained_scorer_ranks_images_and_pairs_by_their_drift():
 
 def test_blend_sources_drift_and_permuted():
     """'drift' blends with the target; 'permuted' with the scorer's weights shuffled across
-    the pairs (same values, no link to the drift)."""
-    weights = {}
+    the pairs (same values, no link to the drift), drawn from a generator of its own so
+    that the pairs are those of the 'scorer' run."""
+    out = {}
     for source in ("scorer", "permuted", "drift"):
-        model = IncrementalModel("mlp", (1, 4, 4), hidden=(5,), n_classes=4, seed=1)
-        method = AttentiveReplay(model, seed=3, memory=6, scorer_input="pixels", scorer_objective="frozen",
-                                 blend_source=source)
-        blending = next(p for p in method.parts if isinstance(p, Blending))
-        blending.drift_and_inputs = lambda x: (_known_drift(x), x)
-        rng = np.random.default_rng(5)
-        x_i, x_j = _images(rng, 32), _images(rng, 32)
-        weights[source] = blending._attend(x_i, x_j)
-    np.testing.assert_allclose(np.sort(weights["permuted"]), np.sort(weights["scorer"]), rtol=1e-12)
+        method, blending = _method(AttentiveReplay, seed=3, scorer_input="pixels", scorer_objective="frozen",
+                                   blend_source=source)
+        blending.drift_and_inputs = lambda x: (np.exp(x.reshape(len(x), -1).mean(1)), x)
+        out[source] = method.make_batch(_batch())
+    weights = {k: v.extra["blend_weights"] for k, v in out.items()}
+    np.testing.assert_array_equal(out["permuted"].extra["partners"], out["scorer"].extra["partners"])
+    np.testing.assert_allclose(np.sort(weights["permuted"]), np.sort(weights["scorer"]), rtol=1e-6)
     assert not np.allclose(weights["permuted"], weights["scorer"])
-    np.testing.assert_allclose(weights["drift"], drift_target(_known_drift(x_i), _known_drift(x_j), 2.0))
+    x_i = _batch().inputs[[0, 2, 3, 5]]
+    x_j = blending._exemplars[0][out["drift"].extra["partners"]]
+    drift = lambda x: np.exp(x.reshape(len(x), -1).mean(1))  # noqa: E731
+    np.testing.assert_allclose(weights["drift"], drift_target(drift(x_i), drift(x_j), 2.0), rtol=1e-6)
 
 
 def test_a_feature_constant_over_the_step_gets_no_weight_in_the_scorers_input():
