@@ -71,7 +71,7 @@ def after_first_step(data, **options):
 def test_lwm_is_registered_with_cited_defaults():
     assert METHODS["lwm"] is LwM
     defaults = {o.name: o.default for o in LwM.options}
-    assert (defaults["distillation_weight"], defaults["attention_weight"], defaults["temperature"]) == (1.0, 1.0, 2.0)
+    assert (defaults["distillation_weight"], defaults["attention_weight"], defaults["temperature"]) == (1.0, 0.1, 2.0)
     assert (defaults["classification_loss"], defaults["attention_gradient"]) == (None, "exact")
     assert all("FACIL" in o.source for o in LwM.options if o.name in ("distillation_weight", "attention_weight",
                                                                       "temperature", "classification_loss"))
