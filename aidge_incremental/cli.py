@@ -329,9 +329,9 @@ def _export_command(args) -> int:
     target = EXPORT_TARGETS[args.target]
     _must_exist(args.checkpoint, "give a checkpoint, e.g. runs/NAME/checkpoints/step-004.ckpt")
     method, ckpt, config, dataset = _method_from_checkpoint(args.checkpoint)
-    if dataset.normalization is not None:
-        raise ConfigError(f"the model of {args.checkpoint} takes {config.dataset} inputs normalised per "
-                          "channel, which the export does not carry yet")
+    if dataset.normalization is not None and args.target == "cpp-int8":
+        raise ConfigError(f"--target cpp-int8 takes inputs scaled to [0, 1] and cannot carry {config.dataset}'s "
+                          "per-channel normalisation yet: use --target cpp (float32, the normalisation folded in)")
     problem = target.problem(method.model)
     if problem:
         raise ConfigError(f"--target {args.target}: {problem}")

@@ -27,12 +27,15 @@ __all__ = ["COMMON_OPTIONS", "ConfigError", "ExperimentConfig", "method_options"
 COMMON_OPTIONS = (
     Option("method", str, "icarl", "the class-incremental method", choices=METHODS,
            source="iCaRL: the reference method of the class-incremental setting (Rebuffi et al. 2017)"),
-    Option("dataset", str, "digits", "digits (embedded, no download), mnist, cifar10, cifar100, npz",
+    Option("dataset", str, "digits", "digits (embedded, no download), mnist, fashion-mnist, cifar10, cifar100, npz",
            choices=DATASETS, source="digits: ships with scikit-learn, so a run needs no download"),
     Option("data_dir", str, None, "directory (MNIST, CIFAR) or file (npz, CIFAR archive)", optional=True),
     Option("download", bool, False, "fetch the dataset's official files (mnist, fashion-mnist, cifar10, cifar100) "
            "into data_dir, or a cache folder, each checked against its pinned SHA-256 (needs pooch: the download "
            "extra)", source="off: a run reads local files unless asked"),
+    Option("train_per_class", int, None, "keep this many training samples per class (drawn with the seed); "
+           "the test set stays whole (null: every sample)", optional=True, minimum=1,
+           source="every sample; a subset keeps CPU protocols with large models to an hour (docs/results.md)"),
     Option("model", str, "mlp", "network architecture", choices=ARCHITECTURES,
            source="an MLP: the smallest model that learns digits"),
     Option("backbone", str, None, "an ONNX file whose graph starts the feature extractor (read with aidge_onnx, "
@@ -54,8 +57,9 @@ COMMON_OPTIONS = (
     Option("class_order", int, None, "explicit class order (default: drawn from seed)", sequence=True,
            optional=True, minimum=0, max_length=100_000),
     Option("seed", int, 0, "seed of the class order, initialisation and shuffling", minimum=0),
-    Option("normalize", bool, True, "normalise inputs per channel with the dataset's published mean and "
-           "std (CIFAR; no effect on digits/MNIST)", source="PyCIL's CIFAR transforms"),
+    Option("normalize", bool, True, "normalise inputs per channel with the dataset's mean and std "
+           "(CIFAR, Fashion-MNIST; no effect on digits/MNIST)", source="each dataset states its statistics "
+           "(PyCIL's CIFAR transforms; Fashion-MNIST: its training images)"),
     Option("backend", str, "cpu", "where the model runs", choices=BACKENDS),
     Option("output_dir", str, None, "results, plots and checkpoints/step-NNN.ckpt", optional=True),
     Option("export_dir", str, None, "export of every step's model(s) (see export_target)", optional=True),
@@ -96,9 +100,11 @@ class ExperimentConfig:
             checked[name] = list(value) if isinstance(value, list) else value
         if checked.get("first_step") is not None:
             checked["first_step"] = _check_first_step(checked["first_step"], options)
-        if checked["export_dir"] and checked["normalize"] and DATASETS[checked["dataset"]].normalization:
-            raise ConfigError(f"export_dir: the ONNX export does not carry {checked['dataset']}'s per-channel "
-                              "normalisation yet; export with normalize: false (--no-normalize)")
+        if checked["export_target"] == "cpp-int8" and checked["normalize"] and \
+                DATASETS[checked["dataset"]].normalization:
+            raise ConfigError(f"export_target cpp-int8 takes inputs scaled to [0, 1] and cannot carry "
+                              f"{checked['dataset']}'s per-channel normalisation yet: use export_target cpp "
+                              "(float32, the normalisation folded in) or normalize: false (--no-normalize)")
         if checked["backbone"]:
             if checked["model"] not in ("mlp", "backbone"):  # mlp: the default, replaced
                 raise ConfigError(f"backbone replaces the model: leave out model {checked['model']!r}")

@@ -212,6 +212,9 @@ class RunResult:
     #: the training log, one row per epoch: step, epoch, loss, each loss term by name, lr,
     #: seconds, samples (see aidge_incremental.training.EpochRecord)
     epochs: List[dict] = field(default_factory=list)
+    #: what the figures depend on besides the config (versions, BLAS kernel, threads, command):
+    #: :func:`aidge_incremental.environment.environment` of the run (of its last part, if resumed)
+    environment: dict = field(default_factory=dict)
     #: the trained method object after the last step (its model, memory, NME classifier) as
     #: run_experiment left it; not serialised (to_dict/from_dict drop it), None once read back
     trained_method: Optional[object] = field(default=None, repr=False, compare=False)
@@ -230,6 +233,7 @@ class RunResult:
         return {"method": self.method, "config": self.config, "class_order": self.class_order,
                 "dataset_note": self.dataset_note, "step_seconds": self.step_seconds,
                 "classes_seen": self.classes_seen, "epochs": self.epochs,
+                "environment": self.environment,
                 "classifiers": {k: v.to_dict() for k, v in self.classifiers.items()}}
 
     @classmethod
@@ -237,7 +241,7 @@ class RunResult:
         classifiers = {k: ClassifierHistory.from_dict(v) for k, v in data["classifiers"].items()}
         return cls(data["method"], data["config"], data["class_order"], classifiers,
                    data.get("step_seconds", []), data.get("dataset_note", ""),
-                   data.get("classes_seen", []), list(data.get("epochs", [])))
+                   data.get("classes_seen", []), list(data.get("epochs", [])), data.get("environment", {}))
 
     def table(self) -> str:
         """Accuracy per step, one column per classifier, as text."""

@@ -19,6 +19,7 @@ from .backend import require_backend
 from .checkpoint import Checkpoint, CheckpointError, checkpoint_path, save_checkpoint
 from .config import ExperimentConfig
 from .datasets import Dataset, load_dataset
+from .environment import environment
 from .evaluation import ClassifierHistory, RunResult, plot_accuracy
 from .export.targets import EXPORT_TARGETS, ExportSource, export_step
 from .methods import METHODS
@@ -253,6 +254,8 @@ def _prepare(config: ExperimentConfig, dataset, checkpoint, log) -> _Prepared:
                                download=config.download, log=log)
     elif not config.normalize:
         dataset = dataset.replace(normalization=None)
+    if config.train_per_class is not None:
+        dataset = dataset.per_class(config.train_per_class, config.seed)
     scenario = ClassIncrementalScenario(dataset, config.initial, config.increment,
                                         config.class_order, seed=config.seed)
     method = build_method(config, dataset.input_shape, scenario)
@@ -283,6 +286,7 @@ def _prepare(config: ExperimentConfig, dataset, checkpoint, log) -> _Prepared:
                     "nothing to resume; nothing was trained or written")
         elif log is not None:
             log(f"resumed from {checkpoint.path} (step {checkpoint.step} done)")
+    result.environment = environment()  # after the core and the kernels are loaded (build_method)
     return _Prepared(config, dataset, scenario, method, result, first)
 
 

@@ -11,20 +11,44 @@ pass gives every sample's own ∂y_b/∂A_b), stopped at the tapped layer. It ru
 (``GraphView.clone()`` deep-copies the parameters), so the live graph — its
 parameter gradients, its activations, the optimiser's references to its
 parameters and its state — is never touched: Grad-CAM can run between a training
-step's forward and backward.
+step's forward and backward. A clone gets Aidge's own kernels back, so the clone of
+a model on our fast kernels is accelerated too (Aidge's CPU backend has no
+GlobalAveragePooling backward: a ResNet's Grad-CAM needs ours).
+
+Two more functions serve Learning without Memorizing's exact gradient:
+
+- :func:`linear_head_weights`: when the layers above the tap are global average
+  pooling, flatten and the head (the ResNets' last stage), ``y_b = W_b · mean_hw(A)
+  + c_b``, so ``α_bc = W[class_b, c] / (H·W)`` exactly, for any input: no pass at all.
+- :func:`grad_cam_weights_vjp`: ``Σ_bc g_bc ∂α_bc/∂θ`` for the parameters θ above
+  the tap — α is a product of the backward pass of those layers, so it depends on
+  their weights at first order. With ``v = g/(H·W)`` broadcast over the pixels,
+  ``Σ_c g_c α_c = ⟨v, ∂y_b/∂A⟩ = (J·v)_b``, the forward-mode derivative of the
+  logits in the direction v: the layers above the tap run on the tangent v with the
+  primal's ReLU masks and max-pooling switches (linear layers without their bias,
+  BatchNorm in inference mode as a per-channel scale). That tangent output is
+  multilinear in v and the weights, and depends on the input otherwise only through
+  the masks and switches, which are piecewise constant; so one reverse pass through
+  the tangent network, seeded with a one-hot row at each sample's class, gives
+  ``∂/∂W = δ ⊗ t_in`` for each weight (biases, BatchNorm shifts and the layers below
+  the tap get nothing: ∂α/∂A is zero almost everywhere). Computed in float64 NumPy
+  from the live graph's activations (the layers above a tap are small: an FC head
+  for LeNet, GAP and the head for a ResNet).
 """
 from __future__ import annotations
 
 import os
 import tempfile
-from typing import NamedTuple, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import aidge_core
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from . import _core
 
-__all__ = ["GradCAM", "grad_cam", "last_conv_layer", "plot_grad_cam"]
+__all__ = ["GradCAM", "grad_cam", "grad_cam_weights_vjp", "last_conv_layer", "layers_above", "linear_head_weights",
+           "plot_grad_cam"]
 
 _CONV_TYPES = ("Conv2D", "PaddedConv2D", "Conv")
 
@@ -96,6 +120,16 @@ def _skip_backward_below(tap) -> None:
         stack.extend(node.get_parents())
 
 
+def _runs_our_kernels(graph: aidge_core.GraphView) -> bool:
+    if not any(True for _ in graph.get_nodes()):
+        return False
+    try:
+        from .backend.cpu import is_accelerated
+    except ImportError:  # pragma: no cover - the core always has its CPU kernels
+        return False
+    return any(is_accelerated(node) for node in graph.get_nodes() if node.type() != "Producer")
+
+
 def grad_cam(model, x, classes, layer: Optional[str] = None) -> GradCAM:
     """Grad-CAM maps of ``model`` for inputs ``x [B, ...]`` and one class per sample.
 
@@ -130,6 +164,9 @@ def grad_cam(model, x, classes, layer: Optional[str] = None) -> GradCAM:
     head, head_index = _logits_port(graph, model)
 
     clone = graph.clone()  # deep copy: the live graph and its gradients stay as they are
+    if _runs_our_kernels(graph):  # a clone gets Aidge's kernels back (no GAP backward among them)
+        from .backend.cpu import accelerate
+        accelerate(clone)
     _skip_backward_below(clone.get_node(name))
     scheduler = aidge_core.SequentialScheduler(clone)
     scheduler.forward(data=[aidge_core.Tensor(x)])
@@ -152,6 +189,188 @@ def grad_cam(model, x, classes, layer: Optional[str] = None) -> GradCAM:
     weights = np.array(tapped.grad, np.float64).mean(axis=(2, 3))
     maps = np.maximum(np.einsum("bc,bchw->bhw", weights, features.astype(np.float64)), 0.0)
     return GradCAM(maps.astype(np.float32), weights.astype(np.float32), features)
+
+
+# -- the Grad-CAM weights as functions of the weights above the tap ----------------------
+
+def layers_above(model, layer: str) -> List:
+    """The layers of ``model`` (an IncrementalModel) whose output depends on ``layer``'s,
+    in topological order, the head last."""
+    from .models import FEATURES, HEAD
+    from .models.spec import Layer
+    layers = list(model.layers) + [Layer("fc", HEAD, {"in": model.feature_dim, "out": model.n_classes},
+                                         (FEATURES,))]
+    if layer not in {l.name for l in layers}:
+        raise ValueError(f"{model.architecture} has no layer {layer!r}")
+    depends, above = {layer}, []
+    for l in layers:
+        if l.name != layer and any(i in depends for i in l.inputs):
+            depends.add(l.name)
+            above.append(l)
+    return above
+
+
+def linear_head_weights(model, classes, layer: str) -> Optional[np.ndarray]:
+    """``α [B, C]`` in closed form when the layers above ``layer`` are global average
+    pooling, flatten and the head (a ResNet's last stage): ``W_head[class_b] / (H·W)``,
+    the same for every input. None for any other head (then run :func:`grad_cam`)."""
+    from .models import FEATURES, HEAD
+    above = layers_above(model, layer)
+    if [l.kind for l in above] != ["gap", "flatten", "fc"] or above[1].name != FEATURES \
+            or above[0].inputs != (layer,) or above[1].inputs != (above[0].name,):
+        return None
+    pixels = above[0].args["height"] * above[0].args["width"]
+    weight = np.array(model.graph.get_node(f"{HEAD}_w").get_operator().get_output(0), np.float32)
+    classes = np.asarray(classes)
+    if classes.ndim != 1 or classes.dtype.kind not in "iu" or len(classes) == 0 or \
+            classes.min() < 0 or classes.max() >= len(weight):
+        raise ValueError(f"classes must be a vector of class indices in [0, {len(weight)})")
+    return weight[classes] / np.float32(pixels)
+
+
+def _parameter(model, name: str) -> np.ndarray:
+    return np.array(model.graph.get_node(name).get_operator().get_output(0), np.float64)
+
+
+def _conv_windows(x, kernel, stride):
+    """[B, C, H, W] (padded) -> [B, C, OH, OW, k, k]"""
+    return sliding_window_view(x, (kernel, kernel), axis=(2, 3))[:, :, ::stride, ::stride]
+
+
+def _pad(x, p):
+    return np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))) if p else x
+
+
+def _maxpool_switches(x, kernel, stride):
+    """For each output of a max-pooling of ``x``, the flat index of its window's first maximum."""
+    windows = _conv_windows(x, kernel, stride)
+    return windows.reshape(windows.shape[:4] + (-1,)).argmax(axis=-1)
+
+
+def grad_cam_weights_vjp(model, layer: str, classes, grad_weights) -> Dict[str, np.ndarray]:
+    """``Σ_bc grad_weights[b, c] · ∂α_bc/∂θ`` for every parameter θ above ``layer``, α
+    being the Grad-CAM weights of ``classes`` at ``layer`` (module docstring).
+
+    Reads the activations of the model's live graph, so call it after the forward pass
+    of the very inputs α was computed on (its ReLU masks and max-pooling switches).
+    Returns ``{producer name: gradient}`` for the weights above the tap (conv and FC
+    weights, BatchNorm scales in inference mode). Raises a ValueError when a BatchNorm
+    above the tap runs in training mode (its batch statistics couple the samples and
+    make α depend on A smoothly: that needs a true double backward)."""
+    from .models import HEAD
+    from .models.layers import BN_EPSILON
+    above = layers_above(model, layer)
+    for l in above:
+        if l.kind == "bn" and model.training:
+            raise ValueError(f"the Grad-CAM weights' gradient is exact only with the layers above {layer!r} "
+                             f"free of BatchNorm in training mode; {l.name!r} is one (tap a later layer)")
+    a = np.array(model.tap(layer), np.float64)
+    grad_weights = np.asarray(grad_weights, np.float64)
+    if grad_weights.shape != a.shape[:2]:
+        raise ValueError(f"grad_weights must be [batch, channels] = {list(a.shape[:2])}, got {list(grad_weights.shape)}")
+    classes = np.asarray(classes)
+    rows = np.arange(len(classes))
+    tangent = {layer: np.broadcast_to((grad_weights / (a.shape[2] * a.shape[3]))[:, :, None, None], a.shape)}
+    saved = {}  # what each layer's reverse pass needs
+    for l in above:
+        args, ins = l.args, [tangent.get(i) for i in l.inputs]
+        t = ins[0]
+        if l.kind == "conv":
+            w = _parameter(model, f"{l.name}_w")
+            k, st, p = args["kernel"], args["stride"], args["pad"]
+            saved[l.name] = (w, t.shape)
+            out = np.einsum("bcyxij,ocij->boyx", _conv_windows(_pad(t, p), k, st), w, optimize=True)
+        elif l.kind == "bn":
+            var = _parameter(model, f"{l.name}_batch_variance")
+            factor = 1.0 / np.sqrt(var + BN_EPSILON)
+            scale = _parameter(model, f"{l.name}_scale") * factor
+            saved[l.name] = (scale, factor, t)
+            out = t * scale[None, :, None, None]
+        elif l.kind == "relu":
+            mask = np.array(model.tap(l.name)) > 0  # ReLU(x) > 0 exactly where x > 0
+            saved[l.name] = mask
+            out = t * mask
+        elif l.kind == "maxpool":
+            k, st = args["kernel"], args["stride"]
+            switches = _maxpool_switches(np.array(model.tap(l.inputs[0]), np.float64), k, st)
+            saved[l.name] = (switches, t.shape)
+            windows = _conv_windows(t, k, st)
+            out = np.take_along_axis(windows.reshape(windows.shape[:4] + (-1,)), switches[..., None], -1)[..., 0]
+        elif l.kind == "add":
+            present = [x for x in ins if x is not None]
+            out = present[0] + present[1] if len(present) == 2 else present[0]
+        elif l.kind == "pad_channels":
+            out = np.pad(t, ((0, 0), (args["before"], args["after"]), (0, 0), (0, 0)))
+        elif l.kind == "gap":
+            saved[l.name] = t.shape
+            out = t.mean(axis=(2, 3), keepdims=True)
+        elif l.kind == "flatten":
+            saved[l.name] = t.shape
+            out = t.reshape(len(t), -1)
+        elif l.kind == "fc":
+            w = _parameter(model, f"{l.name}_w")
+            saved[l.name] = (w, t)
+            out = t @ w.T
+        else:
+            raise ValueError(f"no tangent rule for a {l.kind!r} layer ({l.name}) above {layer!r}")
+        tangent[l.name] = out
+    logits = tangent[HEAD]
+    if classes.shape != (len(a),) or classes.dtype.kind not in "iu" or classes.min() < 0 \
+            or classes.max() >= logits.shape[1]:
+        raise ValueError(f"classes must hold one class index in [0, {logits.shape[1]}) per sample")
+    delta = {HEAD: np.zeros_like(logits)}
+    delta[HEAD][rows, classes] = 1.0
+    grads: Dict[str, np.ndarray] = {}
+
+    def send(name, value):
+        if name in tangent and name != layer:
+            delta[name] = delta[name] + value if name in delta else value
+
+    for l in reversed(above):
+        d = delta.pop(l.name, None)
+        if d is None:
+            continue
+        args, src = l.args, l.inputs[0]
+        if l.kind == "fc":
+            w, t = saved[l.name]
+            grads[f"{l.name}_w"] = d.T @ t
+            send(src, d @ w)
+        elif l.kind == "conv":
+            w, shape = saved[l.name]
+            k, st, p = args["kernel"], args["stride"], args["pad"]
+            t = tangent[src]
+            grads[f"{l.name}_w"] = np.einsum("boyx,bcyxij->ocij", d, _conv_windows(_pad(t, p), k, st), optimize=True)
+            back = np.zeros((shape[0], shape[1], shape[2] + 2 * p, shape[3] + 2 * p))
+            oh, ow = d.shape[2:]
+            for i in range(k):
+                for j in range(k):
+                    back[:, :, i:i + st * (oh - 1) + 1:st, j:j + st * (ow - 1) + 1:st] += \
+                        np.einsum("boyx,oc->bcyx", d, w[:, :, i, j], optimize=True)
+            send(src, back[:, :, p:p + shape[2], p:p + shape[3]])
+        elif l.kind == "bn":
+            scale, factor, t = saved[l.name]
+            grads[f"{l.name}_scale"] = (d * t).sum(axis=(0, 2, 3)) * factor
+            send(src, d * scale[None, :, None, None])
+        elif l.kind == "relu":
+            send(src, d * saved[l.name])
+        elif l.kind == "maxpool":
+            switches, shape = saved[l.name]
+            k, st = args["kernel"], args["stride"]
+            back = np.zeros(shape)
+            b, c, oy, ox = np.indices(switches.shape)
+            np.add.at(back, (b, c, oy * st + switches // k, ox * st + switches % k), d)
+            send(src, back)
+        elif l.kind == "add":
+            for i in l.inputs:
+                send(i, d)
+        elif l.kind == "pad_channels":
+            send(src, d[:, args["before"]:d.shape[1] - args["after"]])
+        elif l.kind == "gap":
+            shape = saved[l.name]
+            send(src, np.broadcast_to(d / (shape[2] * shape[3]), shape))
+        elif l.kind == "flatten":
+            send(src, d.reshape(saved[l.name]))
+    return grads
 
 
 def plot_grad_cam(path, images, teacher_maps, student_maps, titles: Optional[Sequence[str]] = None,

@@ -94,13 +94,14 @@ def attention_distillation(features, weights, teacher_map, scaling: float = 1.0,
     loss is the batch mean. A map that ReLU zeroes entirely normalises to the zero vector
     (``ε = 1e-12``, ``torch.nn.functional.normalize``'s definition).
 
-    Returns a Tensor holding ``scaling · L_AD`` and sets ``features.grad`` to
-    ``scaling · ∂L_AD/∂A`` (added when ``accumulate``). The gradient is first order: α is
-    held constant. α is a mean of ∂y/∂A, i.e. a product of the backward pass of the layers
-    above A; its own derivative w.r.t. A is a second-order (Hessian) term that Aidge's
-    backward does not form, and it is zero almost everywhere when those layers are
-    piecewise linear (ReLU, max-pooling, convolutions, FC). The differentiable
-    re-implementations of LwM back-propagate the same first-order term.
+    Returns a Tensor holding ``scaling · L_AD``, sets ``features.grad`` to
+    ``scaling · ∂L_AD/∂A`` (α fixed) and ``weights.grad`` to ``scaling · ∂L_AD/∂α``
+    (A fixed), each added to the existing gradient when ``accumulate``. α is a function of
+    the network (the spatial mean of ∂y_b/∂A): ∂α/∂A is zero almost everywhere when the
+    layers above A are piecewise linear (ReLU, max-pooling, convolutions, FC), but α
+    depends at first order on those layers' weights, and that term is as large as the one
+    through A; :func:`aidge_incremental.gradcam.grad_cam_weights_vjp` carries
+    ``weights.grad`` on to them (what LwM's ``attention_gradient = "exact"`` does).
     """
     for tensor, name in ((features, "features"), (weights, "weights"), (teacher_map, "teacher_map")):
         _check_logits(tensor, name)

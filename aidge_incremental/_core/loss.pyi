@@ -11,10 +11,10 @@ import typing
 __all__: list[str] = ['attention_distillation', 'cross_entropy', 'distillation']
 def attention_distillation(features: aidge_core.Tensor, weights: aidge_core.Tensor, teacher_map: aidge_core.Tensor, scaling: typing.SupportsFloat = 1.0, accumulate: bool = False, epsilon: typing.SupportsFloat = 9.999999960041972e-13) -> aidge_core.Tensor:
     """
-    Attention-distillation loss (LwM); returns scaling * L_AD and sets features.grad.
+    Attention-distillation loss (LwM); returns scaling * L_AD and sets features.grad and weights.grad.
     
     Same definition as the AttentionDistillation operator, which it runs on the tensors'
-    backend; first-order gradient (Grad-CAM weights held constant).
+    backend; each gradient is the partial derivative at the other input fixed.
     """
 def cross_entropy(prediction: aidge_core.Tensor, target: aidge_core.Tensor, scaling: typing.SupportsFloat = 1.0, accumulate: bool = False) -> aidge_core.Tensor:
     """

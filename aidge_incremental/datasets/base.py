@@ -66,6 +66,18 @@ class Dataset:
     def classes(self) -> np.ndarray:
         return np.unique(self.y_train)
 
+    def per_class(self, n: int, seed: int = 0) -> "Dataset":
+        """A copy keeping ``n`` training samples of each class (all of a class that has
+        fewer), drawn with ``seed``; the test set stays whole, and ``note`` says so."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"samples per class must be an integer >= 1, got {n!r}")
+        rng = np.random.default_rng(seed)
+        keep = np.sort(np.concatenate([rng.permutation(np.flatnonzero(self.y_train == c))[:n]
+                                       for c in np.unique(self.y_train)]))
+        note = f"{n} training samples per class (drawn with seed {seed}), the test set whole"
+        return self.replace(x_train=self.x_train[keep], y_train=self.y_train[keep],
+                            note=f"{self.note}; {note}" if self.note else note)
+
     def to_input(self, x: np.ndarray) -> np.ndarray:
         """A batch of stored samples as the model's float32 input: scaled by
         ``1 / max_value``, then normalised per channel if the dataset says so."""

@@ -69,30 +69,42 @@ def _read_split(files, split):
     return images, labels
 
 
-def load_mnist(directory, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
-    """MNIST from ``train-*`` and ``t10k-*`` IDX files in ``directory``.
+def load_idx_dataset(directory, name: str, url: str, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
+    """A dataset in MNIST's layout: ``train-*`` and ``t10k-*`` IDX files in
+    ``directory`` (MNIST, Fashion-MNIST). ``name`` and ``url`` name it in messages.
 
-    When only the 10,000-image ``t10k`` split is present, it is split into
-    train and test parts (stratified, ``seed``), and the dataset's ``note``
-    says so.
+    With both splits present, the official train/test split is used. When only
+    the 10,000-image ``t10k`` split is present, it is split into train and test
+    parts (stratified, ``seed``), and the dataset's ``note`` says so.
     """
     directory = pathlib.Path(directory)
+    title = name.upper() if name == "mnist" else name
     if not directory.is_dir():
-        raise DatasetError(f"MNIST directory {directory} does not exist; it should hold "
+        raise DatasetError(f"{title} directory {directory} does not exist; it should hold "
                            f"t10k-images-idx3-ubyte(.gz) and t10k-labels-idx1-ubyte(.gz) "
-                           f"(and train-*), from {MNIST_URL}")
+                           f"(and train-*), from {url}")
     files = {f"{split}-{kind}": _find(directory, f"{split}-{kind}-idx{rank}-ubyte")
              for split in ("train", "t10k") for kind, rank in (("images", 3), ("labels", 1))}
     if files["t10k-images"] is None or files["t10k-labels"] is None:
-        raise DatasetError(f"no MNIST IDX files in {directory}: expected t10k-images-idx3-ubyte(.gz) "
-                           f"and t10k-labels-idx1-ubyte(.gz) (and train-*), from {MNIST_URL}")
+        raise DatasetError(f"no {title} IDX files in {directory}: expected t10k-images-idx3-ubyte(.gz) "
+                           f"and t10k-labels-idx1-ubyte(.gz) (and train-*), from {url}")
     x_test, y_test = _read_split(files, "t10k")
-    if files["train-images"] is not None and files["train-labels"] is not None:
+    if (files["train-images"] is None) != (files["train-labels"] is None):
+        present = "train-images" if files["train-images"] is not None else "train-labels"
+        raise DatasetError(f"{directory} holds {present} but not its partner file: the training split "
+                           f"needs both train-images-idx3-ubyte(.gz) and train-labels-idx1-ubyte(.gz)")
+    if files["train-images"] is not None:
         x_train, y_train = _read_split(files, "train")
-        return from_arrays(x_train, y_train, x_test, y_test, name="mnist")
-    dataset = from_arrays(x_test, y_test, name="mnist", test_fraction=test_fraction, seed=seed)
-    dataset.note = f"MNIST t10k only: {dataset.note}"
+        return from_arrays(x_train, y_train, x_test, y_test, name=name)
+    dataset = from_arrays(x_test, y_test, name=name, test_fraction=test_fraction, seed=seed)
+    dataset.note = f"{title} t10k only: {dataset.note}"
     return dataset
+
+
+def load_mnist(directory, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
+    """MNIST from ``train-*`` and ``t10k-*`` IDX files in ``directory``: the
+    official 60,000/10,000 split when both are there (:func:`load_idx_dataset`)."""
+    return load_idx_dataset(directory, "mnist", MNIST_URL, test_fraction, seed)
 
 
 # Scaled to [0, 1], neither normalised nor augmented: the split-MNIST protocols
@@ -100,4 +112,4 @@ def load_mnist(directory, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
 register_dataset(DatasetSource("mnist", lambda path, seed: load_mnist(path, seed=seed),
                                f"MNIST IDX files in a directory ({MNIST_URL})"))
 
-__all__ = ["MNIST_URL", "load_mnist", "read_idx"]
+__all__ = ["MNIST_URL", "load_idx_dataset", "load_mnist", "read_idx"]

@@ -5,7 +5,11 @@
 
 Both take the sample as stored in the dataset (digits 0..16, uint8 pixels
 0..255, as float32) and fold the input scaling into the graph as a first
-``Mul`` by ``1 / divisor``: nothing outside the file is needed to run it.
+``Mul`` by ``1 / divisor``: nothing outside the file is needed to run it. A
+dataset normalised per channel (Fashion-MNIST, CIFAR) folds its statistics in
+too: ``(x / divisor − mean_c) / std_c`` is one ``Mul`` by ``1 / (divisor·std_c)``
+and one ``Add`` of ``−mean_c / std_c`` (per channel, ``[C, 1, 1]`` constants; a
+single channel's are scalars), so the model still takes raw samples.
 For the C++ export (``cpp=True``), ``Flatten``, which aidge_export_cpp cannot
 export, becomes ``Reshape([0, -1])`` (whose attribute-only form ONNX rejects:
 the ONNX export keeps Flatten).
@@ -39,7 +43,7 @@ import numpy as np
 
 from ..models import FEATURES, HEAD, IncrementalModel
 
-__all__ = ["ABSTAIN", "logits_graph", "nme_graph", "nme_weights"]
+__all__ = ["ABSTAIN", "input_affine", "logits_graph", "model_input", "nme_graph", "nme_weights"]
 
 ABSTAIN = -1  #: the NME label of a feature vector that is near no class mean (e.g. all zero)
 
@@ -51,9 +55,33 @@ def _check_divisor(divisor: float) -> float:
     return divisor
 
 
-def _deployable(model: IncrementalModel, divisor: float, with_head: bool, scale: bool, cpp: bool):
+def input_affine(divisor: float, normalization=None, channels: int = 1):
+    """``(scale, shift)`` such that the model's input is ``raw · scale + shift``:
+    ``1 / divisor`` and None without normalisation; per channel ``1 / (divisor·std)`` and
+    ``−mean / std`` with it (float32 arrays: scalars ``[1]`` for one channel, else ``[C, 1, 1]``)."""
+    divisor = _check_divisor(divisor)
+    if normalization is None:
+        return np.array([1.0 / divisor], np.float32), None
+    mean, std = np.asarray(normalization.mean, np.float64), np.asarray(normalization.std, np.float64)
+    if len(mean) != channels:
+        raise ValueError(f"normalisation of {len(mean)} channel(s) for inputs of {channels}")
+    shape = (1,) if channels == 1 else (channels, 1, 1)
+    return (1.0 / (divisor * std)).astype(np.float32).reshape(shape), (-mean / std).astype(np.float32).reshape(shape)
+
+
+def model_input(raw: np.ndarray, divisor: float, normalization=None) -> np.ndarray:
+    """Raw samples as the model's input, exactly as the exported graph's first nodes
+    compute it (what an export is checked against)."""
+    scale, shift = input_affine(divisor, normalization, raw.shape[1] if raw.ndim == 4 else 1)
+    x = np.asarray(raw, np.float32) * scale
+    return (x if shift is None else x + shift).astype(np.float32)
+
+
+def _deployable(model: IncrementalModel, divisor: float, with_head: bool, scale: bool, cpp: bool,
+                normalization=None):
     """The model's graph with, when ``cpp``, Flatten replaced by Reshape and, when
-    ``scale``, the input scaling as a first Mul. Returns (graph, first node, last node)."""
+    ``scale``, the input scaling (and normalisation) as first nodes. Returns (graph,
+    first node, last node)."""
     graph = model.build_graph(with_head=with_head)
     for node in list(graph.get_nodes()):
         if cpp and node.type() == "Flatten":
@@ -66,14 +94,26 @@ def _deployable(model: IncrementalModel, divisor: float, with_head: bool, scale:
     first = graph.get_ordered_inputs()[0][0]
     last = graph.get_node(HEAD if with_head else FEATURES)
     if scale:
+        channels = model.input_shape[0] if len(model.input_shape) == 3 else 1
+        factor_value, shift_value = input_affine(divisor, normalization, channels)
+        entry = first
+        if shift_value is not None:
+            add = aidge_core.Add(name="input_normalize")
+            shift = aidge_core.Producer(aidge_core.Tensor(shift_value), "input_normalize_shift", constant=True)
+            shift.add_child(add, 0, 1)
+            add.add_child(entry, 0, 0)
+            graph.add(add)
+            graph.add(shift)
+            entry = add
         mul = aidge_core.Mul(name="input_scale")
-        factor = aidge_core.Producer(aidge_core.Tensor(np.array([1.0 / _check_divisor(divisor)], np.float32)),
-                                     "input_scale_factor", constant=True)
+        factor = aidge_core.Producer(aidge_core.Tensor(factor_value), "input_scale_factor", constant=True)
         factor.add_child(mul, 0, 1)
-        mul.add_child(first, 0, 0)
+        mul.add_child(entry, 0, 0)
         graph.add(mul)
         graph.add(factor)
         first = mul
+    elif normalization is not None:
+        raise ValueError("an export without its input scaling (int8) cannot carry a normalisation")
     graph.set_ordered_inputs([(first, 0)])
     graph.set_ordered_outputs([(last, 0)], True)
     return graph, first, last
@@ -88,11 +128,12 @@ def _finish(graph, model, inputs, outputs) -> aidge_core.GraphView:
 
 
 def logits_graph(model: IncrementalModel, divisor: float = 1.0, scale: bool = True,
-                 cpp: bool = False) -> aidge_core.GraphView:
+                 cpp: bool = False, normalization=None) -> aidge_core.GraphView:
     """Raw samples [N, *input_shape] -> logits [N, classes] (the head's output).
     ``scale=False`` leaves the input scaling out (inputs already divided by ``divisor``);
-    ``cpp``: for aidge_export_cpp."""
-    graph, first, last = _deployable(model, divisor, with_head=True, scale=scale, cpp=cpp)
+    ``cpp``: for aidge_export_cpp; ``normalization``: the dataset's per-channel statistics."""
+    graph, first, last = _deployable(model, divisor, with_head=True, scale=scale, cpp=cpp,
+                                     normalization=normalization)
     return _finish(graph, model, [(first, 0)], [(last, 0)])
 
 
@@ -114,7 +155,7 @@ def nme_weights(means: np.ndarray, feature_dim: int) -> np.ndarray:
 
 
 def nme_graph(model: IncrementalModel, means: np.ndarray, labels: Sequence[int],
-              divisor: float = 1.0, cpp: bool = False) -> aidge_core.GraphView:
+              divisor: float = 1.0, cpp: bool = False, normalization=None) -> aidge_core.GraphView:
     """Raw samples -> ``scores`` [N, 1 + classes] (column 0: abstain, always 0; column
     1 + j: f.mean_j) -> ``class`` [N] (the dataset label, :data:`ABSTAIN` for no class).
 
@@ -123,7 +164,8 @@ def nme_graph(model: IncrementalModel, means: np.ndarray, labels: Sequence[int],
     labels = np.asarray(labels, np.int64)
     if labels.shape != (len(weights) - 1,):
         raise ValueError(f"one label per class mean expected: {len(weights) - 1}, got {labels.shape}")
-    graph, first, features = _deployable(model, divisor, with_head=False, scale=True, cpp=cpp)
+    graph, first, features = _deployable(model, divisor, with_head=False, scale=True, cpp=cpp,
+                                         normalization=normalization)
     fc = aidge_core.FC(model.feature_dim, len(weights), no_bias=True, name="nme_scores")
     argmax = aidge_core.ArgMax(axis=1, keep_dims=False, select_last_index=False, name="nme_index")
     gather = aidge_core.Gather(axis=0, name="nme_class")

@@ -232,12 +232,13 @@ def _metadata(model: IncrementalModel, classes: Sequence[int], kind: str) -> dic
 # -- exports -----------------------------------------------------------------------
 
 def export_model(model: IncrementalModel, path, class_order: Sequence[int], input_divisor: float = 1.0,
-                 metadata: Optional[dict] = None, opset: Optional[int] = None) -> pathlib.Path:
+                 metadata: Optional[dict] = None, opset: Optional[int] = None, normalization=None) -> pathlib.Path:
     """The trained head's model: ``input`` [batch, *input_shape] raw samples ->
     ``logits`` [batch, classes]; ``input_divisor`` (e.g. 16 for digits, 255 for uint8
-    images) becomes the graph's first node. ``opset``: see the module docstring."""
+    images) becomes the graph's first node, and ``normalization`` (the dataset's per-channel
+    statistics, if it is normalised) the next. ``opset``: see the module docstring."""
     labels = output_labels(class_order, model.n_classes)  # before any work
-    onnx_model = _choose_opset(logits_graph(model, input_divisor), ["logits"], opset)
+    onnx_model = _choose_opset(logits_graph(model, input_divisor, normalization=normalization), ["logits"], opset)
     meta = _metadata(model, labels, "logits")
     meta.update(metadata or {})
     return _finish(onnx_model, path, meta)
@@ -245,7 +246,7 @@ def export_model(model: IncrementalModel, path, class_order: Sequence[int], inpu
 
 def export_nme(model: IncrementalModel, path, means: np.ndarray, mean_classes: Sequence[int],
                class_order: Sequence[int], input_divisor: float = 1.0,
-               metadata: Optional[dict] = None, opset: Optional[int] = None) -> pathlib.Path:
+               metadata: Optional[dict] = None, opset: Optional[int] = None, normalization=None) -> pathlib.Path:
     """iCaRL's NME classifier (graphs.nme_graph): ``input`` raw samples -> ``scores``
     [batch, 1 + classes] (column 0: abstain, always 0; then f.mu_c, the higher the
     nearer) and ``class`` [batch] (int32: the dataset's own label of the nearest class
@@ -261,7 +262,8 @@ def export_nme(model: IncrementalModel, path, means: np.ndarray, mean_classes: S
         raise ValueError(f"mean_classes must give, for each of the {len(means)} means, a class among the "
                          f"{len(order)} of class_order, got {rows.tolist()[:12]}")
     labels = np.asarray(order, np.int64)[rows.astype(np.int64)]
-    onnx_model = _choose_opset(nme_graph(model, means, labels, input_divisor), ["scores", "class"], opset)
+    onnx_model = _choose_opset(nme_graph(model, means, labels, input_divisor, normalization=normalization),
+                               ["scores", "class"], opset)
     meta = _metadata(model, labels, "nme")
     meta["aidge_incremental.abstain"] = str(ABSTAIN)
     meta.update(metadata or {})

@@ -32,7 +32,7 @@ from ..memory import nme_classify
 from ..models import IncrementalModel
 from . import cpp
 from .cpp import ExportError
-from .graphs import ABSTAIN, logits_graph, nme_graph, output_labels
+from .graphs import ABSTAIN, logits_graph, model_input, nme_graph, output_labels
 from .manifest import FORMAT as MANIFEST_FORMAT, MANIFEST, check_manifest, read_verified, sha256_file, write_manifest
 from .quantize import INPUT_LEVELS, quantize_graph, quantize_inputs, run_quantized
 
@@ -72,13 +72,15 @@ def _has_conv(model: IncrementalModel) -> bool:
 def export_cpp(model: IncrementalModel, folder, class_order: Sequence[int], divisor: float,
                check_inputs: np.ndarray, *, dtype: str = "float32", calibration: Optional[np.ndarray] = None,
                nme: Optional[tuple] = None, exemplar_bytes: int = 0, metadata: Optional[dict] = None,
-               log: Optional[Callable[[str], None]] = None) -> dict:
+               log: Optional[Callable[[str], None]] = None, normalization=None) -> dict:
     """Export, build and verify a step; returns its budget (also ``folder/budget.json``).
 
     ``check_inputs``: raw samples the exports are verified on (as stored in the
     dataset); ``calibration``: raw samples of the replay memory, required for int8;
     ``nme``: ``(means, mean_classes)`` of an NME classifier, exported too;
-    ``exemplar_bytes``: the replay memory's size, reported in the budget.
+    ``exemplar_bytes``: the replay memory's size, reported in the budget; ``normalization``:
+    the dataset's per-channel statistics, folded into the float32 graphs (int8 takes
+    ``raw / divisor`` as its input and refuses a normalised model).
     """
     if dtype not in ("float32", "int8"):
         raise ValueError(f"dtype must be float32 or int8, got {dtype!r}")
@@ -86,6 +88,10 @@ def export_cpp(model: IncrementalModel, folder, class_order: Sequence[int], divi
     if check.ndim != len(model.input_shape) + 1 or check.shape[1:] != model.input_shape or not len(check):
         raise ValueError(f"check inputs must be [N >= 1, {', '.join(map(str, model.input_shape))}], "
                          f"got {check.shape}")
+    if dtype == "int8" and normalization is not None:
+        raise ExportError("the int8 export takes inputs scaled to [0, 1] (round(127 * raw / divisor)) and cannot "
+                          "carry a per-channel normalisation yet: export in float32 (cpp), or train with "
+                          "normalize: false")
     if dtype == "int8" and (calibration is None or len(calibration) == 0):
         raise ExportError("int8 export is calibrated on the replay memory, and this method keeps no "
                           "exemplars: export it in float32")
@@ -96,22 +102,23 @@ def export_cpp(model: IncrementalModel, folder, class_order: Sequence[int], divi
     tmp = pathlib.Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
     try:
         budget = {"dtype": dtype, "exemplar_bytes": int(exemplar_bytes)}
-        scaled = check / np.float32(divisor)
-        reference = model.logits(scaled)
+        reference = model.logits(model_input(check, divisor, normalization))
         if dtype == "float32":
-            budget["model"] = _export_float(model, tmp / "model", divisor, check, reference)
+            budget["model"] = _export_float(model, tmp / "model", divisor, check, reference, normalization)
         else:
             budget["model"] = _export_int8(model, tmp / "model", divisor, check, reference,
                                            np.asarray(calibration, np.float32) / np.float32(divisor))
         info = {"kind": "aidge_incremental C++ export", "classes": classes, "dtype": dtype,
                 "input_shape": list(model.input_shape), "input_divisor": float(divisor),
+                "input_normalization": None if normalization is None else
+                {"mean": list(normalization.mean), "std": list(normalization.std)},
                 "model_input": ("float32 raw samples" if dtype == "float32"
                                 else f"int8: round({INPUT_LEVELS} * raw / {float(divisor)!r})"),
                 **(metadata or {})}
         if nme is not None:
             means, mean_classes = nme
             labels = np.asarray(class_order, np.int64)[np.asarray(mean_classes, np.int64)]
-            budget["nme"] = _export_nme(model, tmp / "nme", divisor, check, means, labels)
+            budget["nme"] = _export_nme(model, tmp / "nme", divisor, check, means, labels, normalization)
             info["nme_classes"] = labels.tolist()
             info["nme_abstain"] = ABSTAIN
         atomic_write(tmp / "export.json", (json.dumps(info, indent=1) + "\n").encode())
@@ -130,8 +137,9 @@ def _project_budget(folder: pathlib.Path, io: dict) -> dict:
     return cpp.footprint(folder)
 
 
-def _export_float(model, folder, divisor, check, reference) -> dict:
-    io = cpp.export_cpp_project(logits_graph(model, divisor, cpp=True), folder, check[:1])
+def _export_float(model, folder, divisor, check, reference, normalization=None) -> dict:
+    io = cpp.export_cpp_project(logits_graph(model, divisor, cpp=True, normalization=normalization), folder,
+                                check[:1])
     cpp.build(folder)
     logits = cpp.run(folder, check)[0]
     error = float(np.abs(logits - reference).max())
@@ -160,11 +168,12 @@ def _export_int8(model, folder, divisor, check, reference, calibration) -> dict:
             "label_agreement_with_float": agreement, "checked_samples": len(check)}
 
 
-def _export_nme(model, folder, divisor, check, means, labels) -> dict:
-    io = cpp.export_cpp_project(nme_graph(model, means, labels, divisor, cpp=True), folder, check[:1])
+def _export_nme(model, folder, divisor, check, means, labels, normalization=None) -> dict:
+    io = cpp.export_cpp_project(nme_graph(model, means, labels, divisor, cpp=True, normalization=normalization),
+                                folder, check[:1])
     cpp.build(folder)
     exported = cpp.run(folder, check)[1][:, 0]
-    features = model.features(check / np.float32(divisor))
+    features = model.features(model_input(check, divisor, normalization))
     # no nearest mean where no class scores above 0 (an all-zero feature): see graphs.py
     near = np.any(features.astype(np.float64) @ np.asarray(means, np.float64).T > 0, axis=1)
     expected = np.full(len(check), ABSTAIN, np.int64)

@@ -59,6 +59,8 @@ class ExportSource:
     check_inputs: Optional[np.ndarray]              #: raw samples (C++ exports are checked on them)
     step: int
     method: str
+    #: the dataset's per-channel statistics (a Normalization) when its inputs are normalised, else None
+    input_normalization: Optional[object] = None
 
     @classmethod
     def from_method(cls, method, class_order, dataset, step: int,
@@ -70,7 +72,7 @@ class ExportSource:
                    (nme.means, nme.classes) if nme is not None and nme.means is not None else None,
                    memory if memory is not None and len(memory) else None,
                    None if check_inputs is None else np.asarray(check_inputs)[:CPP_CHECK_SAMPLES],
-                   int(step), method.name)
+                   int(step), method.name, dataset.normalization)
 
     @property
     def metadata(self) -> dict:
@@ -178,12 +180,13 @@ def _write_onnx(source: ExportSource, dest, log=None, nme_only: bool = False, op
     if nme_only and source.nme is None:
         raise ValueError(f"the {source.method} model has no NME classifier to export")
     if not nme_only:
-        paths.append(export_model(source.model, dest, source.class_order, source.input_divisor, meta, opset=opset))
+        paths.append(export_model(source.model, dest, source.class_order, source.input_divisor, meta, opset=opset,
+                                  normalization=source.input_normalization))
     if source.nme is not None:
         nme_path = dest if nme_only else dest.with_name(dest.name[:-len(".onnx")] + "-nme.onnx") \
             if dest.name.endswith(".onnx") else dest.with_name(dest.name + "-nme")
         paths.append(export_nme(source.model, nme_path, *source.nme, source.class_order, source.input_divisor,
-                                meta, opset=opset))
+                                meta, opset=opset, normalization=source.input_normalization))
     return paths
 
 
@@ -223,7 +226,7 @@ def _cpp_writer(dtype: str):
         export_cpp(source.model, dest, source.class_order, source.input_divisor, source.check_inputs,
                    dtype=dtype, calibration=calibration, nme=source.nme,
                    exemplar_bytes=source.memory.nbytes if source.memory is not None else 0,
-                   metadata=source.metadata, log=log)
+                   metadata=source.metadata, log=log, normalization=source.input_normalization)
         return [pathlib.Path(dest)]
     return write
 

@@ -156,9 +156,10 @@ def to_numpy(tensor):
     return np.array(copy)
 
 
-def loss_node_on(backend, dtype, node, inputs, gamma):
+def loss_node_on(backend, dtype, node, inputs, gamma, grad_of=(0,)):
     """Value and d(gamma * loss)/d input 0 of a loss ``node`` fed by Producers
-    of ``inputs``, compiled and scheduled on ``backend``."""
+    of ``inputs``, compiled and scheduled on ``backend`` (``grad_of``: the inputs
+    whose gradients are returned, one array each after the value)."""
     graph = aidge_core.GraphView()
     graph.add(node)
     for index, array in enumerate(inputs):
@@ -173,7 +174,7 @@ def loss_node_on(backend, dtype, node, inputs, gamma):
     seed.to_backend(backend)
     op.get_output(0).grad.copy_from(seed)
     scheduler.backward()
-    return to_numpy(op.get_output(0))[0], to_numpy(op.get_input(0).grad)
+    return (to_numpy(op.get_output(0))[0], *(to_numpy(op.get_input(i).grad) for i in grad_of))
 
 
 def distillation_on(backend, dtype, s, t, temperature, n_old, form, gamma):
@@ -257,11 +258,13 @@ def test_attention_distillation_cuda_matches_cpu(rng, np_dtype, aidge_dtype):
         a = rng.normal(0, 1, (batch, channels, height, width)).astype(np_dtype)
         alpha = rng.normal(0, 1, (batch, channels)).astype(np_dtype)
         qt = np.maximum(rng.normal(0, 1, (batch, height, width)), 0).astype(np_dtype)
-        results = {b: loss_node_on(b, aidge_dtype, ai._core.AttentionDistillation(eps), [a, alpha, qt], 0.7)
-                   for b in ("cpu", "cuda")}
-        (cpu_value, cpu_grad), (gpu_value, gpu_grad) = results["cpu"], results["cuda"]
+        results = {b: loss_node_on(b, aidge_dtype, ai._core.AttentionDistillation(eps), [a, alpha, qt], 0.7,
+                                   grad_of=(0, 1)) for b in ("cpu", "cuda")}
+        (cpu_value, cpu_grad, cpu_dalpha), (gpu_value, gpu_grad, gpu_dalpha) = results["cpu"], results["cuda"]
         case = f"B={batch} C={channels} H={height} W={width}"
         np.testing.assert_allclose(gpu_value, cpu_value, rtol=1e-5, atol=1e-6, err_msg=case)
         np.testing.assert_allclose(gpu_grad, cpu_grad, rtol=1e-5, atol=1e-7, err_msg=case)
+        np.testing.assert_allclose(gpu_dalpha, cpu_dalpha, rtol=1e-5, atol=1e-7 * max(1, np.abs(cpu_dalpha).max()),
+                                   err_msg=case)  # the Grad-CAM weights' gradient (LwM's exact gradient)
         np.testing.assert_allclose(gpu_value, attention_reference(a, alpha, qt, eps), rtol=1e-5,
                                    atol=1e-6, err_msg=case)

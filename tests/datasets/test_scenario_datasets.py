@@ -1,13 +1,16 @@
 """Scenarios and dataset loaders, with files written by the tests themselves."""
 import gzip
 import io
+import os
+import pathlib
 import pickle
 
 import numpy as np
 import pytest
 
-from aidge_incremental.datasets import (DatasetError, from_arrays, load_cifar, load_digits, load_mnist,
-                                        load_npz, read_idx)
+from aidge_incremental.datasets import (DATASETS, Augmentation, DatasetError, from_arrays, load_cifar,
+                                        load_dataset, load_digits, load_fashion_mnist, load_mnist, load_npz,
+                                        read_idx)
 from aidge_incremental.scenario import ClassIncrementalScenario
 
 
@@ -98,6 +101,46 @@ def test_mnist_errors(tmp_path, rng):
     gz.write_bytes(b"not gzip at all")
     with pytest.raises(DatasetError, match="cannot read"):
         read_idx(gz)
+
+
+#: the full Fashion-MNIST, where this workplace keeps it (../shared/data beside the repository) or
+#: $FASHION_MNIST_DIR; the statistics test is skipped without it
+FASHION_MNIST = pathlib.Path(os.environ.get("FASHION_MNIST_DIR", pathlib.Path(__file__).resolve().parents[2].parent
+                                            / "shared" / "data" / "fashion-mnist"))
+
+
+def test_fashion_mnist_reads_the_idx_layout_with_its_own_transforms(tmp_path, rng):
+    images = rng.integers(0, 255, (40, 28, 28), dtype=np.uint8)
+    labels = np.repeat(np.arange(10), 4).astype(np.uint8)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", images, True)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", labels, True)
+    ds = load_dataset("fashion-mnist", tmp_path)
+    assert ds.name == "fashion-mnist" and "fashion-mnist t10k only" in ds.note
+    assert ds.normalization.mean == (0.2860,) and ds.normalization.std == (0.3530,)
+    assert ds.augmentation == Augmentation(padding=2, flip=True)
+    x = ds.to_input(ds.x_train[:2])
+    np.testing.assert_allclose(x, (ds.x_train[:2] / 255 - 0.2860) / 0.3530, rtol=1e-5, atol=1e-5)
+    assert load_dataset("fashion-mnist", tmp_path, normalize=False).normalization is None
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", images, True)
+    with pytest.raises(DatasetError, match="train-images but not its partner"):
+        load_fashion_mnist(tmp_path)
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", labels, True)
+    ds = load_fashion_mnist(tmp_path)  # both splits: the official one
+    assert ds.note == "" and len(ds.x_train) == 40 and len(ds.x_test) == 40
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no fashion-mnist IDX files"):
+        load_fashion_mnist(tmp_path / "empty")
+    assert DATASETS["mnist"].normalization is None  # MNIST stays unnormalised (its docstring)
+
+
+@pytest.mark.skipif(not (FASHION_MNIST / "train-images-idx3-ubyte.gz").exists(),
+                    reason="the full Fashion-MNIST is not on this machine")
+def test_fashion_mnist_statistics_are_those_of_its_training_images():
+    ds = load_fashion_mnist(FASHION_MNIST)
+    assert (len(ds.x_train), len(ds.x_test)) == (60000, 10000)
+    x = ds.x_train.astype(np.float64) / 255
+    stats = DATASETS["fashion-mnist"].normalization
+    assert abs(x.mean() - stats.mean[0]) < 5e-5 and abs(x.std() - stats.std[0]) < 5e-5
 
 
 def py2_cifar_pickle(data: np.ndarray, labels, label_key=b"labels") -> bytes:
@@ -372,3 +415,16 @@ def test_a_cifar_archive_bomb_is_refused_by_its_ratio(tmp_path, compression):
         tar.addfile(info, io.BytesIO(bytes(size)))
     with pytest.raises(DatasetError, match="ratio"):
         load_cifar(archive, 10)
+
+def test_a_per_class_training_subset_keeps_the_test_set_whole(digits):
+    from aidge_incremental.experiment import ExperimentConfig, run_experiment
+    small = digits.per_class(20, seed=3)
+    assert np.bincount(small.y_train).tolist() == [20] * 10
+    assert small.x_test is digits.x_test and "20 training samples per class" in small.note
+    np.testing.assert_array_equal(digits.per_class(20, seed=3).x_train, small.x_train)  # seeded
+    assert not np.array_equal(digits.per_class(20, seed=4).x_train, small.x_train)
+    assert len(digits.per_class(10_000).x_train) == len(digits.x_train)  # a class with fewer keeps them all
+    with pytest.raises(ValueError, match="integer >= 1"):
+        digits.per_class(0)
+    result = run_experiment(ExperimentConfig(method="finetune", epochs=1, train_per_class=15), digits)
+    assert "15 training samples per class" in result.dataset_note

@@ -193,3 +193,26 @@ def test_predict_refuses_flipped_truncated_or_undigested_onnx(exported_run, tmp_
     assert "no digest" in capsys.readouterr().err
     with pytest.raises(IntegrityError):
         load_metadata(bare)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_a_normalised_dataset_exports_with_its_statistics_folded_in(tmp_path, rng, channels):
+    """(x / divisor − mean_c) / std_c is the graph's first nodes: the exported head and NME
+    classifier take raw samples and answer as the trained model on normalised inputs."""
+    from aidge_incremental.datasets import Normalization, from_arrays
+    x = rng.integers(0, 256, size=(120, channels, 6, 6)).astype(np.uint8)
+    y = np.repeat(np.arange(4), 30)
+    x[np.arange(120), y % channels, y // channels] //= 4  # a darker row per class
+    stats = Normalization((0.45, 0.5, 0.55)[:channels], (0.25, 0.3, 0.2)[:channels])
+    data = from_arrays(x, y, x[::3], y[::3], name="normalised").replace(normalization=stats)
+    out = tmp_path / "run"
+    run = run_experiment(ExperimentConfig(method="icarl", epochs=2, hidden=[16], memory=20, output_dir=str(out),
+                                          export_dir=str(out / "onnx")), data)
+    method = run.trained_method
+    raw = np.asarray(data.x_test, np.float32)
+    logits = run_onnx(out / "onnx" / "step-001.onnx", raw)[0]
+    np.testing.assert_allclose(logits, method.model.logits(data.to_input(raw)), rtol=1e-5, atol=1e-5)
+    assert np.abs(logits - method.model.logits(data.replace(normalization=None).to_input(raw))).max() > 1e-2
+    classes = run_onnx(out / "onnx" / "step-001-nme.onnx", raw)[1]
+    order = np.asarray(run.class_order)
+    np.testing.assert_array_equal(classes, order[method.predict(data.to_input(raw), "nme")])

@@ -225,3 +225,42 @@ def test_a_received_binary_is_refused_until_rebuilt_here(cpp_run, tmp_path, caps
     write_manifest(received, [p for p in received.rglob("*") if p.is_file()])
     assert main(["export", "--rebuild", str(received)]) == 2
     assert "is not the main.cpp aidge_incremental writes" in capsys.readouterr().err
+
+def test_normalised_exports_fold_the_statistics_and_int8_refuses_them(lenet, tmp_path, monkeypatch):
+    """Fashion-MNIST and CIFAR are normalised by default: the float32 C++ projects take raw
+    samples and match Aidge on normalised inputs; int8 (inputs round(127·raw/divisor)) says
+    it cannot carry the statistics."""
+    from aidge_incremental.datasets import Normalization
+    method, scenario, data = lenet
+    stats = Normalization((0.3,), (0.4,))
+    normalised = data.replace(normalization=stats)
+    raw = np.asarray(scenario.step(0).x_test, np.float32)
+    monkeypatch.chdir(tmp_path)
+    export_cpp(method.model, tmp_path / "lenet", scenario.class_order, data.max_value, raw, normalization=stats)
+    logits = cpp.run(tmp_path / "lenet" / "model", raw)[0]
+    reference = method.model.logits(normalised.to_input(raw))
+    assert np.abs(logits - reference).max() <= FLOAT_TOLERANCE
+    info = json.loads((tmp_path / "lenet" / "export.json").read_text())
+    assert info["input_normalization"] == {"mean": [0.3], "std": [0.4]}
+    with pytest.raises(ExportError, match="cannot carry a per-channel normalisation"):
+        export_cpp(method.model, tmp_path / "lenet8", scenario.class_order, data.max_value, raw[:4], dtype="int8",
+                   calibration=method.replay_memory.samples(), normalization=stats)
+    assert not (tmp_path / "lenet8").exists()
+
+
+def test_a_three_channel_normalisation_exports_to_cpp(tmp_path, monkeypatch):
+    from aidge_incremental.datasets import Normalization
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(60, 3, 4, 4)).astype(np.uint8)
+    y = np.repeat(np.arange(3), 20)
+    stats = Normalization((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))  # CIFAR-10's
+    data = from_arrays(x, y, x, y, name="rgb").replace(normalization=stats)
+    method = build_method(ExperimentConfig(method="icarl", hidden=[8], epochs=1, memory=9, initial=3),
+                          data.input_shape)
+    method.learn(ClassIncrementalScenario(data, 3, 3, seed=0).step(0), data)
+    monkeypatch.chdir(tmp_path)
+    raw = x[:16].astype(np.float32)
+    export_cpp(method.model, tmp_path / "rgb", [0, 1, 2], data.max_value, raw, normalization=stats,
+               nme=(method.nme.means, method.nme.classes))
+    logits = cpp.run(tmp_path / "rgb" / "model", raw)[0]
+    assert np.abs(logits - method.model.logits(data.to_input(raw))).max() <= FLOAT_TOLERANCE

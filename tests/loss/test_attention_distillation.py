@@ -55,11 +55,10 @@ def special_cases(rng):
             "identical": identical, "mixed": mixed}
 
 
-def run_function(a, alpha, qt, **kwargs):
-    A = aidge_core.Tensor(np.ascontiguousarray(a))
-    value = tensor_value(attention_distillation(A, aidge_core.Tensor(np.ascontiguousarray(alpha)),
-                                                aidge_core.Tensor(np.ascontiguousarray(qt)), **kwargs))
-    return value, np.asarray(A.grad)
+def run_function(a, alpha, qt, with_alpha=False, **kwargs):
+    A, W = aidge_core.Tensor(np.ascontiguousarray(a)), aidge_core.Tensor(np.ascontiguousarray(alpha))
+    value = tensor_value(attention_distillation(A, W, aidge_core.Tensor(np.ascontiguousarray(qt)), **kwargs))
+    return (value, np.asarray(A.grad), np.asarray(W.grad)) if with_alpha else (value, np.asarray(A.grad))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -83,6 +82,23 @@ def test_gradient_matches_finite_differences(rng, dtype):
         assert relative_error(grad, fd) < 1e-3
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gradient_of_the_grad_cam_weights_matches_finite_differences(rng, dtype):
+    """∂L/∂α at fixed A (what LwM's exact gradient carries to the layers above the tap)."""
+    for shape in [(2, 3, 4, 4), (5, 4, 3, 6), (1, 8, 5, 5)]:
+        a, alpha, qt = random_case(rng, *shape, np.float64)
+        a = a + 0.05
+        a, alpha, qt = a.astype(dtype), alpha.astype(dtype), qt.astype(dtype)
+        _, grad_a, grad_alpha = run_function(a, alpha, qt, with_alpha=True)
+        fd = central_difference(lambda w: reference(a, w, qt), alpha, eps=1e-4 if dtype == np.float32 else 1e-6)
+        assert np.linalg.norm(fd) > 0
+        assert relative_error(grad_alpha, fd) < 1e-3
+        # the two halves agree: Σ_j A_cj ∂L/∂A_cj = α_c ∂L/∂α_c (both are α_c Σ_j A_cj ∂L/∂z_j)
+        lhs = np.einsum("bchw,bchw->bc", a.astype(np.float64), grad_a)
+        np.testing.assert_allclose(lhs, alpha * grad_alpha, rtol=1e-3 if dtype == np.float32 else 1e-9,
+                                   atol=1e-5 * np.abs(lhs).max())
+
+
 @pytest.mark.parametrize("case", ["zero_student", "zero_teacher", "one_hot", "identical", "mixed"])
 def test_special_maps_value_and_gradient(rng, case):
     a, alpha, qt = special_cases(rng)[case]
@@ -103,15 +119,18 @@ def test_special_maps_value_and_gradient(rng, case):
 
 def test_scaling_and_accumulate(rng):
     a, alpha, qt = random_case(rng, 3, 4, 5, 5)
-    base, g1 = run_function(a, alpha, qt)
+    base, g1, w1 = run_function(a, alpha, qt, with_alpha=True)
     A = aidge_core.Tensor(a)
     args = (aidge_core.Tensor(alpha), aidge_core.Tensor(qt))
     assert tensor_value(attention_distillation(A, *args, scaling=2.0)) == pytest.approx(2 * base, rel=1e-6)
     np.testing.assert_allclose(np.asarray(A.grad), 2 * g1, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(np.asarray(args[0].grad), 2 * w1, rtol=1e-5, atol=1e-9)
     attention_distillation(A, *args, scaling=0.5, accumulate=True)
     np.testing.assert_allclose(np.asarray(A.grad), 2.5 * g1, rtol=1e-5, atol=1e-9)
-    # the weights and the teacher map never receive a gradient
-    assert not args[0].has_grad() or not np.any(np.asarray(args[0].grad))
+    np.testing.assert_allclose(np.asarray(args[0].grad), 2.5 * w1, rtol=1e-5, atol=1e-9)
+    attention_distillation(A, *args, scaling=1.0)  # not accumulating: both gradients replaced
+    np.testing.assert_allclose(np.asarray(args[0].grad), w1, rtol=1e-5, atol=1e-9)
+    # the teacher map never receives a gradient
     assert not args[1].has_grad() or not np.any(np.asarray(args[1].grad))
 
 

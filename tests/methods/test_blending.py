@@ -3,7 +3,7 @@ weights, and the scorer's gradient by central finite differences."""
 import numpy as np
 import pytest
 
-from aidge_incremental.methods.attentive import AttentiveReplay, Scorer
+from aidge_incremental.methods.attentive import AttentiveReplay, Scorer, drift_target
 from aidge_incremental.methods.components import Blending, Teacher, blend
 from aidge_incremental.methods.mixup import MixupICaRL
 from aidge_incremental.models import IncrementalModel
@@ -78,8 +78,8 @@ def test_mixup_batch_against_a_plain_reference():
 
 
 def test_same_seed_same_pairs_and_weights():
-    for cls in (MixupICaRL, AttentiveReplay):
-        a, b, c = (_method(cls, seed=s)[0].make_batch(_batch()) for s in (7, 7, 8))
+    for cls, options in ((MixupICaRL, {}), (AttentiveReplay, {"scorer_input": "pixels"})):
+        a, b, c = (_method(cls, seed=s, **options)[0].make_batch(_batch()) for s in (7, 7, 8))
         assert np.array_equal(a.extra["partners"], b.extra["partners"])
         assert np.array_equal(a.extra["blend_weights"], b.extra["blend_weights"])
         assert np.array_equal(a.inputs, b.inputs) and np.array_equal(a.targets, b.targets)
@@ -109,7 +109,7 @@ def _pair_loss(params, x_i, x_j, t_i):
 
 
 def test_attentive_weights_are_the_softmax_of_the_scores_of_the_pair():
-    method, blending = _method(AttentiveReplay, seed=4)
+    method, blending = _method(AttentiveReplay, seed=4, scorer_input="pixels")
     params = {k: v.astype(np.float64) for k, v in method.scorer.net.state_dict().items()}
     batch = _batch()
     out = method.make_batch(_batch())
@@ -158,3 +158,109 @@ def test_scorer_sgd_step_is_sgd_with_momentum():
     end = scorer.net.state_dict()
     for k in start:  # buf1 = g1; buf2 = 0.9 buf1 + g2
         assert np.allclose(end[k], start[k] - 0.1 * g1[k] - 0.1 * (0.9 * g1[k] + g2[k]), atol=1e-6)
+
+
+# -- what the scorer learns ----------------------------------------------------------
+
+def test_the_target_rises_with_the_new_samples_drift_and_spreads():
+    """t_i = σ(κ·z/sd(z)), z = log d_i − log d_j: up with d_i, down with d_j, 1 − t when the
+    pair is swapped, and spread over [0, 1] where d_i/(d_i + d_j) (κ = 0) stays near 0.5."""
+    rng = np.random.default_rng(0)
+    d_i, d_j = np.exp(rng.normal(0, 0.2, 200)), np.exp(rng.normal(0, 0.2, 200))  # as on digits (module docstring)
+    t = drift_target(d_i, d_j, 2.0)
+    for k in (0, 17, 150):
+        up = d_i.copy()
+        up[k] *= 1.5
+        assert drift_target(up, d_j, 2.0)[k] > t[k]
+        up = d_j.copy()
+        up[k] *= 1.5
+        assert drift_target(d_i, up, 2.0)[k] < t[k]
+    np.testing.assert_allclose(drift_target(d_j, d_i, 2.0), 1 - t, atol=1e-12)
+    assert np.all(np.diff(t[np.argsort(np.log(d_i) - np.log(d_j))]) >= 0)  # monotone in the log ratio
+    np.testing.assert_allclose(drift_target(d_i, d_j, 0.0), d_i / (d_i + d_j))
+    q05, q95 = np.quantile(t, [0.05, 0.95])
+    assert q95 - q05 > 0.7
+    q05, q95 = np.quantile(drift_target(d_i, d_j, 0.0), [0.05, 0.95])
+    assert q95 - q05 < 0.3
+    np.testing.assert_array_equal(drift_target(np.ones(4), np.ones(4), 2.0), 0.5)  # no spread: no preference
+
+
+def _known_drift(x):
+    """A drift that is a known function of the image: its brightness."""
+    return np.exp(3.0 * x.reshape(len(x), -1).mean(axis=1))
+
+
+def _images(rng, n):
+    return (rng.random((n, 1, 4, 4)) * rng.random((n, 1, 1, 1))).astype(np.float32)
+
+
+def _trained_on_known_drift(objective="feature_change", updates=300):
+    """𝕊 trained by the component on pairs whose drift is the images' brightness."""
+    model = IncrementalModel("mlp", (1, 4, 4), hidden=(5,), n_classes=4, seed=1)
+    method = AttentiveReplay(model, seed=3, memory=6, scorer_input="pixels", scorer_objective=objective,
+                             scorer_lr=0.05)
+    blending = next(p for p in method.parts if isinstance(p, Blending))
+    blending.drift_and_inputs = lambda x: (_known_drift(x), x)
+    rng = np.random.default_rng(5)
+    for _ in range(updates):
+        blending._attend(_images(rng, 16), _images(rng, 16))
+    return method
+
+
+def spearman(a, b):
+    ranks = [np.argsort(np.argsort(v)) for v in (a, b)]  # no ties in continuous values
+    return float(np.corrcoef(*ranks)[0, 1])
+
+
+def _held_out_rank_correlation(method):
+    x = _images(np.random.default_rng(99), 200)
+    scores = method.scorer.scores(x)
+    x_i, x_j = x[:100], x[100:]
+    a = method.scorer.pair_weights(x_i, x_j)
+    agree = np.mean((a > 0.5) == (_known_drift(x_i) > _known_drift(x_j)))
+    return spearman(scores, _known_drift(x)), agree
+
+
+def test_the_trained_scorer_ranks_images_and_pairs_by_their_drift():
+    """The scorer's objective switched off (frozen) or its target reversed fails this:
+    trained, 𝕊 ranks held-out images by drift and gives the larger share of each pair to
+    its member that drifted more."""
+    rho, agree = _held_out_rank_correlation(_trained_on_known_drift())
+    assert rho > 0.8 and agree > 0.85, (rho, agree)
+    rho, agree = _held_out_rank_correlation(_trained_on_known_drift("frozen"))
+    assert abs(rho) < 0.6 and agree < 0.8, (rho, agree)
+
+
+def test_blend_sources_drift_and_permuted():
+    """'drift' blends with the target; 'permuted' with the scorer's weights shuffled across
+    the pairs (same values, no link to the drift), drawn from a generator of its own so
+    that the pairs are those of the 'scorer' run."""
+    out = {}
+    for source in ("scorer", "permuted", "drift"):
+        method, blending = _method(AttentiveReplay, seed=3, scorer_input="pixels", scorer_objective="frozen",
+                                   blend_source=source)
+        blending.drift_and_inputs = lambda x: (np.exp(x.reshape(len(x), -1).mean(1)), x)
+        out[source] = method.make_batch(_batch())
+    weights = {k: v.extra["blend_weights"] for k, v in out.items()}
+    np.testing.assert_array_equal(out["permuted"].extra["partners"], out["scorer"].extra["partners"])
+    np.testing.assert_allclose(np.sort(weights["permuted"]), np.sort(weights["scorer"]), rtol=1e-6)
+    assert not np.allclose(weights["permuted"], weights["scorer"])
+    x_i = _batch().inputs[[0, 2, 3, 5]]
+    x_j = blending._exemplars[0][out["drift"].extra["partners"]]
+    drift = lambda x: np.exp(x.reshape(len(x), -1).mean(1))  # noqa: E731
+    np.testing.assert_allclose(weights["drift"], drift_target(drift(x_i), drift(x_j), 2.0), rtol=1e-6)
+
+
+def test_a_feature_constant_over_the_step_gets_no_weight_in_the_scorers_input():
+    """Standardising the teacher's features with a dead unit's std (0) would turn any
+    sample that wakes it (an augmented one) into an input of 1e6: its scale is 0 instead."""
+    from aidge_incremental.methods.attentive import feature_statistics
+    rng = np.random.default_rng(0)
+    features = np.maximum(rng.normal(size=(50, 4)), 0)
+    features[:, 2] = 0.0  # dead on the step's data
+    mean, std = feature_statistics(features)
+    np.testing.assert_allclose(mean[[0, 1, 3]], features[:, [0, 1, 3]].mean(0))
+    np.testing.assert_allclose(std[[0, 1, 3]], features[:, [0, 1, 3]].std(0))
+    assert np.isinf(std[2])
+    woken = np.array([[0.5, 0.5, 3.0, 0.5]])
+    assert np.all(np.abs((woken - mean) / std) < 10) and ((woken - mean) / std)[0, 2] == 0

@@ -104,36 +104,68 @@ def test_new_classes_cross_entropy_against_pytorch(rng):
     np.testing.assert_allclose(grad, t.grad.numpy(), rtol=1e-5, atol=1e-7)
 
 
-def test_lwf_batch_gradient_is_li_and_hoiem_objective(digits):
-    """One batch through LwF.losses: the gradient on the logits is that of
-    CE(new outputs) + lambda · soft-target CE at T (no T² factor), by PyTorch."""
-    torch = pytest.importorskip("torch")
+def _first_batch_of_step_1(digits, method_name, **options):
+    """A method that has learnt step 0 (4 classes), at the first batch of step 1 (3 new
+    classes), with the student moved away from the teacher (60 % noise on its weights: at
+    the start of a step they are equal, and every distillation gradient is 0). Returns the
+    batch, the logits, their gradient from ``method.losses`` and the loss terms."""
     from aidge_incremental.training import Batch, Outputs
     scenario = ClassIncrementalScenario(digits, 4, 3, seed=0)
-    method = build_method(ExperimentConfig(method="lwf", epochs=1, initial=4, increment=3,
-                                           distillation_weight=3.0, temperature=2.0), digits.input_shape)
+    method = build_method(ExperimentConfig(method=method_name, epochs=1, initial=4, increment=3, **options),
+                          digits.input_shape)
     method.learn(scenario.step(0), digits)
     step = scenario.step(1)
     method.start_step(step, digits)
+    noise = np.random.default_rng(5)
+    params = method.model.state_dict()
+    for name in params:
+        params[name] = params[name] * (1 + 0.6 * noise.standard_normal(params[name].shape)).astype(np.float32)
+    method.model.load_state_dict(params)
     inputs = digits.to_input(step.x_train[:16])
     batch = Batch(inputs, step.y_train[:16])
     method.before_forward(batch)
     method.model.scheduler.forward(data=[Outputs(method.model).tensor(inputs)])
     outputs = Outputs(method.model)
     value = method.losses(batch, outputs)
-    logits = np.array(outputs.logits, np.float64)
-    grad = np.array(outputs.logits.grad, np.float64)
+    return (batch, np.array(outputs.logits, np.float64), np.array(outputs.logits.grad, np.float64),
+            np.asarray(batch.extra["teacher_logits"], np.float64), value)
 
-    s = torch.tensor(logits, requires_grad=True)
-    teacher = torch.tensor(np.asarray(batch.extra["teacher_logits"], np.float64))
-    l_new = torch.nn.functional.cross_entropy(s[:, 4:], torch.tensor(batch.labels - 4))
-    soft = torch.softmax(teacher / 2.0, dim=1)
-    l_old = -(soft * torch.log_softmax(s[:, :4] / 2.0, dim=1)).sum(dim=1).mean()
-    (l_new + 3.0 * l_old).backward()
-    np.testing.assert_allclose(grad, s.grad.numpy(), rtol=1e-4, atol=1e-6)
+
+def _pinned(ours, reference, wrong, atol):
+    """``ours`` equals ``reference``, and each ``wrong`` variant (a part switched off or
+    changed) is far from it: the comparison can see that part."""
+    np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=atol)
+    for what, variant in wrong.items():
+        gap = np.abs(variant - reference).max()
+        assert gap > max(20 * atol, 0.05 * np.abs(reference).max()), f"the test cannot see {what} ({gap:.2g})"
+
+
+def test_lwf_batch_gradient_is_li_and_hoiem_objective(digits):
+    """One batch through LwF.losses with a student that differs from its teacher: the
+    gradient on the logits is that of CE(new outputs) + lambda · soft-target CE at T (no T²
+    factor), by PyTorch — and the same reference with T = 1, lambda = 1, a T² factor or no
+    distillation is far from it (each of T, lambda and the T² handling is pinned)."""
+    torch = pytest.importorskip("torch")
+    lam, T = 3.0, 2.0
+    batch, logits, grad, teacher, value = _first_batch_of_step_1(digits, "lwf", distillation_weight=lam,
+                                                                 temperature=T)
+
+    def reference(lam, T, t2=1.0):
+        s = torch.tensor(logits, requires_grad=True)
+        l_new = torch.nn.functional.cross_entropy(s[:, 4:], torch.tensor(batch.labels - 4))
+        soft = torch.softmax(torch.tensor(teacher) / T, dim=1)
+        l_old = -(soft * torch.log_softmax(s[:, :4] / T, dim=1)).sum(dim=1).mean()
+        (l_new + lam * t2 * l_old).backward()
+        entropy = -(soft * torch.log(soft)).sum(dim=1).mean()
+        return s.grad.numpy(), (l_new + lam * t2 * (l_old - entropy)).item()
+
+    ref, ref_value = reference(lam, T)
+    _pinned(grad, ref, {"T": reference(lam, 1.0)[0], "lambda": reference(1.0, T)[0],
+                        "the T² factor": reference(lam, T, T * T)[0], "distillation": reference(0.0, T)[0]},
+            atol=1e-6)
     # the value reported is lambda·KL: the objective less lambda·H(teacher), a constant
-    entropy = -(soft * torch.log(soft)).sum(dim=1).mean()
-    assert sum(value.values()) == pytest.approx((l_new + 3.0 * (l_old - entropy)).item(), rel=1e-4)
+    assert sum(value.values()) == pytest.approx(ref_value, rel=1e-4)
+    assert value["distillation"] > 0.01
 
 
 def _old_class_accuracy(digits, name, seed, **options):
@@ -165,11 +197,91 @@ def test_lwf_keeps_the_old_classes_finetune_forgets(old_class_accuracy):
     assert finetune[1] <= 0.05 and lwf[1] >= 0.5
 
 
+# -- the teacher: frozen, in inference mode --------------------------------------------
+
+def test_the_teacher_runs_in_inference_mode_on_a_batchnorm_model(rng):
+    """ResNet-20 (BatchNorm), LwF: every batch's teacher logits are those of the previous
+    model in inference mode, computed by PyTorch from its weights and running statistics,
+    and the teacher's statistics never move. A teacher in training mode would normalise
+    each batch with its own statistics (far from these, checked) and update its running ones."""
+    torch = pytest.importorskip("torch")
+    from aidge_incremental.datasets import from_arrays
+    from aidge_incremental.methods.components import Teacher
+    from aidge_incremental.models import HEAD
+    from network_reference import torch_forward
+    x = rng.integers(0, 256, size=(48, 3, 8, 8)).astype(np.uint8)
+    y = np.repeat(np.arange(4), 12)
+    x[np.arange(48), y % 3] //= 3  # a darker channel per class
+    data = from_arrays(x, y, x[::4], y[::4], name="colours")
+    scenario = ClassIncrementalScenario(data, 2, 2, seed=0)
+    method = build_method(ExperimentConfig(method="lwf", model="resnet20", initial=2, increment=2, epochs=2,
+                                           batch_size=8), data.input_shape)
+    method.learn(scenario.step(0), data)
+    frozen = method.model.state_dict()
+    moved = [k for k in method.model.state_names if k.endswith("_batch_mean") and np.abs(frozen[k]).max() > 1e-3]
+    assert moved, "the running statistics moved during step 0 (else inference and training modes agree less visibly)"
+    part = next(p for p in method.parts if isinstance(p, Teacher))
+    seen = []
+    original = part.before_forward
+
+    def recording(batch):
+        original(batch)
+        seen.append((batch.inputs.copy(), np.array(batch.extra["teacher_logits"])))
+
+    part.before_forward = recording
+    method.learn(scenario.step(1), data)
+    params = {k: torch.tensor(np.asarray(v, np.float64)) for k, v in frozen.items()}
+    teacher_model = part.model
+    for inputs, logits in seen:
+        reference = torch_forward(teacher_model, params, torch.tensor(inputs, dtype=torch.float64))[HEAD].numpy()
+        np.testing.assert_allclose(logits, reference, rtol=1e-4, atol=1e-4 * np.abs(reference).max())
+        in_training = torch_forward(teacher_model, params, torch.tensor(inputs, dtype=torch.float64),
+                                    training=True)[HEAD].numpy()
+        assert np.abs(in_training - reference).max() > 0.05 * np.abs(reference).max()  # the test can tell
+    assert len(seen) == 6  # 2 epochs of 3 batches
+    after = teacher_model.state_dict()
+    for name, value in frozen.items():
+        np.testing.assert_array_equal(after[name], value, err_msg=name)
+
+
+# -- iCaRL: the paper's BCE distillation ----------------------------------------------
+
+def test_icarl_batch_gradient_is_ce_plus_the_papers_bce_distillation(digits):
+    """iCaRL's objective on a batch with a student away from its teacher: CE over the
+    classes seen + lambda · mean_b Σ_old BCE(sigmoid(s), target sigmoid(t)) (Rebuffi et
+    al. 2017, Sec. 2.2), by PyTorch; KL distillation (PyCIL's) or none is far from it."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    lam = 0.8
+    batch, logits, grad, teacher, value = _first_batch_of_step_1(digits, "icarl", distillation_weight=lam,
+                                                                 memory=40)
+    labels = torch.tensor(batch.labels)
+
+    def reference(form, lam=lam):
+        s = torch.tensor(logits, requires_grad=True)
+        t = torch.tensor(teacher)
+        if form == "bce":
+            kd = F.binary_cross_entropy_with_logits(s[:, :4], torch.sigmoid(t), reduction="sum") / len(s)
+        else:  # Hinton's KL at T = 1
+            kd = F.kl_div(F.log_softmax(s[:, :4], dim=1), F.softmax(t, dim=1), reduction="batchmean")
+        (F.cross_entropy(s, labels) + lam * kd).backward()
+        return s.grad.numpy()
+
+    _pinned(grad, reference("bce"), {"the BCE form (KL instead)": reference("kl"),
+                                     "distillation": reference("bce", 0.0), "lambda": reference("bce", 1.0)},
+            atol=1e-6)
+    assert value["distillation"] > 0.01
+
+
 # -- iCaRL: distillation and herding both matter -----------------------------------
-# Measured first (NME last-step accuracy, digits, 5 steps of 2, memory 10 = 1 exemplar
-# per class at the end, lr 0.1, 30 epochs, seeds 0-5): full 0.635, distillation off
-# 0.488, random selection 0.486; every seed ordered the same way. On the default
-# protocol (memory 200, lr 0.05) neither part matters (issue 12).
+# Measured (NME last-step accuracy, digits, 5 steps of 2, memory 10 = 1 exemplar per
+# class at the end, lr 0.1, 30 epochs, seeds 0-5, OpenBLAS SkylakeX kernels, one thread):
+# full 0.614 ± 0.107, distillation off 0.494 ± 0.089, random selection 0.442 ± 0.104.
+# The ordering holds on the mean, not on every seed: seed 1 goes the other way for both
+# parts (full 0.432, off 0.507, random 0.518) and seed 3 for distillation (full 0.543,
+# off 0.563). Hence the tests compare means over seeds 0-2 (0.597 / 0.433 / 0.479), with
+# margins about half the measured gaps. On the default protocol (memory 200, lr 0.05)
+# neither part matters (issue 12).
 ICARL_HARD = dict(method="icarl", memory=10, lr=0.1, epochs=30)
 
 

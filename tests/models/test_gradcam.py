@@ -5,9 +5,11 @@ import aidge_learning
 import numpy as np
 import pytest
 
-from aidge_incremental.gradcam import GradCAM, grad_cam, last_conv_layer, plot_grad_cam
+from aidge_incremental.gradcam import (GradCAM, grad_cam, grad_cam_weights_vjp, last_conv_layer, linear_head_weights,
+                                       plot_grad_cam)
 from aidge_incremental.loss import cross_entropy
-from aidge_incremental.models import IncrementalModel
+from aidge_incremental.models import HEAD, IncrementalModel
+from network_reference import randomise, torch_forward, torch_parameters
 
 SHAPE = (1, 16, 16)
 
@@ -137,6 +139,85 @@ def test_parameter_gradients_activations_and_optimiser_are_untouched(rng):
             np.testing.assert_array_equal(g1[name], g2[name])
         for name in p1:
             np.testing.assert_array_equal(p1[name], p2[name])
+
+
+def resnet(seed=0, n_classes=4, shape=(3, 8, 8), **options):
+    return randomise(IncrementalModel("resnet20", shape, n_classes=n_classes, seed=seed, **options), seed + 50)
+
+
+def torch_alpha(model, x, classes, layer, training=False, create_graph=False):
+    """Grad-CAM weights by PyTorch: mean_hw of d y_b,class_b / d A (float64)."""
+    torch = pytest.importorskip("torch")
+    params = torch_parameters(model)
+    out = torch_forward(model, params, torch.tensor(np.asarray(x, np.float64)), training)
+    score = out[HEAD][torch.arange(len(x)), torch.tensor(classes)].sum()
+    (grad,) = torch.autograd.grad(score, out[layer], create_graph=create_graph)
+    return grad.mean(dim=(2, 3)), params
+
+
+def test_resnet_grad_cam_runs_on_our_kernels_and_matches_the_closed_form(rng):
+    """A clone gets Aidge's kernels back, which have no GlobalAveragePooling backward: the
+    clone is accelerated. Above a ResNet's last stage (GAP, flatten, head) the weights are
+    W_head[class] / (H·W) for every input."""
+    model = resnet()
+    x = rng.normal(size=(5, 3, 8, 8)).astype(np.float32)
+    classes = np.array([0, 3, 1, 1, 2])
+    result = grad_cam(model, x, classes)
+    alpha, _ = torch_alpha(model, x, classes, "stage3")
+    np.testing.assert_allclose(result.weights, alpha.numpy(), rtol=1e-5, atol=1e-7)
+    closed = linear_head_weights(model, classes, "stage3")
+    np.testing.assert_allclose(closed, result.weights, rtol=1e-6, atol=1e-9)
+    assert linear_head_weights(lenet(), [0, 1], "crelu2") is None  # max-pool and FC above: no closed form
+    assert linear_head_weights(model, [0], "stage2") is None
+
+
+def _vjp_against_double_backward(model, x, classes, layer, training=False):
+    """grad_cam_weights_vjp against d/dθ Σ g·α(θ), α by PyTorch's create_graph=True."""
+    torch = pytest.importorskip("torch")
+    g = np.random.default_rng(9).standard_normal((len(x), model.tap(layer).dims[1]))
+    alpha, params = torch_alpha(model, x, classes, layer, training=training, create_graph=True)
+    names = [k for k, v in params.items() if v.requires_grad]
+    refs = torch.autograd.grad((alpha * torch.tensor(g)).sum(), [params[k] for k in names], allow_unused=True)
+    refs = {k: np.zeros(params[k].shape) if r is None else r.numpy() for k, r in zip(names, refs)}
+    with model.mode(training=training):
+        model.scheduler.forward(data=[aidge_core.Tensor(np.ascontiguousarray(x))])  # the primal: masks, switches
+        ours = grad_cam_weights_vjp(model, layer, classes, g)
+    nonzero = [k for k, r in refs.items() if np.abs(r).max() > 0]
+    assert sorted(ours) == sorted(nonzero), (sorted(ours), sorted(nonzero))
+    for k in nonzero:
+        np.testing.assert_allclose(ours[k], refs[k], rtol=1e-4, atol=1e-4 * np.abs(refs[k]).max(), err_msg=k)
+    return refs
+
+
+def test_weights_vjp_on_lenet_against_pytorch_double_backward(rng):
+    """Above LeNet's last conv: max-pool, flatten, FC, ReLU, head; above its first conv also
+    the second conv and its ReLU. Only the weights above the tap get a gradient."""
+    model = lenet(seed=2)
+    x = rng.normal(size=(6, *SHAPE)).astype(np.float32)
+    classes = np.array([0, 4, 1, 1, 3, 2])
+    refs = _vjp_against_double_backward(model, x, classes, "crelu2")
+    assert {k for k, r in refs.items() if np.abs(r).max() > 0} == {"fc1_w", "head_w"}
+    refs = _vjp_against_double_backward(model, x, classes, "crelu1")
+    assert {k for k, r in refs.items() if np.abs(r).max() > 0} == {"conv2_w", "fc1_w", "head_w"}
+
+
+def test_weights_vjp_on_resnet_against_pytorch_double_backward(rng):
+    """ResNet-20's last stage (GAP, head: the head's rows of the classes only), and an
+    earlier stage in inference mode (convolutions, BatchNorm as a scale, additions and
+    zero-padded shortcuts above it); BatchNorm in training mode above the tap is refused."""
+    model = resnet(seed=1)
+    x = rng.normal(size=(4, 3, 8, 8)).astype(np.float32)
+    classes = np.array([2, 0, 2, 3])
+    refs = _vjp_against_double_backward(model, x, classes, "stage3", training=True)
+    assert [k for k, r in refs.items() if np.abs(r).max() > 0] == ["head_w"]
+    assert np.flatnonzero(np.abs(refs["head_w"]).sum(1)).tolist() == [0, 2, 3]
+    refs = _vjp_against_double_backward(model, x, classes, "stage2")
+    assert {"stage3_block1_conv1_w", "stage3_block1_bn1_scale", "head_w"} <= \
+        {k for k, r in refs.items() if np.abs(r).max() > 0}
+    with model.mode(training=True):
+        model.scheduler.forward(data=[aidge_core.Tensor(np.ascontiguousarray(x))])
+        with pytest.raises(ValueError, match="BatchNorm in training mode"):
+            grad_cam_weights_vjp(model, "stage2", classes, np.zeros((4, 32)))
 
 
 def test_plot_writes_a_png(tmp_path, rng):

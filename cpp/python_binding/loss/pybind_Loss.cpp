@@ -78,10 +78,10 @@ scaling * mean_b -sum_j y_bj log softmax(s_b)_j and sets prediction.grad.)doc");
         py::arg("features"),
           py::arg("weights"), py::arg("teacher_map"), py::arg("scaling") = 1.0f,
           py::arg("accumulate") = false, py::arg("epsilon") = 1e-12f,
-          R"doc(Attention-distillation loss (LwM); returns scaling * L_AD and sets features.grad.
+          R"doc(Attention-distillation loss (LwM); returns scaling * L_AD and sets features.grad and weights.grad.
 
 Same definition as the AttentionDistillation operator, which it runs on the tensors'
-backend; first-order gradient (Grad-CAM weights held constant).)doc");
+backend; each gradient is the partial derivative at the other input fixed.)doc");
 }
 
 } // namespace incremental

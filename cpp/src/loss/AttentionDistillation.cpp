@@ -21,6 +21,9 @@ Tensor attentionDistillation(std::shared_ptr<Tensor> &features,
             "attention distillation: feature map, weights and teacher map must be tensors");
     }
     AttentionDistillation_Op op(epsilon);
+    if (!accumulate && weights->impl()) {
+        weights->grad()->zeros(); // runLossOperator zeroes the features' gradient only
+    }
     return runLossOperator(
         op, {features, weights, teacherMap},
         features->impl() && Registrar<AttentionDistillation_Op>::exists({features->backend()}),

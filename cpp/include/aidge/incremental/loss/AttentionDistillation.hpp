@@ -1,7 +1,8 @@
 /**
  * The attention-distillation loss (LwM) as a function, in the style of
  * distillation(): runs AttentionDistillation_Op on the given tensors,
- * returns the value and sets the student feature map's gradient.
+ * returns the value and sets the gradients of the student's feature map and
+ * Grad-CAM weights.
  */
 #ifndef AIDGE_INCREMENTAL_LOSS_ATTENTIONDISTILLATION_H_
 #define AIDGE_INCREMENTAL_LOSS_ATTENTIONDISTILLATION_H_
@@ -16,8 +17,9 @@ namespace incremental {
 /**
  * L_AD between the student's Grad-CAM map (from its feature map [B,C,H,W] and
  * weights [B,C]) and the teacher's map [B,H,W] (see AttentionDistillation_Op).
- * Returns a {1} tensor holding scaling * L_AD and sets features->grad() to
- * scaling * dL_AD/dA (first order), added to the existing gradient when
+ * Returns a {1} tensor holding scaling * L_AD, sets features->grad() to
+ * scaling * dL_AD/dA (weights fixed) and weights->grad() to scaling *
+ * dL_AD/dweights (features fixed), added to the existing gradients when
  * accumulate is true.
  */
 Tensor attentionDistillation(std::shared_ptr<Tensor> &features,

@@ -5,7 +5,7 @@
  * Inputs:
  *   0 "student_features"  A_s [B, C, H, W]  the student's tapped feature map;
  *   1 "student_weights"   alpha_s [B, C]    its Grad-CAM weights (per sample,
- *                                           per channel; held constant);
+ *                                           per channel);
  *   2 "teacher_map"       Q_t [B, H, W]     the teacher's Grad-CAM map.
  * Output: the scalar loss {1}. Per sample b, with z = sum_c alpha_bc A_bc (H*W),
  *   q = ReLU(z),  u = q / max(||q||_2, eps),  v = Q_t,b / max(||Q_t,b||_2, eps),
@@ -22,17 +22,20 @@
  * normalises to the zero vector -- defined and finite -- and L_b is then the
  * other map's normalised L1 mass. Below eps the map is scaled by 1/eps.
  *
- * Backward (FIRST ORDER: alpha held constant) adds to dA_s
- *   gradLoss / B * alpha_bc * 1[z_j > 0] * g_j,
+ * Backward: the partial derivatives with respect to BOTH student inputs, each
+ * at the other fixed. With s = sign(u - v) (sign(0) = 0, the subgradient
+ * torch.abs uses) and
+ *   gz_j = gradLoss / B * 1[z_j > 0] * g_j,
  *   g = (s - u (s.u)) / ||q||   if ||q|| > eps,   s / eps otherwise,
- * with s = sign(u - v) (sign(0) = 0, the subgradient torch.abs uses). alpha
- * and the teacher map get no gradient. Why alpha is constant: alpha_c is the
- * spatial mean of dy/dA_c, a quantity of the BACKWARD pass of the layers above
- * A; its derivative w.r.t. A is a second-order term (a Hessian-vector product
- * of y) that Aidge's backward cannot form, and for heads made of ReLU, max-
- * pooling, convolutions and FC layers (piecewise linear in A) dy/dA is
- * piecewise constant, so that term is zero almost everywhere. This is what
- * the differentiable re-implementations of LwM back-propagate as well.
+ * it adds alpha_bc * gz_j to dA_s[b, c, j] and sum_j A_bcj * gz_j to
+ * dalpha_s[b, c]. The teacher map gets no gradient. alpha_s is a function of
+ * the network (the mean of dy_b/dA over the pixels, Grad-CAM); the caller
+ * carries dL/dalpha on to the parameters it depends on -- the weights of the
+ * layers above A (aidge_incremental.gradcam.grad_cam_weights_vjp): for layers
+ * that are piecewise linear in A (ReLU, max-pooling, convolutions, FC, global
+ * average pooling), dalpha/dA is zero almost everywhere, but dalpha/dW_above
+ * is not, and that first-order term is as large as the one through A
+ * (Learning without Memorizing's L_AD, docs/methods.md).
  *
  * A terminal loss node: forward seeds its output gradient with 1 (see
  * LossOperator.hpp for why and how to weight it, e.g. by gamma).

@@ -58,7 +58,8 @@ template <> void incremental::AttentionDistillationImpl_cpu::backward()
         Registrar<AttentionDistillationImpl_cpu>::create(getBestMatch(getRequiredSpec()));
     impl.backward(op.epsilon(), shape, getCPUPtr(mOp.getRawInput(0)),
                   getCPUPtr(mOp.getRawInput(1)), getCPUPtr(mOp.getRawInput(2)),
-                  getCPUPtr(op.getOutput(0)->grad()), getCPUPtr(op.getInput(0)->grad()));
+                  getCPUPtr(op.getOutput(0)->grad()), getCPUPtr(op.getInput(0)->grad()),
+                  getCPUPtr(op.getInput(1)->grad()));
 }
 
 } // namespace Aidge

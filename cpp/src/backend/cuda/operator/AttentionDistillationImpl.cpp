@@ -27,13 +27,13 @@ std::size_t forwardKernel(float epsilon, const AttentionDistillationShape &shape
 template <class T>
 void backwardKernel(float epsilon, const AttentionDistillationShape &shape, const void *features,
                     const void *weights, const void *teacherMap, const void *gradLoss,
-                    void *gradFeatures)
+                    void *gradFeatures, void *gradWeights)
 {
     launchAttentionDistillationBackward<T>(
         static_cast<double>(epsilon), shape.batch, shape.channels, shape.pixels,
         static_cast<const T *>(features), static_cast<const T *>(weights),
         static_cast<const T *>(teacherMap), static_cast<const T *>(gradLoss),
-        static_cast<T *>(gradFeatures));
+        static_cast<T *>(gradFeatures), static_cast<T *>(gradWeights));
 }
 
 constexpr const char *kName = "attention distillation";
@@ -86,7 +86,8 @@ template <> void incremental::AttentionDistillationImpl_cuda::backward()
                   cudaDataPtr(*op.getInput(1), kName, "Grad-CAM weights"),
                   cudaDataPtr(*op.getInput(2), kName, "teacher maps"),
                   cudaDataPtr(*op.getOutput(0)->grad(), kName, "loss gradient"),
-                  cudaDataPtr(*op.getInput(0)->grad(), kName, "feature gradient"));
+                  cudaDataPtr(*op.getInput(0)->grad(), kName, "feature gradient"),
+                  cudaDataPtr(*op.getInput(1)->grad(), kName, "Grad-CAM weight gradient"));
 }
 
 } // namespace Aidge

@@ -96,14 +96,15 @@ template <class T>
 __global__ void sampleGradKernel(Dims d, double eps, const T *__restrict__ features,
                                  const T *__restrict__ weights, const T *__restrict__ teacher,
                                  const T *__restrict__ gradLoss, double *__restrict__ zbuf,
-                                 T *__restrict__ gradFeatures)
+                                 T *__restrict__ gradFeatures, T *__restrict__ gradWeights)
 {
     __shared__ double shared[kBlock / kWarp];
     const std::size_t b = blockIdx.x;
     const T *qt = teacher + b * d.pixels;
     const T *alpha = weights + b * d.channels;
+    const T *a = features + b * d.channels * d.pixels;
     double *z = zbuf + b * d.pixels;
-    studentMap(d, features + b * d.channels * d.pixels, alpha, qt, z, shared);
+    studentMap(d, a, alpha, qt, z, shared);
     __syncthreads();
     double nq, nt;
     norms(d, z, qt, shared, nq, nt);
@@ -116,16 +117,29 @@ __global__ void sampleGradKernel(Dims d, double eps, const T *__restrict__ featu
     su = blockSum(su, shared);
     const double coef = static_cast<double>(gradLoss[0]) / static_cast<double>(d.batch);
     T *gA = gradFeatures + b * d.channels * d.pixels;
+    // z_j becomes dL/dz_j (each thread rewrites only the pixels it read)
     for (std::size_t j = threadIdx.x; j < d.pixels; j += blockDim.x) {
         if (!(z[j] > 0.0)) {
-            continue; // ReLU closed: no gradient through this pixel
+            z[j] = 0.0; // ReLU closed: no gradient through this pixel
+            continue;
         }
         const double u = z[j] / ns;
         const double s = signD(u - static_cast<double>(qt[j]) / nts);
-        const double g = (nq > eps) ? (s - u * su) / nq : s / eps;
+        const double gz = coef * ((nq > eps) ? (s - u * su) / nq : s / eps);
+        z[j] = gz;
         for (std::size_t c = 0; c < d.channels; ++c) {
-            gA[c * d.pixels + j] += static_cast<T>(coef * static_cast<double>(alpha[c]) * g);
+            gA[c * d.pixels + j] += static_cast<T>(static_cast<double>(alpha[c]) * gz);
         }
+    }
+    __syncthreads(); // every dL/dz_j written before the channels read them
+    // dL/dalpha_c = sum_j A_cj dL/dz_j: one thread per channel
+    for (std::size_t c = threadIdx.x; c < d.channels; c += blockDim.x) {
+        const T *ac = a + c * d.pixels;
+        double acc = 0.0;
+        for (std::size_t j = 0; j < d.pixels; ++j) {
+            acc += static_cast<double>(ac[j]) * z[j];
+        }
+        gradWeights[b * d.channels + c] += static_cast<T>(acc);
     }
 }
 
@@ -167,13 +181,13 @@ std::size_t launchAttentionDistillationForward(double epsilon, std::size_t batch
 template <class T>
 void launchAttentionDistillationBackward(double epsilon, std::size_t batch, std::size_t channels, std::size_t pixels,
               const T *features, const T *weights, const T *teacherMap, const T *gradLoss,
-              T *gradFeatures)
+              T *gradFeatures, T *gradWeights)
 {
     checkProblem(batch, channels, pixels);
     DeviceBuffer zbuf(batch * pixels * sizeof(double));
     sampleGradKernel<T><<<static_cast<unsigned>(batch), kBlock>>>(
         Dims{batch, channels, pixels}, epsilon, features, weights, teacherMap, gradLoss,
-        static_cast<double *>(zbuf.get()), gradFeatures);
+        static_cast<double *>(zbuf.get()), gradFeatures, gradWeights);
     checkCudaLaunch("attention distillation backward");
     // zbuf is freed on return; cudaFree waits for the kernel that uses it.
 }
@@ -183,9 +197,9 @@ template std::size_t launchAttentionDistillationForward<float>(double, std::size
 template std::size_t launchAttentionDistillationForward<double>(double, std::size_t, std::size_t, std::size_t, const double *,
                                      const double *, const double *, double *);
 template void launchAttentionDistillationBackward<float>(double, std::size_t, std::size_t, std::size_t, const float *,
-                              const float *, const float *, const float *, float *);
+                              const float *, const float *, const float *, float *, float *);
 template void launchAttentionDistillationBackward<double>(double, std::size_t, std::size_t, std::size_t, const double *,
-                               const double *, const double *, const double *, double *);
+                               const double *, const double *, const double *, double *, double *);
 
 } // namespace incremental
 } // namespace Aidge

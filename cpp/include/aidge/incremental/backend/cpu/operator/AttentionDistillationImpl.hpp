@@ -18,7 +18,7 @@ using AttentionDistillationImpl_cpu = OperatorImpl_cpu<
     std::size_t(float, const AttentionDistillationShape &, const void *, const void *,
                 const void *, void *),
     void(float, const AttentionDistillationShape &, const void *, const void *, const void *,
-         const void *, void *)>;
+         const void *, void *, void *)>;
 
 } // namespace incremental
 } // namespace Aidge

@@ -7,9 +7,11 @@
  *   z_j = sum_c alpha_c A_cj,  q_j = max(z_j, 0),  nq = ||q||_2,  u = q / max(nq, eps)
  *   v   = Q_t / max(||Q_t||_2, eps)
  *   L_b = sum_j |u_j - v_j|,   value = mean_b L_b
- * Backward (alpha constant), s_j = sign(u_j - v_j):
+ * Backward, s_j = sign(u_j - v_j):
  *   g_j   = (s_j - u_j * (s . u)) / nq   if nq > eps,  s_j / eps otherwise
- *   dA_cj += gradLoss / B * alpha_c * [z_j > 0] * g_j
+ *   gz_j  = gradLoss / B * [z_j > 0] * g_j            (dL/dz_j)
+ *   dA_cj     += alpha_c * gz_j                       (at fixed alpha)
+ *   dalpha_c  += sum_j A_cj * gz_j                    (at fixed A)
  * Samples are independent: one OpenMP iteration (a CUDA block) per sample.
  */
 #ifndef AIDGE_INCREMENTAL_BACKEND_CPU_OPERATOR_ATTENTIONDISTILLATIONIMPL_KERNELS_H_
@@ -127,8 +129,8 @@ std::size_t AttentionDistillationImpl_cpu_forward_kernel(float epsilon,
 }
 
 /**
- * Backward: gradFeatures += gradLoss * dL/dA_s (first order, alpha constant);
- * accumulates, as Aidge's kernels do.
+ * Backward: gradFeatures += gradLoss * dL/dA_s (alpha fixed) and gradWeights +=
+ * gradLoss * dL/dalpha (A fixed); accumulates, as Aidge's kernels do.
  */
 template <class T>
 void AttentionDistillationImpl_cpu_backward_kernel(float epsilon,
@@ -137,12 +139,14 @@ void AttentionDistillationImpl_cpu_backward_kernel(float epsilon,
                                                    const void *weights_,
                                                    const void *teacherMap_,
                                                    const void *gradLoss_,
-                                                   void *gradFeatures_)
+                                                   void *gradFeatures_,
+                                                   void *gradWeights_)
 {
     const T *features = static_cast<const T *>(features_);
     const T *weights = static_cast<const T *>(weights_);
     const T *teacher = static_cast<const T *>(teacherMap_);
     T *grad = static_cast<T *>(gradFeatures_);
+    T *gradAlpha = static_cast<T *>(gradWeights_);
     const double eps = static_cast<double>(epsilon);
     const std::size_t P = shape.pixels, C = shape.channels;
     const long long batch = static_cast<long long>(shape.batch);
@@ -178,12 +182,18 @@ void AttentionDistillationImpl_cpu_backward_kernel(float epsilon,
                     g[j] = 0.0; // ReLU closed: no gradient through this pixel
                 }
             }
+            const T *a = features + i * C * P;
             T *gA = grad + i * C * P;
+            T *gAlpha = gradAlpha + i * C;
             for (std::size_t c = 0; c < C; ++c) {
                 const double w = coef * static_cast<double>(alpha[c]);
+                const T *ac = a + c * P;
+                double dalpha = 0.0;
                 for (std::size_t j = 0; j < P; ++j) {
                     gA[c * P + j] += static_cast<T>(w * g[j]);
+                    dalpha += static_cast<double>(ac[j]) * g[j];
                 }
+                gAlpha[c] += static_cast<T>(coef * dalpha);
             }
         }
     }

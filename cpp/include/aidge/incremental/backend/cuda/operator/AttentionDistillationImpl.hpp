@@ -20,7 +20,7 @@ using AttentionDistillationImpl_cuda = OperatorImpl_cuda<
     std::size_t(float, const AttentionDistillationShape &, const void *, const void *,
                 const void *, void *),
     void(float, const AttentionDistillationShape &, const void *, const void *, const void *,
-         const void *, void *)>;
+         const void *, void *, void *)>;
 
 } // namespace incremental
 } // namespace Aidge

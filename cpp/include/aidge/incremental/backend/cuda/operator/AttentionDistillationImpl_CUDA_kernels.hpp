@@ -20,11 +20,12 @@ std::size_t launchAttentionDistillationForward(double epsilon, std::size_t batch
                     std::size_t pixels, const T *features, const T *weights,
                     const T *teacherMap, T *loss);
 
-/// gradFeatures += gradLoss[0] * dL/dA (first order, alpha constant).
+/// gradFeatures += gradLoss[0] * dL/dA (alpha fixed) and gradWeights +=
+/// gradLoss[0] * dL/dalpha (A fixed).
 template <class T>
 void launchAttentionDistillationBackward(double epsilon, std::size_t batch, std::size_t channels, std::size_t pixels,
               const T *features, const T *weights, const T *teacherMap, const T *gradLoss,
-              T *gradFeatures);
+              T *gradFeatures, T *gradWeights);
 
 } // namespace incremental
 } // namespace Aidge
