@@ -87,7 +87,7 @@ void runBackward(const BatchNorm_Op<2> &op, const std::shared_ptr<Tensor> &out, 
 }
 
 /// The joint decision of the pair (see FastBatchNormImpl.hpp).
-bool pairRunsFused(const std::shared_ptr<Operator> &bnOp, const std::shared_ptr<Operator> &reluOp)
+bool batchNormReluRunFused(const std::shared_ptr<Operator> &bnOp, const std::shared_ptr<Operator> &reluOp)
 {
     const auto bn = std::dynamic_pointer_cast<BatchNorm_Op<2>>(bnOp);
     const auto relu = std::dynamic_pointer_cast<ReLU_Op>(reluOp);
@@ -118,7 +118,7 @@ std::shared_ptr<OperatorImpl> FastBatchNorm2DImpl::makeAidgeImpl() const
 
 bool FastBatchNormReLUImpl::fused() const
 {
-    return pairRunsFused(std::const_pointer_cast<Operator>(mOp.shared_from_this()), mReLU.lock());
+    return batchNormReluRunFused(std::const_pointer_cast<Operator>(mOp.shared_from_this()), mReLU.lock());
 }
 
 void FastBatchNormReLUImpl::fastForward()
@@ -148,7 +148,7 @@ std::shared_ptr<OperatorImpl> FastBatchNormReLUImpl::makeAidgeImpl() const
 
 bool FastReLUAfterBatchNormImpl::fused() const
 {
-    return pairRunsFused(mBatchNorm.lock(), std::const_pointer_cast<Operator>(mOp.shared_from_this()));
+    return batchNormReluRunFused(mBatchNorm.lock(), std::const_pointer_cast<Operator>(mOp.shared_from_this()));
 }
 
 void FastReLUAfterBatchNormImpl::fastForward()

@@ -155,7 +155,7 @@ bool cpuFloat32OrAbsent(const std::shared_ptr<Tensor> &t)
 }
 
 /// The joint decision of the pair (see FastConvImpl.hpp).
-bool pairRunsFused(const std::shared_ptr<Operator> &padOp, const std::shared_ptr<Operator> &convOp)
+bool padConvRunFused(const std::shared_ptr<Operator> &padOp, const std::shared_ptr<Operator> &convOp)
 {
     const auto pad = std::dynamic_pointer_cast<Pad_Op>(padOp);
     const auto conv = std::dynamic_pointer_cast<Conv_Op<2>>(convOp);
@@ -191,7 +191,7 @@ ConvShape fusedShape(const Pad_Op &pad, const Conv_Op<2> &conv)
 
 bool FastPadIntoConvImpl::runsFast() const
 {
-    return pairRunsFused(std::const_pointer_cast<Operator>(mOp.shared_from_this()), mConv.lock());
+    return padConvRunFused(std::const_pointer_cast<Operator>(mOp.shared_from_this()), mConv.lock());
 }
 
 std::shared_ptr<OperatorImpl> FastPadIntoConvImpl::makeAidgeImpl() const
@@ -201,7 +201,7 @@ std::shared_ptr<OperatorImpl> FastPadIntoConvImpl::makeAidgeImpl() const
 
 bool FastConvFromPadImpl::runsFast() const
 {
-    return pairRunsFused(mPad.lock(), std::const_pointer_cast<Operator>(mOp.shared_from_this()));
+    return padConvRunFused(mPad.lock(), std::const_pointer_cast<Operator>(mOp.shared_from_this()));
 }
 
 void FastConvFromPadImpl::fastForward()
