@@ -138,9 +138,9 @@ class ExemplarMemoryCore:
         """
     def __len__(self) -> int:
         ...
-    def add_class(self, label: typing.SupportsIndex, samples: numpy.ndarray, extras: collections.abc.Mapping[str, typing.Any] | collections.abc.Sequence[collections.abc.Mapping[str, typing.Any]] | None = None) -> None:
+    def add_class(self, label: typing.SupportsIndex, samples: numpy.typing.ArrayLike, extras: collections.abc.Mapping[str, typing.Any] | collections.abc.Sequence[collections.abc.Mapping[str, typing.Any]] | None = None) -> None:
         ...
-    def add_classes(self, labels: list, samples: list, extras: collections.abc.Mapping[str, typing.Any] | collections.abc.Sequence[collections.abc.Mapping[str, typing.Any]] | None = None) -> None:
+    def add_classes(self, labels: collections.abc.Sequence[typing.SupportsIndex], samples: collections.abc.Sequence[numpy.typing.ArrayLike], extras: collections.abc.Mapping[str, typing.Any] | collections.abc.Sequence[collections.abc.Mapping[str, typing.Any]] | None = None) -> None:
         """
         Reduce the held classes then add these, all or nothing.
         """
@@ -181,10 +181,10 @@ class ExemplarMemoryCore:
         ...
 class ReservoirMemoryCore:
     @staticmethod
-    def from_bytes(data: bytes, source: str = '<bytes>') -> ReservoirMemoryCore:
+    def from_bytes(data: bytes | bytearray, source: str = '<bytes>') -> ReservoirMemoryCore:
         ...
     @staticmethod
-    def load(path: str) -> ReservoirMemoryCore:
+    def load(path: str | os.PathLike[str]) -> ReservoirMemoryCore:
         ...
     def __init__(self, capacity: typing.SupportsIndex, sample_shape: collections.abc.Sequence[typing.SupportsIndex], dtype: numpy.typing.DTypeLike, seed: typing.SupportsIndex = 0, extras: collections.abc.Mapping[str, typing.Any] | collections.abc.Sequence[collections.abc.Mapping[str, typing.Any]] | None = None) -> None:
         """
@@ -192,7 +192,7 @@ class ReservoirMemoryCore:
         """
     def __len__(self) -> int:
         ...
-    def add_batch(self, samples: numpy.ndarray, labels: numpy.typing.ArrayLike, extras: collections.abc.Mapping[str, typing.Any] | collections.abc.Sequence[collections.abc.Mapping[str, typing.Any]] | None = None) -> None:
+    def add_batch(self, samples: numpy.typing.ArrayLike, labels: numpy.typing.ArrayLike, extras: collections.abc.Mapping[str, typing.Any] | collections.abc.Sequence[collections.abc.Mapping[str, typing.Any]] | None = None) -> None:
         ...
     def extra(self, name: str) -> tuple:
         """
