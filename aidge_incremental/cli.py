@@ -357,8 +357,6 @@ def _predict_command(args) -> int:
     from .datasets import load_dataset
     if args.count < 1:
         raise ConfigError(f"--count must be at least 1, got {args.count}")
-    model = _must_exist(args.model, "give an .onnx file or a C++ export folder written by "
-                                    "'aidge-incremental export', or a .ckpt")
     if args.input:
         x_raw, y_true = read_samples(_must_exist(args.input, "give a .npy file of samples")), None
     else:
@@ -372,6 +370,8 @@ def _predict_command(args) -> int:
             keep = np.isin(y_true, args.classes)
             x_raw, y_true = x_raw[keep], y_true[keep]
         x_raw, y_true = x_raw[:args.count], y_true[:args.count]
+    model = _must_exist(args.model, "give an .onnx file or a C++ export folder written by "
+                                    "'aidge-incremental export', or a .ckpt")
     if model.is_dir() or str(model).endswith(".onnx"):
         predicted = predict_export(model, x_raw, args.nme, trust_binary=args.trust_binary,
                                    log=lambda note: print(f"aidge-incremental: note: {note}", file=sys.stderr))

@@ -107,6 +107,11 @@ def _nan_to_none(values):
     return [None if isinstance(v, float) and math.isnan(v) else v for v in values]
 
 
+def _at(values, t: int) -> float:
+    """values[t], NaN where nothing was recorded (a history built by hand, older results)."""
+    return values[t] if t < len(values) else float("nan")
+
+
 def _none_to_nan(values):
     return [float("nan") if v is None else v for v in values]
 
@@ -282,7 +287,7 @@ class RunResult:
         for name, h in self.classifiers.items():
             for t in range(len(h.acc_seen)):
                 rows.append([self.method, name, t, self.classes_seen[t], h.acc_seen[t], h.acc_old[t],
-                             h.acc_new[t], h.acc_top5[t], h.acc_seen_task_aware[t]])
+                             h.acc_new[t], _at(h.acc_top5, t), _at(h.acc_seen_task_aware, t)])
         atomic_write(directory / "results.csv", _csv(rows))
         columns = self.log_columns()
         atomic_write(directory / "log.csv", _csv([columns] + [[row.get(c, "") for c in columns]

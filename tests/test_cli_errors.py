@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from aidge_incremental import cli
+from aidge_incremental import cli, experiment
 from aidge_incremental.cli import main
 from aidge_incremental.export.targets import EXPORT_TARGETS, ExportTarget, register_export_target
 
@@ -118,7 +118,7 @@ def test_an_unexpected_error_is_one_line_without_traceback(tmp_path, capsys, mon
     def broken(*args, **kwargs):
         raise KeyError("internal")
 
-    monkeypatch.setattr(cli, "run_experiment", broken)
+    monkeypatch.setattr(experiment, "run_experiment", broken)
     assert main(["run", "--epochs", "1", "--output-dir", str(tmp_path / "x")]) == 1
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "internal error: KeyError" in err and "Traceback" not in err
@@ -131,7 +131,7 @@ def test_a_multiline_message_prints_its_first_line(tmp_path, capsys, monkeypatch
     def failing(*args, **kwargs):
         raise RuntimeError("cmake --build failed for x:\nerror: one\nerror: two")
 
-    monkeypatch.setattr(cli, "run_experiment", failing)
+    monkeypatch.setattr(experiment, "run_experiment", failing)
     assert main(["run", "--epochs", "1", "--output-dir", str(tmp_path / "x")]) == 2
     one_line_error(capsys, "cmake --build failed for x:", f"+2 lines: {cli.DEBUG_ENV}=1")
 

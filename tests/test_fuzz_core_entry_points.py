@@ -54,6 +54,22 @@ def reservoir_core():
     return core
 
 
+def extras_memory_core():
+    core = _core.ExemplarMemoryCore("total", 8, [2], np.uint8, {"z": 2})
+    core.add_class(0, np.zeros((2, 2), np.uint8), {"z": np.ones((2, 2), np.float32)})
+    return core
+
+
+def extras_reservoir_core():
+    core = _core.ReservoirMemoryCore(4, [2], np.uint8, 0, {"z": 2})
+    core.add_batch(np.zeros((3, 2), np.uint8), np.array([0, 1, 2]), {"z": np.ones((3, 2), np.float32)})
+    return core
+
+
+def image(shape):
+    return np.random.default_rng(1).normal(size=shape).astype(np.float32)
+
+
 def sgd():
     return _core.FastSGD([tensor()], 0.9, 0.0)
 
@@ -106,14 +122,16 @@ ENTRY_POINTS = {
     "blas_config": (lambda: _core.blas_config, [], 0),
     "ExemplarMemoryCore": (lambda: _core.ExemplarMemoryCore,
                            [("policy", lambda: "total"), ("budget", lambda: 8), ("sample_shape", lambda: [2]),
-                            ("dtype", lambda: np.uint8)], 4),
+                            ("dtype", lambda: np.uint8), ("extras", lambda: {"z": 2})], 4),
     "ExemplarMemoryCore.quotas": (lambda: memory_core().quotas, [("n_classes", lambda: 3)], 1),
     "ExemplarMemoryCore.reduce": (lambda: memory_core().reduce, [("n_classes_after", lambda: 3)], 1),
     "ExemplarMemoryCore.add_class": (lambda: memory_core().add_class,
-                                     [("label", lambda: 5), ("samples", lambda: np.zeros((1, 2), np.uint8))], 2),
+                                     [("label", lambda: 5), ("samples", lambda: np.zeros((1, 2), np.uint8)),
+                                      ("extras", lambda: None)], 2),
     "ExemplarMemoryCore.add_classes": (lambda: memory_core().add_classes,
-                                       [("labels", lambda: [5]), ("samples", lambda: [np.zeros((1, 2), np.uint8)])],
-                                       2),
+                                       [("labels", lambda: [5]), ("samples", lambda: [np.zeros((1, 2), np.uint8)]),
+                                        ("extras", lambda: None)], 2),
+    "ExemplarMemoryCore.extra": (lambda: extras_memory_core().extra, [("name", lambda: "z")], 1),
     "ExemplarMemoryCore.samples": (lambda: memory_core().samples, [], 0),
     "ExemplarMemoryCore.to_bytes": (lambda: memory_core().to_bytes, [], 0),
     "ExemplarMemoryCore.save": (lambda: memory_core().save, [("path", lambda: "memory.bin")], 1),
@@ -122,14 +140,33 @@ ENTRY_POINTS = {
                                       [("data", lambda: memory_core().to_bytes()), ("source", lambda: "x")], 1),
     "ReservoirMemoryCore": (lambda: _core.ReservoirMemoryCore,
                             [("capacity", lambda: 4), ("sample_shape", lambda: [2]), ("dtype", lambda: np.uint8),
-                             ("seed", lambda: 0)], 3),
+                             ("seed", lambda: 0), ("extras", lambda: {"z": 2})], 3),
     "ReservoirMemoryCore.add_batch": (lambda: reservoir_core().add_batch,
                                       [("samples", lambda: np.zeros((2, 2), np.uint8)),
-                                       ("labels", lambda: np.array([3, 4]))], 2),
+                                       ("labels", lambda: np.array([3, 4])), ("extras", lambda: None)], 2),
+    "ReservoirMemoryCore.extra": (lambda: extras_reservoir_core().extra, [("name", lambda: "z")], 1),
+    "ReservoirMemoryCore.to_bytes": (lambda: reservoir_core().to_bytes, [], 0),
+    "ReservoirMemoryCore.from_bytes": (lambda: _core.ReservoirMemoryCore.from_bytes,
+                                       [("data", lambda: reservoir_core().to_bytes()), ("source", lambda: "x")], 1),
     "ReservoirMemoryCore.samples": (lambda: reservoir_core().samples, [], 0),
     "ReservoirMemoryCore.labels": (lambda: reservoir_core().labels, [], 0),
     "ReservoirMemoryCore.save": (lambda: reservoir_core().save, [("path", lambda: "reservoir.bin")], 1),
     "ReservoirMemoryCore.load": (lambda: _core.ReservoirMemoryCore.load, [("path", lambda: "missing.bin")], 1),
+    "blas_core_name": (lambda: _core.blas_core_name, [], 0),
+    "is_fused_away": (lambda: _core.is_fused_away, [("node", node)], 1),
+    "conv2d_forward": (lambda: _core.conv2d_forward,
+                       [("x", lambda: image((2, 3, 6, 6))), ("w", lambda: image((4, 3, 3, 3))), ("bias", lambda: None),
+                        ("stride", lambda: [1, 1]), ("padding", lambda: [1, 1, 1, 1]), ("algorithm", lambda: "auto")],
+                       2),
+    "conv2d_backward": (lambda: _core.conv2d_backward,
+                        [("x", lambda: image((2, 3, 6, 6))), ("w", lambda: image((4, 3, 3, 3))),
+                         ("dy", lambda: image((2, 4, 6, 6))), ("stride", lambda: [1, 1]),
+                         ("padding", lambda: [1, 1, 1, 1]), ("algorithm", lambda: "auto"), ("bias", lambda: False)], 3),
+    "conv_algorithms": (lambda: _core.conv_algorithms, [], 0),
+    "conv_autotune_mode": (lambda: _core.conv_autotune_mode, [], 0),
+    "conv_autotune_file": (lambda: _core.conv_autotune_file, [], 0),
+    "conv_autotune_table": (lambda: _core.conv_autotune_table, [], 0),
+    "set_conv_autotune_mode": (lambda: _core.set_conv_autotune_mode, [("mode", lambda: "off")], 1),
     "FastSGD": (lambda: _core.FastSGD, [("parameters", lambda: [tensor()]), ("momentum", lambda: 0.9),
                                         ("weight_decay", lambda: 1e-4)], 3),
     "FastSGD.update": (lambda: sgd().update, [("lr", lambda: 0.1)], 1),

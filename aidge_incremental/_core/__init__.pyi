@@ -265,11 +265,11 @@ def class_means(features: numpy.typing.ArrayLike, labels: numpy.typing.ArrayLike
     ...
 def closest_to_mean_selection(features: numpy.typing.ArrayLike, m: typing.SupportsIndex) -> numpy.typing.NDArray[numpy.int64]:
     ...
-def conv2d_backward(x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], w: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], dy: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], stride: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], padding: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(4)"] = [0, 0, 0, 0], algorithm: str = 'auto', bias: bool = False) -> tuple[numpy.typing.NDArray[numpy.float32], numpy.typing.NDArray[numpy.float32], typing.Any]:
+def conv2d_backward(x: numpy.typing.ArrayLike, w: numpy.typing.ArrayLike, dy: numpy.typing.ArrayLike, stride: collections.abc.Sequence[typing.SupportsIndex] = (1, 1), padding: collections.abc.Sequence[typing.SupportsIndex] = (0, 0, 0, 0), algorithm: str = 'auto', bias: bool = False) -> tuple[numpy.typing.NDArray[numpy.float32], numpy.typing.NDArray[numpy.float32], typing.Any]:
     """
     Gradients (dx, dw, db or None) of conv2d_forward for the output gradient dy.
     """
-def conv2d_forward(x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], w: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], bias: numpy.typing.ArrayLike | None = None, stride: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], padding: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(4)"] = [0, 0, 0, 0], algorithm: str = 'auto') -> numpy.typing.NDArray[numpy.float32]:
+def conv2d_forward(x: numpy.typing.ArrayLike, w: numpy.typing.ArrayLike, bias: numpy.typing.ArrayLike | None = None, stride: collections.abc.Sequence[typing.SupportsIndex] = (1, 1), padding: collections.abc.Sequence[typing.SupportsIndex] = (0, 0, 0, 0), algorithm: str = 'auto') -> numpy.typing.NDArray[numpy.float32]:
     """
     The fast kernels' float32 convolution of x [N, C, H, W] by w [O, C, KH, KW] (padding: top, left, bottom, right), by the autotuned algorithm or a given one (im2col, shifted, winograd2, winograd4). For tests and benchmarks; models use it through accelerate().
     """

@@ -146,7 +146,9 @@ def read_samples(path) -> np.ndarray:
     try:
         x = np.load(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
-        raise ValueError(f"{path} is not a readable .npy file of samples: {e}") from None
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:80]
+        raise ValueError(f"{path} is not a plain numeric .npy array ({first}): save the samples with "
+                         "np.save(path, array)") from None
     if not isinstance(x, np.ndarray):
         raise ValueError(f"{path} holds several arrays (a .npz); give one .npy array of samples")
     if x.ndim == 0 or len(x) == 0:

@@ -168,7 +168,7 @@ def train(model, x: np.ndarray, y: np.ndarray, hooks: BatchHooks, config: TrainC
                     if finite:
                         raise
                     raise TrainingDiverged(f"training diverged at epoch {epoch}, update {update} (non-finite "
-                                           f"logits: {e}); lower the learning rate (lr {lr:g})") from None
+                                           f"logits); lower the learning rate (lr {lr:g})") from e
                 loss = float(sum(value.values())) if isinstance(value, Mapping) else float(value)
                 if isinstance(value, Mapping):
                     for name, term in value.items():

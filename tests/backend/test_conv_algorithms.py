@@ -171,7 +171,7 @@ def test_winograd_error_against_float64_on_a_resnet_layer(rng):
 
 def test_bad_arguments_raise_clear_errors():
     x = np.zeros((1, 2, 5, 5), np.float32)
-    with pytest.raises(ValueError, match="w must be"):
+    with pytest.raises(ValueError, match="argument 'w' must be"):
         _core.conv2d_forward(x, np.zeros((3, 4, 3, 3), np.float32))
     with pytest.raises(ValueError, match="larger than the padded"):
         _core.conv2d_forward(x, np.zeros((3, 2, 7, 7), np.float32))
@@ -179,7 +179,7 @@ def test_bad_arguments_raise_clear_errors():
         _core.conv2d_forward(x, np.zeros((3, 2, 3, 3), np.float32), algorithm="fft")
     with pytest.raises(ValueError, match="does not apply"):
         _core.conv2d_forward(x, np.zeros((3, 2, 3, 3), np.float32), stride=(2, 2), algorithm="winograd2")
-    with pytest.raises(ValueError, match="dy must be"):
+    with pytest.raises(ValueError, match="argument 'dy' must be"):
         _core.conv2d_backward(x, np.zeros((3, 2, 3, 3), np.float32), np.zeros((1, 3, 5, 5), np.float32))
 
 

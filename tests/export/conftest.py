@@ -14,6 +14,7 @@ from aidge_incremental.export.manifest import write_manifest
 # pixels) % 10; it also records that it ran.
 SCRIPT = """#!{python}
 import pathlib, sys
+import numpy as np
 pathlib.Path({marker!r}).write_text("ran")
 x = np.fromfile(sys.argv[1], np.{dtype}).reshape(-1, {size}).astype(np.float64)
 logits = np.zeros((len(x), {outputs}), np.float32)

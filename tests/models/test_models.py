@@ -254,7 +254,7 @@ def test_state_survives_clone_grow_load_and_checkpoints(tmp_path, rng):
     for name in model.state_names:
         np.testing.assert_array_equal(grown[name], params[name])
     np.testing.assert_array_equal(model.logits(x)[:, :2], reference)
-    path = save_checkpoint(tmp_path / "step-000.ckpt", Checkpoint(0, {}, {}, model.state_dict(),
+    path = save_checkpoint(tmp_path / "step-000.ckpt", Checkpoint(0, {}, {"class_order": list(range(5))}, model.state_dict(),
                                                                     model.rng_state, {}))
     restored = IncrementalModel("resnet20", (1, 8, 8), n_classes=5, seed=7, kernels="fast")
     restored.load_state_dict(load_checkpoint(path).params)

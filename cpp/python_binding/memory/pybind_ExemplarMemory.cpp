@@ -83,8 +83,9 @@ void init_ExemplarMemory(py::module &m)
                  }
                  if (!extrasArg.is_none() && (!py::isinstance<py::list>(extrasArg) ||
                                               py::len(extrasArg) != labels.size())) {
-                     throw py::value_error("add_classes: argument 'extras' must be None or a list with "
-                                           "one mapping {name: array} per class");
+                     throw py::value_error(fmt::format("add_classes: argument 'extras' must be None or a list with "
+                                                       "one mapping {{name: array}} per class ({}), got {}",
+                                                       labels.size(), describe(extrasArg)));
                  }
                  std::vector<std::int64_t> ls;
                  std::vector<const std::uint8_t *> ptrs;
@@ -126,7 +127,7 @@ void init_ExemplarMemory(py::module &m)
             }
             return out;
         })
-        .def("extra", [](const ExemplarMemory &mem, const std::string &name) {
+        .def("extra", [](const ExemplarMemory &mem, const py::object &name) {
                  return extraArrayToNumpy(mem.extras(), name);
              }, py::arg("name"), "(values [n, width] float32, valid columns [n]): copies")
         .def_property_readonly("extra_widths", [](const ExemplarMemory &mem) {

@@ -47,7 +47,7 @@ void init_ReservoirMemory(py::module &m)
                           [&] { mem.addBatch(bytes, labels.data(), count, extras.inputs); });
              },
              py::arg("samples"), py::arg("labels"), py::arg("extras") = py::none())
-        .def("extra", [](const ReservoirMemory &mem, const std::string &name) {
+        .def("extra", [](const ReservoirMemory &mem, const py::object &name) {
                  return extraArrayToNumpy(mem.extras(), name);
              }, py::arg("name"), "(values [n, width] float32, valid columns [n]): copies")
         .def_property_readonly("extra_widths", [](const ReservoirMemory &mem) {

@@ -452,7 +452,8 @@ ExtraInputs extraInputsArg(const py::handle &h, const SampleExtras &declared, st
     const bool none = h.is_none() || (py::isinstance<py::dict>(h) && py::len(h) == 0);
     if (declared.size() == 0) {
         if (!none) {
-            throw py::value_error(fmt::format("{}: argument '{}': the memory stores no extra array", fn, name));
+            throw py::value_error(fmt::format("{}: argument '{}' must be None: the memory stores no extra array, "
+                                              "got {}", fn, name, describe(h)));
         }
         return out;
     }
@@ -463,7 +464,7 @@ ExtraInputs extraInputsArg(const py::handle &h, const SampleExtras &declared, st
     }
     if (!py::isinstance<py::dict>(h)) {
         throw py::type_error(fmt::format("{}: argument '{}' must be a mapping {{name: array [n, columns]}} "
-                                         "naming the memory's extra arrays", fn, name));
+                                         "naming the memory's extra arrays, got {}", fn, name, describe(h)));
     }
     const auto given = py::reinterpret_borrow<py::dict>(h);
     for (const auto &item : given) {
@@ -494,13 +495,19 @@ ExtraInputs extraInputsArg(const py::handle &h, const SampleExtras &declared, st
     return out;
 }
 
-py::tuple extraArrayToNumpy(const SampleExtras &extras, const std::string &name)
+py::tuple extraArrayToNumpy(const SampleExtras &extras, const py::handle &nameArg)
 {
+    const std::string name = strArg(nameArg, "extra", "name");
     const ExtraArray *array = nullptr;
     try {
         array = &extras.get(name);
-    } catch (const std::out_of_range &e) {
-        throw py::key_error(e.what());
+    } catch (const std::out_of_range &) {
+        std::vector<std::string> names;
+        for (const auto &a : extras.arrays()) {
+            names.push_back(a.name);
+        }
+        throw py::value_error(fmt::format("extra: argument 'name': the memory has no extra array {} (it has: {})",
+                                          describe(nameArg), names.empty() ? "none" : fmt::format("{}", fmt::join(names, ", "))));
     }
     const auto rows = static_cast<py::ssize_t>(array->valid.size());
     py::array_t<float> values({rows, static_cast<py::ssize_t>(array->width)});

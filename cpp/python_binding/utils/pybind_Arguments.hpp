@@ -158,7 +158,7 @@ ExtraInputs extraInputsArg(const py::handle &h, const SampleExtras &declared, st
                            const char *fn, const char *name);
 
 /// (values [rows, width] float32, valid columns [rows] int64): copies of an extra array.
-py::tuple extraArrayToNumpy(const SampleExtras &extras, const std::string &name);
+py::tuple extraArrayToNumpy(const SampleExtras &extras, const py::handle &name);
 
 /// {name: width} of the declared extra arrays.
 py::dict extraWidthsToPy(const SampleExtras &extras);

@@ -26,14 +26,40 @@ namespace {
 
 using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
 
+/// A float32 C-contiguous copy (or view) of a numeric array argument.
+FloatArray floatArrayArg(const py::handle &h, const char *fn, const char *name)
+{
+    return FloatArray::ensure(numericArray(h, fn, name));
+}
+
+/// N integers >= lo given as a sequence (stride, padding).
+template <std::size_t N> std::array<int, N> intsArg(const py::handle &h, const char *fn, const char *name, int lo)
+{
+    const py::list items = sequenceArg(h, fn, name);
+    if (items.size() != N) {
+        throw py::value_error(fmt::format("{}: argument '{}' must hold {} integers, got {}", fn, name, N,
+                                          describe(h)));
+    }
+    std::array<int, N> out{};
+    for (std::size_t i = 0; i < N; ++i) {
+        const std::string item = fmt::format("{}[{}]", name, i);
+        out[i] = static_cast<int>(intArg(items[i], fn, item.c_str(), lo, 1 << 20));
+    }
+    return out;
+}
+
 /// The shape of a convolution of x [N, C, H, W] by w [O, C, KH, KW]; throws
-/// ValueError naming what is wrong.
+/// ValueError naming the argument at fault.
 ConvShape convShapeOf(const char *fn, const FloatArray &x, const FloatArray &w, const std::array<int, 2> &stride,
                       const std::array<int, 4> &padding)
 {
-    if (x.ndim() != 4 || w.ndim() != 4) {
-        throw py::value_error(fmt::format("{}: x must be [N, C, H, W] and w [O, C, KH, KW], got {}-D and {}-D",
-                                          fn, x.ndim(), w.ndim()));
+    if (x.ndim() != 4 || x.size() == 0) {
+        throw py::value_error(fmt::format("{}: argument 'x' must be a non-empty [N, C, H, W] array, got {}-D of "
+                                          "{} values", fn, x.ndim(), x.size()));
+    }
+    if (w.ndim() != 4 || w.shape(1) != x.shape(1) || w.size() == 0) {
+        throw py::value_error(fmt::format("{}: argument 'w' must be a non-empty [O, C = {}, KH, KW] array, got {}-D "
+                                          "of {} values", fn, x.shape(1), w.ndim(), w.size()));
     }
     ConvShape s{};
     s.N = static_cast<int>(x.shape(0));
@@ -49,17 +75,10 @@ ConvShape convShapeOf(const char *fn, const FloatArray &x, const FloatArray &w, 
     s.PL = padding[1];
     s.PB = padding[2];
     s.PR = padding[3];
-    if (w.shape(1) != x.shape(1) || s.N < 1 || s.C < 1 || s.O < 1 || s.KH < 1 || s.KW < 1) {
-        throw py::value_error(fmt::format("{}: w must be [O, C = {}, KH, KW] with every size >= 1, got [{}, {}, {}, {}]",
-                                          fn, x.shape(1), w.shape(0), w.shape(1), w.shape(2), w.shape(3)));
-    }
-    if (s.SH < 1 || s.SW < 1 || s.PT < 0 || s.PL < 0 || s.PB < 0 || s.PR < 0) {
-        throw py::value_error(fmt::format("{}: strides must be >= 1 and paddings >= 0", fn));
-    }
     const int hp = s.H + s.PT + s.PB - s.KH, wp = s.W + s.PL + s.PR - s.KW;
     if (hp < 0 || wp < 0) {
-        throw py::value_error(fmt::format("{}: the {}x{} kernel is larger than the padded {}x{} input", fn, s.KH,
-                                          s.KW, s.H + s.PT + s.PB, s.W + s.PL + s.PR));
+        throw py::value_error(fmt::format("{}: argument 'w': its {}x{} kernel is larger than the padded {}x{} input",
+                                          fn, s.KH, s.KW, s.H + s.PT + s.PB, s.W + s.PL + s.PR));
     }
     s.HO = hp / s.SH + 1;
     s.WO = wp / s.SW + 1;
@@ -75,10 +94,10 @@ bool algorithmArg(const char *fn, const std::string &name, const ConvShape &s, C
     try {
         out = convAlgorithmFromName(name);
     } catch (const std::invalid_argument &e) {
-        throw py::value_error(fmt::format("{}: {} (or 'auto')", fn, e.what()));
+        throw py::value_error(fmt::format("{}: argument 'algorithm': {} (or 'auto')", fn, e.what()));
     }
     if (!convAlgorithmApplies(out, s)) {
-        throw py::value_error(fmt::format("{}: algorithm '{}' does not apply to a {}x{} kernel with stride {}x{}",
+        throw py::value_error(fmt::format("{}: argument 'algorithm': '{}' does not apply to a {}x{} kernel with stride {}x{}",
                                           fn, name, s.KH, s.KW, s.SH, s.SW));
     }
     return true;
@@ -113,14 +132,20 @@ void init_Accelerate(py::module &m)
 
     m.def(
         "conv2d_forward",
-        [](const FloatArray &x, const FloatArray &w, const py::object &bias, std::array<int, 2> stride,
-           std::array<int, 4> padding, const std::string &algorithm) {
-            const ConvShape s = convShapeOf("conv2d_forward", x, w, stride, padding);
+        [](const py::object &xArg, const py::object &wArg, const py::object &bias, const py::object &strideArg,
+           const py::object &paddingArg, const py::object &algorithmArg_) {
+            const char *fn = "conv2d_forward";
+            const FloatArray x = floatArrayArg(xArg, fn, "x"), w = floatArrayArg(wArg, fn, "w");
+            const auto stride = intsArg<2>(strideArg, fn, "stride", 1);
+            const auto padding = intsArg<4>(paddingArg, fn, "padding", 0);
+            const std::string algorithm = strArg(algorithmArg_, fn, "algorithm");
+            const ConvShape s = convShapeOf(fn, x, w, stride, padding);
             FloatArray b;
             if (!bias.is_none()) {
-                b = FloatArray::ensure(bias);
-                if (!b || b.ndim() != 1 || b.shape(0) != s.O) {
-                    throw py::value_error(fmt::format("conv2d_forward: bias must hold O = {} values", s.O));
+                b = floatArrayArg(bias, fn, "bias");
+                if (b.ndim() != 1 || b.shape(0) != s.O) {
+                    throw py::value_error(fmt::format("conv2d_forward: argument 'bias' must hold O = {} values, got {}",
+                                                      s.O, describe(bias)));
                 }
             }
             ConvAlgorithm chosen{};
@@ -138,20 +163,27 @@ void init_Accelerate(py::module &m)
             }
             return y;
         },
-        py::arg("x"), py::arg("w"), py::arg("bias") = py::none(), py::arg("stride") = std::array<int, 2>{1, 1},
-        py::arg("padding") = std::array<int, 4>{0, 0, 0, 0}, py::arg("algorithm") = "auto",
+        py::arg("x"), py::arg("w"), py::arg("bias") = py::none(), py::arg("stride") = py::make_tuple(1, 1),
+        py::arg("padding") = py::make_tuple(0, 0, 0, 0), py::arg("algorithm") = "auto",
         "The fast kernels' float32 convolution of x [N, C, H, W] by w [O, C, KH, KW] (padding: top, left, "
         "bottom, right), by the autotuned algorithm or a given one (im2col, shifted, winograd2, winograd4). "
         "For tests and benchmarks; models use it through accelerate().");
     m.def(
         "conv2d_backward",
-        [](const FloatArray &x, const FloatArray &w, const FloatArray &dy, std::array<int, 2> stride,
-           std::array<int, 4> padding, const std::string &algorithm, bool bias) {
-            const ConvShape s = convShapeOf("conv2d_backward", x, w, stride, padding);
+        [](const py::object &xArg, const py::object &wArg, const py::object &dyArg, const py::object &strideArg,
+           const py::object &paddingArg, const py::object &algorithmArg_, const py::object &biasArg) {
+            const char *fn = "conv2d_backward";
+            const FloatArray x = floatArrayArg(xArg, fn, "x"), w = floatArrayArg(wArg, fn, "w");
+            const FloatArray dy = floatArrayArg(dyArg, fn, "dy");
+            const auto stride = intsArg<2>(strideArg, fn, "stride", 1);
+            const auto padding = intsArg<4>(paddingArg, fn, "padding", 0);
+            const std::string algorithm = strArg(algorithmArg_, fn, "algorithm");
+            const bool bias = boolArg(biasArg, fn, "bias");
+            const ConvShape s = convShapeOf(fn, x, w, stride, padding);
             if (dy.ndim() != 4 || dy.shape(0) != s.N || dy.shape(1) != s.O || dy.shape(2) != s.HO ||
                 dy.shape(3) != s.WO) {
-                throw py::value_error(fmt::format("conv2d_backward: dy must be [{}, {}, {}, {}]", s.N, s.O, s.HO,
-                                                  s.WO));
+                throw py::value_error(fmt::format("conv2d_backward: argument 'dy' must be [{}, {}, {}, {}], got {}",
+                                                  s.N, s.O, s.HO, s.WO, describe(dyArg)));
             }
             ConvAlgorithm chosen{};
             const bool fixed = algorithmArg("conv2d_backward", algorithm, s, chosen);
@@ -171,8 +203,8 @@ void init_Accelerate(py::module &m)
             }
             return py::make_tuple(dx, dw, bias ? py::object(db) : py::object(py::none()));
         },
-        py::arg("x"), py::arg("w"), py::arg("dy"), py::arg("stride") = std::array<int, 2>{1, 1},
-        py::arg("padding") = std::array<int, 4>{0, 0, 0, 0}, py::arg("algorithm") = "auto",
+        py::arg("x"), py::arg("w"), py::arg("dy"), py::arg("stride") = py::make_tuple(1, 1),
+        py::arg("padding") = py::make_tuple(0, 0, 0, 0), py::arg("algorithm") = "auto",
         py::arg("bias") = false,
         "Gradients (dx, dw, db or None) of conv2d_forward for the output gradient dy.");
     m.def("conv_algorithms", []() {
@@ -183,11 +215,12 @@ void init_Accelerate(py::module &m)
           "'on', 'off' or 'rebuild' (AIDGE_INCREMENTAL_AUTOTUNE unless set by set_conv_autotune_mode).");
     m.def(
         "set_conv_autotune_mode",
-        [](const std::string &mode) {
+        [](const py::object &mode) {
+            const std::string value = strArg(mode, "set_conv_autotune_mode", "mode");
             try {
-                setConvAutotuneMode(mode);
+                setConvAutotuneMode(value);
             } catch (const std::invalid_argument &e) {
-                throw py::value_error(e.what());
+                throw py::value_error(fmt::format("set_conv_autotune_mode: argument 'mode': {}", e.what()));
             }
         },
         py::arg("mode"), "Sets the autotune mode of this process ('on', 'off' or 'rebuild').");
