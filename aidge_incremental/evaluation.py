@@ -220,11 +220,19 @@ class RunResult:
     #: what the figures depend on besides the config (versions, BLAS kernel, threads, command):
     #: :func:`aidge_incremental.environment.environment` of the run (of its last part, if resumed)
     environment: dict = field(default_factory=dict)
+    #: the scenario's number of steps (results are written after each step: fewer
+    #: recorded means an unfinished run); 0: not recorded (results written at the end)
+    n_steps: int = 0
     #: the trained method object after the last step (its model, memory, NME classifier) as
     #: run_experiment left it; not serialised (to_dict/from_dict drop it), None once read back
     trained_method: Optional[object] = field(default=None, repr=False, compare=False)
     #: a resumed run that was already complete: nothing was trained or written
     resumed_complete: bool = field(default=False, repr=False, compare=False)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every step of the scenario is recorded."""
+        return self.n_steps == 0 or len(self.main.acc_seen) >= self.n_steps
 
     @property
     def main(self) -> ClassifierHistory:
@@ -238,7 +246,7 @@ class RunResult:
         return {"method": self.method, "config": self.config, "class_order": self.class_order,
                 "dataset_note": self.dataset_note, "step_seconds": self.step_seconds,
                 "classes_seen": self.classes_seen, "epochs": self.epochs,
-                "environment": self.environment,
+                "environment": self.environment, "n_steps": self.n_steps,
                 "classifiers": {k: v.to_dict() for k, v in self.classifiers.items()}}
 
     @classmethod
@@ -246,7 +254,8 @@ class RunResult:
         classifiers = {k: ClassifierHistory.from_dict(v) for k, v in data["classifiers"].items()}
         return cls(data["method"], data["config"], data["class_order"], classifiers,
                    data.get("step_seconds", []), data.get("dataset_note", ""),
-                   data.get("classes_seen", []), list(data.get("epochs", [])), data.get("environment", {}))
+                   data.get("classes_seen", []), list(data.get("epochs", [])), data.get("environment", {}),
+                   data.get("n_steps", 0))
 
     def table(self) -> str:
         """Accuracy per step, one column per classifier, as text."""

@@ -161,9 +161,10 @@ def restore_method(method, checkpoint: Checkpoint, scenario: ClassIncrementalSce
         method.load_state_dict(checkpoint.method_state)
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{where}: {type(e).__name__}: {e}") from None
-    if method.model.n_classes != n_seen:
+    outputs = method.head_outputs(n_seen, scenario)
+    if method.model.n_classes != outputs:
         raise CheckpointError(f"{where}: step {step} has seen {n_seen} classes, but its model's head has "
-                              f"{method.model.n_classes} outputs")
+                              f"{method.model.n_classes} outputs ({method.name}'s: {outputs})")
     if method.n_known != n_seen:
         raise CheckpointError(f"{where}: step {step} has seen {n_seen} classes, but the method's state says "
                               f"{method.n_known}")
@@ -191,7 +192,7 @@ def _shown(values, limit: int = 12) -> str:
 
 def _check_memory(memory, where: str, dataset: Dataset, n_seen: int) -> None:
     """A replay memory holds raw samples of the dataset (shape and dtype as stored)
-    of exactly the classes seen (relabelled 0 .. n_seen - 1)."""
+    of the classes seen (relabelled 0 .. n_seen - 1; an exemplar memory, of each of them)."""
     if memory is None or not len(memory):
         return
     shape, dtype = tuple(dataset.x_train.shape[1:]), dataset.x_train.dtype
@@ -199,8 +200,10 @@ def _check_memory(memory, where: str, dataset: Dataset, n_seen: int) -> None:
         raise CheckpointError(f"{where}: its replay memory holds samples of shape {tuple(memory.sample_shape)} "
                               f"and dtype {memory.dtype}; {dataset.name} stores samples of shape {shape} and "
                               f"dtype {dtype}")
-    classes = sorted(memory.classes)
-    if classes != list(range(n_seen)):
+    classes = sorted(set(memory.labels().tolist()))
+    # an exemplar memory holds every class seen; a reservoir (DER++) a sample of them
+    every = hasattr(memory, "class_sets")
+    if (every and classes != list(range(n_seen))) or any(not 0 <= c < n_seen for c in classes):
         raise CheckpointError(f"{where}: its replay memory holds classes {_shown(classes)}, the classes seen are "
                               f"0 to {n_seen - 1}")
 
@@ -287,6 +290,7 @@ def _prepare(config: ExperimentConfig, dataset, checkpoint, log) -> _Prepared:
         elif log is not None:
             log(f"resumed from {checkpoint.path} (step {checkpoint.step} done)")
     result.environment = environment()  # after the core and the kernels are loaded (build_method)
+    result.n_steps = scenario.n_steps
     return _Prepared(config, dataset, scenario, method, result, first)
 
 

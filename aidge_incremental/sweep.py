@@ -331,8 +331,8 @@ def _unique_names(cells: List[Cell], output_dir, where) -> List[Cell]:
 def cell_state(directory, config: dict, name: str, overwrite: bool = False) -> Tuple[str, str]:
     """``("done" | "resume" | "new", detail)`` of a cell's run directory.
 
-    Done: it holds results.json of the same configuration. Resume: checkpoints
-    of the same configuration, no results. New: nothing of a run. A run of
+    Done: it holds results.json of the same configuration with every step.
+    Resume: checkpoints of the same configuration, no results of every step. New: nothing of a run. A run of
     another configuration raises :class:`SweepError` naming the cell, unless
     ``overwrite`` (every cell then runs again from its beginning)."""
     directory = pathlib.Path(directory)
@@ -342,11 +342,12 @@ def cell_state(directory, config: dict, name: str, overwrite: bool = False) -> T
         if overwrite:
             return "new", "replacing its results (--overwrite)"
         try:
-            recorded = read_results(results).config
+            recorded = read_results(results)
         except TableError as e:
             raise SweepError(f"cell {name}: {e}; remove it, or --overwrite") from None
-        _check_same(name, directory, want, recorded)
-        return "done", ""
+        _check_same(name, directory, want, recorded.config)
+        if recorded.complete:
+            return "done", ""
     found = latest_checkpoint(directory) if directory.is_dir() else None
     if found is None:
         return "new", ""

@@ -142,6 +142,9 @@ def read_results(path) -> RunResult:
         raise bad(f"classes_seen must be {steps} positive integers")
     if not isinstance(data.get("class_order", []), list):
         raise bad("class_order must be a list")
+    n_steps = data.get("n_steps", 0)
+    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or not 0 <= n_steps < 1 << 20:
+        raise bad(f"n_steps must be a number of steps, got {n_steps!r}")
     return RunResult.from_dict(data)
 
 
@@ -174,7 +177,8 @@ def read_manifest(directory) -> dict:
 def collect_runs(paths: Sequence, missing: Optional[List[str]] = None) -> List[Run]:
     """The runs of ``paths``: a sweep's folder (its manifest's finished cells),
     a run directory (holding results.json), or a folder of run directories.
-    Cells of a sweep that have not finished are appended to ``missing``."""
+    Runs that have not finished (a sweep's cells, or results.json without every
+    step) are left out and appended to ``missing``."""
     runs: List[Run] = []
     loose: List[Tuple[pathlib.Path, RunResult]] = []
     for path in paths:
@@ -188,6 +192,10 @@ def collect_runs(paths: Sequence, missing: Optional[List[str]] = None) -> List[R
                         missing.append(str(folder))
                     continue
                 result = read_results(folder)
+                if not result.complete:
+                    if missing is not None:
+                        missing.append(str(folder))
+                    continue
                 if _identity(result.config) != _identity(cell["config"]):
                     raise TableError(f"{folder} holds a run of another configuration than the sweep's cell "
                                      f"{cell['name']} ({_differences(cell['config'], result.config)})")
@@ -201,7 +209,9 @@ def collect_runs(paths: Sequence, missing: Optional[List[str]] = None) -> List[R
             loose.extend((p, read_results(p)) for p in found)
         else:
             raise TableError(f"{path} is not a directory")
-    return runs + _label_loose_runs(loose)
+    if missing is not None:
+        missing.extend(str(p) for p, r in loose if not r.complete)
+    return runs + _label_loose_runs([(p, r) for p, r in loose if r.complete])
 
 
 def _identity(config: dict) -> dict:

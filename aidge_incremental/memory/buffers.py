@@ -38,6 +38,15 @@ class _StoredSamples:
         return 0 if self._core is None else len(self._core)
 
     @property
+    def sample_shape(self) -> tuple:
+        """The shape of one held sample (() while empty)."""
+        return tuple(self._core.sample_shape) if self._core is not None else ()
+
+    @property
+    def dtype(self):
+        return self._core.dtype if self._core is not None else None
+
+    @property
     def nbytes(self) -> int:
         """Exact bytes held by the memory."""
         return 0 if self._core is None else self._core.nbytes
@@ -176,14 +185,6 @@ class ExemplarMemory(_StoredSamples):
     def class_sets(self) -> list:
         """``[(label, number of exemplars), ...]`` in arrival order."""
         return [] if self._core is None else list(self._core.class_sets)
-
-    @property
-    def sample_shape(self) -> tuple:
-        return tuple(self._core.sample_shape) if self._core is not None else ()
-
-    @property
-    def dtype(self):
-        return self._core.dtype if self._core is not None else None
 
     def quotas(self, n_classes: int) -> list:
         """Per-class exemplar counts allowed once ``n_classes`` classes are held."""

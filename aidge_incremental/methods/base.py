@@ -118,6 +118,11 @@ class IncrementalMethod(BatchHooks):
         part = next((p for p in self.parts if isinstance(p, Teacher)), None)
         return None if part is None else part.model
 
+    def head_outputs(self, n_seen: int, scenario) -> int:
+        """How many outputs the head has once ``n_seen`` classes of ``scenario`` are
+        learnt: one per class seen (a growing head); checked when a checkpoint is restored."""
+        return n_seen
+
     def check_scenario(self, scenario) -> None:
         """Raise before any training if the method cannot run ``scenario``
         (e.g. a memory budget smaller than its number of classes)."""
@@ -228,7 +233,9 @@ class IncrementalMethod(BatchHooks):
         """Scores [N, classes seen] of ``classifier`` for each input, the higher the
         likelier (:meth:`predict` answers their argmax): top-5 and task-aware
         accuracy are computed from them. None for a classifier without scores."""
-        return self.model.logits(x) if classifier == "head" else None
+        if classifier != "head":
+            return None
+        return self.model.logits(x)[:, :self.n_known]  # a head with outputs for classes to come (DER++'s)
 
     def predict(self, x: np.ndarray, classifier: str = "head") -> np.ndarray:
         """Class (relabelled) of each input (float32, model layout)."""

@@ -98,6 +98,9 @@ class DERpp(IncrementalMethod):
         return self.buffer
 
     # -- per step ----------------------------------------------------------------------
+    def head_outputs(self, n_seen: int, scenario) -> int:
+        return scenario.n_classes if self.head == "all" else n_seen
+
     def start_step(self, step, dataset):
         if self.head == "grow":
             return super().start_step(step, dataset)
