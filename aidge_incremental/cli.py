@@ -481,7 +481,8 @@ def _table_command(args) -> int:
             for path in table.plot(args.plot):
                 print(f"wrote {path}", file=sys.stderr)
         if missing:
-            print(f"aidge-incremental: note: {len(missing)} unfinished cell(s) left out: {', '.join(missing)}",
+            print(f"aidge-incremental: note: {len(missing)} unfinished run(s) left out: {', '.join(missing[:4])}"
+                  f"{f' and {len(missing) - 4} more' if len(missing) > 4 else ''}",
                   file=sys.stderr)
     except (ValueError, OSError) as e:
         print(f"aidge-incremental: error: {e}", file=sys.stderr)

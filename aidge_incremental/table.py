@@ -214,6 +214,12 @@ def collect_runs(paths: Sequence, missing: Optional[List[str]] = None) -> List[R
     return runs + _label_loose_runs([(p, r) for p, r in loose if r.complete])
 
 
+def _some(names: Sequence[str], limit: int = 4) -> str:
+    """The first few names, and how many more."""
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
 def _identity(config: dict) -> dict:
     return {k: v for k, v in config.items() if k not in PLACE_KEYS}
 
@@ -359,7 +365,7 @@ class ResultTable:
         if self.common:
             text += " " + ", ".join(f"{k} {_text(v)}" for k, v in self.common.items()) + "."
         if self.missing:
-            text += f" {len(self.missing)} cell(s) not finished, left out: " + ", ".join(self.missing) + "."
+            text += f" {len(self.missing)} run(s) not finished, left out: " + _some(self.missing) + "."
         return text
 
     def _headers(self) -> List[str]:

@@ -354,7 +354,7 @@ def test_a_cell_that_raises_is_reported_and_retried(tmp_path, capsys):
     assert "--- attempt 1 of 2" in log and "--- attempt 2 of 2" in log
     # the table of what finished says what is missing
     assert main(["table", str(out)]) == 0
-    assert "1 unfinished cell(s) left out" in capsys.readouterr().err
+    assert "1 unfinished run(s) left out" in capsys.readouterr().err
 
 
 def test_inline_failures_are_reported_too(tmp_path):
