@@ -314,7 +314,8 @@ def _run(run: _Prepared, progress, log) -> RunResult:
             with phase("evaluation"):
                 x_test = dataset.to_input(step.x_test)
                 for name, history in histories.items():
-                    history.record(step.y_test, method.predict(x_test, name), groups, method.scores(x_test, name))
+                    predicted, scores = method.evaluate(x_test, name)
+                    history.record(step.y_test, predicted, groups, scores)
             if log is not None:
                 log(f"step {step.index}: classes {scenario.original_labels(step.classes).tolist()}, "
                     + ", ".join(f"{n} {100 * h.acc_seen[-1]:.2f}%" for n, h in histories.items()))

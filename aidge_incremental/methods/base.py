@@ -237,6 +237,14 @@ class IncrementalMethod(BatchHooks):
             return None
         return self.model.logits(x)[:, :self.n_known]  # a head with outputs for classes to come (DER++'s)
 
+    def evaluate(self, x: np.ndarray, classifier: str = "head") -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        """``(predict(x, classifier), scores(x, classifier))`` from one pass of the
+        model where the classifier allows it (a run evaluates every step so)."""
+        if classifier == "head" and self.model.n_classes == self.n_known:
+            logits = self.model.logits(x)
+            return logits.argmax(axis=1), logits
+        return self.predict(x, classifier), self.scores(x, classifier)
+
     def predict(self, x: np.ndarray, classifier: str = "head") -> np.ndarray:
         """Class (relabelled) of each input (float32, model layout)."""
         if classifier != "head":

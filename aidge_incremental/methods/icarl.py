@@ -77,6 +77,12 @@ class ICaRL(IncrementalMethod):
             return self.nme.scores(self.model.features(x), self.model.n_classes)
         return super().scores(x, classifier)
 
+    def evaluate(self, x, classifier="nme"):
+        if classifier == "nme":
+            features = self.model.features(x)
+            return self.nme.predict(features), self.nme.scores(features, self.model.n_classes)
+        return super().evaluate(x, classifier)
+
     def predict(self, x, classifier="nme"):
         if classifier == "nme":
             return self.nme.predict(self.model.features(x))
