@@ -34,6 +34,14 @@ def test_imports_have_no_cycle_and_the_ground_floor_imports_nothing_of_ours():
             assert not targets & {"methods", "config", "experiment", "cli"}, (unit, targets)
 
 
+def test_no_two_modules_import_each_other_even_inside_functions(monkeypatch):
+    """Module by module, imports inside functions counted: a lazy import that runs
+    back up (export.cpp <-> export.trust, export.step <-> export.targets were) is a cycle."""
+    monkeypatch.setattr(import_graph, "MODULES", True)
+    arrows, _ = import_graph.graph("aidge_incremental", lazy=True, root=ROOT)
+    assert import_graph.floors(arrows)[1] == []
+
+
 def _modules():
     for info in pkgutil.walk_packages(aidge_incremental.__path__[:1], "aidge_incremental."):
         if info.name.endswith("_core") or ".cuda" in info.name and "backend" not in info.name:

@@ -14,7 +14,7 @@ imported when an export is made or served.
 import importlib as _importlib
 
 _EXPORTS = {
-    "ExportError": ".cpp", "ABSTAIN": ".graphs", "logits_graph": ".graphs", "nme_graph": ".graphs",
+    "ExportError": ".errors", "ABSTAIN": ".graphs", "logits_graph": ".graphs", "nme_graph": ".graphs",
     "IntegrityError": ".manifest", "check_manifest": ".manifest", "check_sidecar": ".manifest",
     "INPUT_NAME": ".onnx_file", "export_model": ".onnx", "export_nme": ".onnx", "load_metadata": ".onnx_file",
     "EXPORT_TARGETS": ".targets", "ExportSource": ".targets", "ExportTarget": ".targets",

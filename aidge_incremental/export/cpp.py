@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import pathlib
 import shutil
@@ -31,11 +32,10 @@ from typing import List, Optional, Sequence
 import aidge_core
 import numpy as np
 
-__all__ = ["ExportError", "export_cpp_project", "build", "run", "project_info", "footprint", "C_TYPES"]
+from .errors import ExportError
 
-
-class ExportError(RuntimeError):
-    """An export that cannot be made, or would not compute what the model computes."""
+__all__ = ["ExportError", "export_cpp_project", "build", "run", "project_info", "footprint", "C_TYPES",
+           "check_cpp_export", "parse_json_object"]
 
 
 #: C type of an export I/O -> NumPy dtype
@@ -350,3 +350,57 @@ def run(folder, x: np.ndarray, binary: Optional[os.PathLike] = None, info: Optio
         raise ExportError(f"{binary} wrote {len(raw)} bytes, expected {record.itemsize * len(x)}")
     rows = np.frombuffer(raw, record)
     return [np.array(rows[f"o{k}"]) for k in range(len(dtypes))]
+
+
+# -- checking a folder before serving it ----------------------------------------------
+
+def parse_json_object(data: bytes, path) -> dict:
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise ValueError(f"{path} is unreadable: {type(e).__name__}: {str(e)[:200]}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} is not a JSON object")
+    return value
+
+
+def _int_list(value) -> bool:
+    return isinstance(value, list) and bool(value) and all(type(v) is int for v in value)
+
+
+def check_cpp_export(folder: pathlib.Path, info: dict, project: dict, part: str) -> None:
+    """export.json (what the folder says it holds) against the project description
+    written with the binary (``aidge_incremental.json``: its inputs and outputs)."""
+    described = f"{part}/{PROJECT_FILE}"
+    if info.get("kind") != "aidge_incremental C++ export":
+        raise ValueError(f"{folder / 'export.json'} does not describe an aidge_incremental C++ export")
+    dtype, shape, classes = info.get("dtype"), info.get("input_shape"), info.get("classes")
+    divisor = info.get("input_divisor")
+    if dtype not in ("float32", "int8") or not _int_list(shape) or min(shape) < 1 or not _int_list(classes) \
+            or not isinstance(divisor, (int, float)) or not math.isfinite(divisor) or divisor <= 0:
+        raise ValueError(f"{folder / 'export.json'} has invalid fields (dtype, input_shape, classes, input_divisor)")
+    inputs, outputs = project.get("inputs"), project.get("outputs")
+    valid = lambda io: isinstance(io, dict) and io.get("ctype") in C_TYPES and type(io.get("size")) is int \
+        and io["size"] > 0  # noqa: E731
+    if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(outputs, list) or not outputs \
+            or not all(valid(io) for io in inputs + outputs):
+        raise ValueError(f"{folder / described} is not the description of an exported binary")
+    expected = "int8_t" if part == "model" and dtype == "int8" else "float"
+    if inputs[0]["ctype"] != expected:
+        said = f"the head is {dtype}" if part == "model" else "the NME classifier is float32"
+        raise ValueError(f"{folder}: export.json says {said}, but {described} (the binary's own description) "
+                         f"takes {inputs[0]['ctype']} inputs ({'int8' if inputs[0]['ctype'] == 'int8_t' else 'float32'}): "
+                         "the folder mixes exports; not served")
+    if inputs[0]["size"] != math.prod(shape):
+        raise ValueError(f"{folder}: export.json says inputs of shape {shape}, {described} takes "
+                         f"{inputs[0]['size']} values")
+    if part == "model":
+        if outputs[0]["size"] != len(classes):
+            raise ValueError(f"{folder}: export.json lists {len(classes)} classes, the binary's logits output "
+                             f"({described}) has {outputs[0]['size']} values; not served")
+    else:
+        labels = info.get("nme_classes")
+        if not _int_list(labels) or len(outputs) != 2 or outputs[0]["size"] != len(labels) + 1 \
+                or outputs[1]["size"] != 1:
+            raise ValueError(f"{folder}: export.json's nme_classes ({len(labels) if isinstance(labels, list) else 0} "
+                             f"labels) do not fit the NME binary's outputs ({described}); not served")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import aidge_core
 import numpy as np
 
-from .cpp import ExportError
+from .errors import ExportError
 
 __all__ = ["INPUT_LEVELS", "quantize_graph", "quantize_inputs", "run_quantized"]
 

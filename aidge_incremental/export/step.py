@@ -31,7 +31,7 @@ from ..files import atomic_write
 from ..memory import nme_classify
 from ..models import IncrementalModel
 from . import cpp
-from .cpp import ExportError
+from .errors import ExportError
 from .graphs import ABSTAIN, logits_graph, model_input, nme_graph, output_labels
 from .manifest import FORMAT as MANIFEST_FORMAT, MANIFEST, check_manifest, read_verified, sha256_file, write_manifest
 from .quantize import INPUT_LEVELS, quantize_graph, quantize_inputs, run_quantized
@@ -216,11 +216,10 @@ def rebuild_export(folder, log: Optional[Callable[[str], None]] = None) -> list:
 
     A rebuilt binary does what its sources say: rebuilding makes a received folder
     as trustworthy as its sources (which can be read), not more."""
-    from .targets import _check_cpp_export, _parse_json
     from .trust import private_directory
     folder = pathlib.Path(folder)
     entries = check_manifest(folder, required=["export.json"])
-    info = _parse_json(read_verified(folder, "export.json", entries), folder / "export.json")
+    info = cpp.parse_json_object(read_verified(folder, "export.json", entries), folder / "export.json")
     parts = ["model"] + (["nme"] if "nme_classes" in info else [])
     rebuilt = {}
     with private_directory() as scratch:
@@ -228,8 +227,8 @@ def rebuild_export(folder, log: Optional[Callable[[str], None]] = None) -> list:
             described = f"{part}/{cpp.PROJECT_FILE}"
             if described not in entries:
                 raise ExportError(f"{folder / MANIFEST} does not list {described}: not rebuilt")
-            project = _parse_json(read_verified(folder, described, entries), folder / described)
-            _check_cpp_export(folder, info, project, part)
+            project = cpp.parse_json_object(read_verified(folder, described, entries), folder / described)
+            cpp.check_cpp_export(folder, info, project, part)
             main = read_verified(folder, f"{part}/main.cpp", entries) if f"{part}/main.cpp" in entries else None
             if main is None or main.decode("utf-8", "replace") != cpp._main_cpp(project):
                 raise ExportError(f"{folder / part / 'main.cpp'} is not the main.cpp aidge_incremental writes for "

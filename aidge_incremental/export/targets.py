@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import importlib.util
 import io
-import json
-import math
 import pathlib
 import shutil
 from dataclasses import dataclass
@@ -233,59 +231,6 @@ def _cpp_writer(dtype: str):
     return write
 
 
-def _parse_json(data: bytes, path) -> dict:
-    try:
-        value = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise ValueError(f"{path} is unreadable: {type(e).__name__}: {str(e)[:200]}") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"{path} is not a JSON object")
-    return value
-
-
-def _int_list(value) -> bool:
-    return isinstance(value, list) and bool(value) and all(type(v) is int for v in value)
-
-
-def _check_cpp_export(folder: pathlib.Path, info: dict, project: dict, part: str) -> None:
-    """export.json (what the folder says it holds) against the project description
-    written with the binary (``aidge_incremental.json``: its inputs and outputs)."""
-    from .cpp import C_TYPES, PROJECT_FILE
-    described = f"{part}/{PROJECT_FILE}"
-    if info.get("kind") != "aidge_incremental C++ export":
-        raise ValueError(f"{folder / 'export.json'} does not describe an aidge_incremental C++ export")
-    dtype, shape, classes = info.get("dtype"), info.get("input_shape"), info.get("classes")
-    divisor = info.get("input_divisor")
-    if dtype not in ("float32", "int8") or not _int_list(shape) or min(shape) < 1 or not _int_list(classes) \
-            or not isinstance(divisor, (int, float)) or not math.isfinite(divisor) or divisor <= 0:
-        raise ValueError(f"{folder / 'export.json'} has invalid fields (dtype, input_shape, classes, input_divisor)")
-    inputs, outputs = project.get("inputs"), project.get("outputs")
-    valid = lambda io: isinstance(io, dict) and io.get("ctype") in C_TYPES and type(io.get("size")) is int \
-        and io["size"] > 0  # noqa: E731
-    if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(outputs, list) or not outputs \
-            or not all(valid(io) for io in inputs + outputs):
-        raise ValueError(f"{folder / described} is not the description of an exported binary")
-    expected = "int8_t" if part == "model" and dtype == "int8" else "float"
-    if inputs[0]["ctype"] != expected:
-        said = f"the head is {dtype}" if part == "model" else "the NME classifier is float32"
-        raise ValueError(f"{folder}: export.json says {said}, but {described} (the binary's own description) "
-                         f"takes {inputs[0]['ctype']} inputs ({'int8' if inputs[0]['ctype'] == 'int8_t' else 'float32'}): "
-                         "the folder mixes exports; not served")
-    if inputs[0]["size"] != math.prod(shape):
-        raise ValueError(f"{folder}: export.json says inputs of shape {shape}, {described} takes "
-                         f"{inputs[0]['size']} values")
-    if part == "model":
-        if outputs[0]["size"] != len(classes):
-            raise ValueError(f"{folder}: export.json lists {len(classes)} classes, the binary's logits output "
-                             f"({described}) has {outputs[0]['size']} values; not served")
-    else:
-        labels = info.get("nme_classes")
-        if not _int_list(labels) or len(outputs) != 2 or outputs[0]["size"] != len(labels) + 1 \
-                or outputs[1]["size"] != 1:
-            raise ValueError(f"{folder}: export.json's nme_classes ({len(labels) if isinstance(labels, list) else 0} "
-                             f"labels) do not fit the NME binary's outputs ({described}); not served")
-
-
 def _predict_cpp(folder: pathlib.Path, x_raw: np.ndarray, nme: bool, trust_binary: bool = False,
                  log=None) -> np.ndarray:
     """Run a C++ export's binary, after checking every file against MANIFEST.json (which
@@ -297,7 +242,7 @@ def _predict_cpp(folder: pathlib.Path, x_raw: np.ndarray, nme: bool, trust_binar
     from .quantize import quantize_inputs
     from .trust import private_directory, trusted_copy
     entries = check_manifest(folder, required=["export.json"])
-    info = _parse_json(read_verified(folder, "export.json", entries), folder / "export.json")
+    info = cpp.parse_json_object(read_verified(folder, "export.json", entries), folder / "export.json")
     part = "nme" if nme else "model"
     if nme and "nme_classes" not in info:
         raise ValueError(f"{folder} holds no NME classifier")
@@ -305,9 +250,9 @@ def _predict_cpp(folder: pathlib.Path, x_raw: np.ndarray, nme: bool, trust_binar
         if rel not in entries:
             raise IntegrityError(f"{folder / MANIFEST} does not list {rel}, which predict reads or runs: an export "
                                  "whose files are not all covered by its digests is not served")
-    project = _parse_json(read_verified(folder, f"{part}/{cpp.PROJECT_FILE}", entries),
+    project = cpp.parse_json_object(read_verified(folder, f"{part}/{cpp.PROJECT_FILE}", entries),
                           folder / part / cpp.PROJECT_FILE)
-    _check_cpp_export(folder, info, project, part)
+    cpp.check_cpp_export(folder, info, project, part)
     x = raw_batch(x_raw, info["input_shape"])
     if not nme and info["dtype"] == "int8":
         x = quantize_inputs(x / np.float32(info["input_divisor"]))

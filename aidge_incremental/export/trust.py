@@ -41,7 +41,7 @@ import time
 from typing import Dict, Optional, Tuple
 
 from ..files import CHUNK_BYTES, atomic_write, open_regular, read_bounded
-from .cpp import ExportError
+from .errors import ExportError
 
 __all__ = ["STORE_NAME", "UntrustedBinaryError", "is_built_here", "private_copy", "record_built_binary",
            "sha256_of", "trust_store_path"]
