@@ -122,15 +122,20 @@ def _resumed_config(checkpoint: Checkpoint, resume, given) -> ExperimentConfig:
     if output_dir is None:
         output_dir = None if run_dir is None else str(run_dir)
     if export_dir is None and saved.export_dir:
-        export_dir = saved.export_dir
-        # an export folder inside the saved run directory moves with the run
+        # an export folder inside the saved run directory moves with the run; one outside it is
+        # a place the checkpoint names, which a received checkpoint could choose: the user says it
+        inside = None
         if saved.output_dir and run_dir is not None:
             try:
                 inside = pathlib.Path(saved.export_dir).resolve().relative_to(
                     pathlib.Path(saved.output_dir).resolve())
-                export_dir = str(pathlib.Path(output_dir or run_dir) / inside)
             except ValueError:
                 pass
+        if inside is None:
+            raise ConfigError(f"checkpoint {checkpoint.path} exported its steps to {saved.export_dir}, outside "
+                              f"its run directory: give --export-dir {saved.export_dir} to continue exporting "
+                              "there (or another folder)")
+        export_dir = str(pathlib.Path(output_dir or run_dir) / inside)
     changes = {"output_dir": output_dir, "export_dir": export_dir}
     if tensorboard is not None:
         changes["tensorboard"] = tensorboard

@@ -16,7 +16,6 @@ compressed size (and never less than ``MIN_EXPANSION_BOUND``).
 """
 from __future__ import annotations
 
-import errno
 import os
 import pathlib
 import stat
@@ -60,9 +59,18 @@ def atomic_write(path, data: bytes) -> None:
     The file gets the mode any new file gets (0666 less the umask), as results,
     checkpoints and exports are shared like other outputs: the temporary file
     that mkstemp creates is 0600, so its mode is set before the rename. A link
-    planted at ``path`` is replaced, never written through.
+    planted at ``path`` is replaced, never written through; a directory, device,
+    FIFO or socket at ``path`` is refused (renaming over it would replace a
+    device node such as /dev/null), naming it.
     """
     path = pathlib.Path(path)
+    try:
+        existing = os.lstat(path).st_mode
+    except FileNotFoundError:
+        existing = None
+    if existing is not None and not (stat.S_ISREG(existing) or stat.S_ISLNK(existing)):
+        raise OSError(f"{path} is a {_kind(existing)}, not a file to write: give the path of a file "
+                      "(an existing file is replaced)")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:

@@ -235,7 +235,11 @@ def load_config_file(path) -> dict:
     for key, value in data.items():
         if not isinstance(key, str):
             raise ConfigError(f"config file {path}: option names must be strings, got {key!r}")
-        out[key.replace("-", "_")] = value
+        name = key.replace("-", "_")
+        if name in out:
+            raise ConfigError(f"config file {path}: option {name!r} is given twice (as {key!r} and its "
+                              "other spelling); keep one")
+        out[name] = value
     return out
 
 

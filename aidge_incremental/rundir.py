@@ -40,6 +40,8 @@ EXPORT_RECORD = ".aidge_incremental-exports.json"
 #: what a run writes in an export directory: step-NNN.onnx(.sha256), step-NNN-nme.onnx(.sha256), step-NNN/
 _EXPORT_NAME = re.compile(r"^step-\d{3,}(-nme)?(\.onnx(\.sha256)?)?$")
 #: left by an interrupted export: atomic_write's temporary files, export_cpp's folders
+#: what files.atomic_write leaves behind when killed: ".NAME.<mkstemp's 8 characters>.tmp"
+_ATOMIC_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
 _EXPORT_TEMPORARY = re.compile(r"^\.step-\d{3,}.*\.(tmp|tmp-\w+|old-\d+)$")
 
 
@@ -92,9 +94,15 @@ def run_directory(path, resuming: bool = False, overwrite: bool = False):
     fd = _lock(path, "--output-dir")
     try:
         checkpoints = path / CHECKPOINT_DIR
-        for folder in (path, checkpoints):  # left by a run killed while writing
-            for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
-                tmp.unlink()
+        for sub in (CHECKPOINT_DIR, "tensorboard"):  # a run writes and deletes there: its own folders only
+            if (path / sub).is_symlink() or (os.path.lexists(path / sub) and not (path / sub).is_dir()):
+                raise RunDirectoryError(f"{path / sub} is a link or not a folder: a run keeps its {sub} in a "
+                                        "folder of its own output directory; remove it, or give another "
+                                        "--output-dir")
+        for folder in (path, checkpoints):  # left by a run killed while writing (atomic_write's names only)
+            for tmp in folder.iterdir() if folder.is_dir() else ():
+                if _ATOMIC_TEMPORARY.match(tmp.name) and tmp.is_file() and not tmp.is_symlink():
+                    tmp.unlink()
         if not resuming:
             old = sorted(p.name for p in path.iterdir() if p.name in RUN_FILES)
             if checkpoints.is_dir() and any(checkpoints.glob("step-*.ckpt")):

@@ -241,7 +241,7 @@ def test_a_locked_directory_is_refused(tmp_path, capsys):
 
 def test_stale_temporary_files_are_removed_on_resume(tmp_path, short_run):
     moved = _partial_copy(short_run, tmp_path / "moved", 2)
-    stale = [moved / "checkpoints" / ".step-003.ckpt.x1y2.tmp", moved / ".results.json.abc.tmp"]
+    stale = [moved / "checkpoints" / ".step-003.ckpt.x1y2z3w4.tmp", moved / ".results.json.abc_defg.tmp"]
     for path in stale:
         path.write_bytes(b"half")
     run_experiment(resume=moved)

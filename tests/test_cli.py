@@ -59,6 +59,7 @@ BAD_FILES = [
     ("broken.json", '{"epochs": 1,', "broken.json: invalid JSON at line 1"),
     ("broken.yaml", "epochs: [1\n", "broken.yaml: invalid YAML"),
     ("list.yaml", "- 1\n- 2\n", "must hold a mapping"),
+    ("twice.json", json.dumps({"batch-size": 8, "batch_size": 64}), "option 'batch_size' is given twice"),
     ("laughs.yaml", BILLION_LAUGHS, "expands to more than"),
     ("nan.json", '{"lr": NaN}', "lr must be a finite number"),
     ("order.json", json.dumps({"class_order": [0] * 150_000}), "class_order has 150000 items; at most 100000"),

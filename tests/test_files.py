@@ -6,6 +6,7 @@ import io
 import os
 import pathlib
 import pickle
+import stat
 import subprocess
 import sys
 import tarfile
@@ -211,3 +212,14 @@ def test_a_memory_file_is_not_written_through_a_planted_temporary_link(tmp_path)
     memory.save(target)
     assert victim.read_bytes() == b"precious"
     assert ExemplarMemory.load(target).class_sets == [(0, 2), (1, 2)]
+
+
+def test_atomic_write_refuses_to_replace_a_device_fifo_or_folder(tmp_path):
+    """Before: 'export CKPT /dev/null' renamed a file over the device node."""
+    fifo, folder = tmp_path / "fifo", tmp_path / "folder"
+    os.mkfifo(fifo)
+    folder.mkdir()
+    for path, kind in ((fifo, "FIFO"), (folder, "directory"), (pathlib.Path("/dev/null"), "character device")):
+        with pytest.raises(OSError, match=f"is a {kind}, not a file to write"):
+            atomic_write(path, b"x")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and folder.is_dir() and stat.S_ISCHR(os.lstat("/dev/null").st_mode)

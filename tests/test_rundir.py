@@ -7,6 +7,7 @@ import os
 import pytest
 
 from aidge_incremental.experiment import ExperimentConfig, run_experiment
+from aidge_incremental.options import ConfigError
 from aidge_incremental.rundir import RunDirectoryError, run_directory
 
 
@@ -91,7 +92,9 @@ def test_a_resumed_run_continues_its_own_exports_only(tmp_path):
     out, export = tmp_path / "run", tmp_path / "exports"
     run_experiment(tiny("lwf", output_dir=str(out), export_dir=str(export)))
     (out / "checkpoints" / "step-001.ckpt").unlink()
-    run_experiment(resume=str(out))  # the same run: its exports are its own
+    with pytest.raises(ConfigError, match=f"give --export-dir {export}"):
+        run_experiment(resume=str(out))  # a folder outside the run, named by the checkpoint: the user says it
+    run_experiment({"export_dir": str(export)}, resume=str(out))  # the same run: its exports are its own
     assert exports(export) == ["step-000.onnx", "step-000.onnx.sha256", "step-001.onnx",
                                "step-001.onnx.sha256"]
     other = tmp_path / "other"
@@ -116,3 +119,31 @@ def test_a_special_file_as_the_export_record_is_not_waited_on(tmp_path):
     (export / "step-000.onnx").write_bytes(b"someone's")
     with pytest.raises(RunDirectoryError, match="already holds another run's exports"):
         run_experiment(tiny("finetune", export_dir=str(export)))
+
+
+@pytest.mark.parametrize("sub", ["checkpoints", "tensorboard"])
+def test_a_linked_subfolder_is_refused_before_anything_is_deleted_there(tmp_path, sub):
+    """Before: checkpoints/ linked to another folder had that folder's files deleted
+    (stale temporaries, --overwrite's checkpoints) and the run's written there."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    precious = [elsewhere / ".precious.abcdefgh.tmp", elsewhere / "step-999.ckpt", elsewhere / "events.out.x"]
+    for path in precious:
+        path.write_bytes(b"keep")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / sub).symlink_to(elsewhere)
+    with pytest.raises(RunDirectoryError, match=f"{sub} is a link"):
+        run_experiment(tiny("finetune", output_dir=str(out)), overwrite=True)
+    assert all(path.read_bytes() == b"keep" for path in precious)
+
+
+def test_only_temporaries_of_our_own_writes_are_removed(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    ours, theirs, folder = out / ".results.json.k3j9x0qa.tmp", out / ".precious.tmp", out / ".x.abcdefgh.tmp"
+    ours.write_bytes(b"half")
+    theirs.write_bytes(b"keep")
+    folder.mkdir()
+    run_experiment(tiny("finetune", output_dir=str(out)))
+    assert not ours.exists() and theirs.read_bytes() == b"keep" and folder.is_dir()

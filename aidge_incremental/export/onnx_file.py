@@ -73,11 +73,28 @@ def _graph_shapes(model) -> Tuple[Dict[str, Optional[int]], Optional[List[int]]]
     return {o.name: last(o) for o in model.graph.output}, dims
 
 
+def _refuse_external_data(data: bytes, path) -> None:
+    """A tensor kept in an external file would be read from wherever the file
+    names, which no digest covers: such a file is not served. (Only a file whose
+    bytes mention a ``location`` can have one; those are parsed to find out.)"""
+    if b"location" not in data:
+        return
+    import onnx
+    model = _onnx_model(data, path)
+    tensors = list(model.graph.initializer) + [a.t for n in model.graph.node for a in n.attribute if a.HasField("t")]
+    external = sorted({e.value for t in tensors if t.data_location == onnx.TensorProto.EXTERNAL
+                       for e in t.external_data if e.key == "location"})
+    if external:
+        raise ValueError(f"{path} keeps tensors in external files ({', '.join(external)[:200]}), which its "
+                         "digest does not cover: not served (export again with aidge_incremental)")
+
+
 def read_export(path) -> Tuple[bytes, dict, List[str]]:
     """``(bytes, metadata, notes)`` of an exported file: read once, checked against its
     ``.sha256`` digest, its metadata decoded and checked against its graph; ``notes``
     say what was accepted with a remark (a renamed file)."""
     data, notes = read_with_sidecar(path)
+    _refuse_external_data(data, path)
     model = _onnx_model(data, path)
     meta = _decode(path, {p.key: p.value for p in model.metadata_props})
     _check(meta, *_graph_shapes(model), path)
@@ -103,6 +120,7 @@ def open_model(path, log=None) -> Tuple[dict, Callable[[np.ndarray], list]]:
     the ``onnx`` package and its ml_dtypes take seconds to import), else
     ``onnx.reference``. ``log`` receives the notes of :func:`read_export`."""
     data, notes = read_with_sidecar(path)
+    _refuse_external_data(data, path)
     for note in notes:
         if log is not None:
             log(note)

@@ -247,10 +247,18 @@ def rebuild_export(folder, log: Optional[Callable[[str], None]] = None) -> list:
                 log(f"rebuilding {folder / part} from its sources")
             built = cpp.rebuild(sources)
             destination = folder / part / cpp.BINARY
-            tmp = destination.with_name(f".{cpp.BINARY}.rebuilt-{os.getpid()}")
-            shutil.copyfile(built, tmp)
-            os.chmod(tmp, 0o755)
-            os.replace(tmp, destination)
+            # a fresh name created exclusively (mkstemp: O_EXCL, never through a planted link),
+            # made executable through its descriptor, then renamed over the binary
+            fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=f".{cpp.BINARY}.", suffix=".rebuilt")
+            try:
+                with os.fdopen(fd, "wb") as out, open(built, "rb") as source:
+                    shutil.copyfileobj(source, out)
+                    os.fchmod(out.fileno(), 0o755)
+                os.replace(tmp, destination)
+            except BaseException:
+                if os.path.lexists(tmp):
+                    os.unlink(tmp)
+                raise
             rebuilt[f"{part}/{cpp.BINARY}"] = built
         updated = dict(entries)
         for rel, built in rebuilt.items():

@@ -6,6 +6,7 @@ autotune table (choice by measurement, cache file, modes).
 The conftest sets AIDGE_INCREMENTAL_AUTOTUNE=off for the suite; the tests of the
 table switch the mode themselves and restore it.
 """
+import os
 import numpy as np
 import pytest
 
@@ -241,3 +242,22 @@ def test_autotune_off_uses_the_fixed_choice_and_no_file(rng, autotune):
     assert not autotune.exists()
     with pytest.raises(ValueError, match="'on' \\(default\\), 'off' or 'rebuild'"):
         _core.set_conv_autotune_mode("sometimes")
+
+
+def test_the_autotune_cache_is_not_written_through_a_planted_link(tmp_path):
+    """Before: the cache was written to the predictable '<file>.<pid>.tmp' with a
+    truncating open, so a link planted there truncated its target."""
+    import subprocess
+    import sys
+    victim, cache = tmp_path / "victim", tmp_path / "conv.txt"
+    victim.write_text("precious\n")
+    code = ("import os, numpy as np\n"
+            f"os.symlink({str(victim)!r}, {str(cache)!r} + f'.{{os.getpid()}}.tmp')\n"
+            "import aidge_incremental\n"
+            "from aidge_incremental import _core\n"
+            "x = np.ones((2, 4, 8, 8), np.float32); w = np.ones((4, 4, 3, 3), np.float32)\n"
+            "_core.conv2d_forward(x, w, padding=(1, 1, 1, 1))\n")
+    env = dict(os.environ, AIDGE_INCREMENTAL_AUTOTUNE="rebuild", AIDGE_INCREMENTAL_AUTOTUNE_FILE=str(cache))
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=tmp_path, timeout=120)
+    assert victim.read_text() == "precious\n"
+    assert cache.is_file() and not cache.is_symlink() and "autotune table" in cache.read_text()

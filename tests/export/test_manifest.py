@@ -197,3 +197,17 @@ def test_manifest_entries_stay_inside_the_folder(fake_cpp_export, tmp_path):
     (folder / MANIFEST).write_text(json.dumps(huge))
     with pytest.raises(IntegrityError, match="more than"):
         check_manifest(folder)
+
+
+def test_an_onnx_file_with_external_data_is_not_served(onnx_run, tmp_path, capsys, monkeypatch):
+    """Before: weights read from an external file beside it, which no digest covers,
+    changed what predict answered."""
+    from onnx.external_data_helper import convert_model_to_external_data
+    model = onnx.load(str(copy_export(onnx_run, tmp_path)))
+    convert_model_to_external_data(model, all_tensors_to_one_file=True, location="secret.bin", size_threshold=0)
+    crafted = tmp_path / "crafted.onnx"
+    onnx.save_model(model, str(crafted))  # writes crafted.onnx and secret.bin beside it
+    write_sidecar(crafted)
+    monkeypatch.chdir(tmp_path)
+    assert main(["predict", str(crafted), "--count", "4"]) == 2
+    assert "external files (secret.bin)" in capsys.readouterr().err

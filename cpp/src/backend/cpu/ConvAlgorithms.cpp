@@ -284,22 +284,27 @@ void writeFile(const std::string &path, const std::map<std::string, ConvAlgorith
     if (target.has_parent_path()) {
         std::filesystem::create_directories(target.parent_path(), ec);
     }
-    const std::string tmp = fmt::format("{}.{}.tmp", path, static_cast<long>(::getpid()));
-    {
-        std::ofstream out(tmp, std::ios::trunc);
-        if (!out) {
-            return;
-        }
-        out << "# aidge_incremental convolution autotune table: <shape/threads/BLAS kernels> <algorithm>\n"
-               "# measured at first use; delete this file or set AIDGE_INCREMENTAL_AUTOTUNE=rebuild "
-               "to measure again\n";
-        for (const auto &entry : merged) {
-            out << entry.first << ' ' << convAlgorithmName(entry.second) << '\n';
-        }
-        if (!out.flush()) {
-            std::filesystem::remove(tmp, ec);
-            return;
-        }
+    // a fresh name created exclusively (mkstemp: O_CREAT | O_EXCL, never through a planted link)
+    std::string tmp = path + ".XXXXXX";
+    const int fd = ::mkstemp(tmp.data());
+    if (fd < 0) {
+        return;
+    }
+    std::string text = "# aidge_incremental convolution autotune table: <shape/threads/BLAS kernels> <algorithm>\n"
+                       "# measured at first use; delete this file or set AIDGE_INCREMENTAL_AUTOTUNE=rebuild "
+                       "to measure again\n";
+    for (const auto &entry : merged) {
+        text += entry.first + ' ' + convAlgorithmName(entry.second) + '\n';
+    }
+    bool written = true;
+    for (std::size_t done = 0; done < text.size() && written;) {
+        const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+        written = n > 0;
+        done += written ? static_cast<std::size_t>(n) : 0;
+    }
+    if (::close(fd) != 0 || !written) {
+        std::filesystem::remove(tmp, ec);
+        return;
     }
     std::filesystem::rename(tmp, target, ec);
     if (ec) {
