@@ -16,6 +16,7 @@ compressed size (and never less than ``MIN_EXPANSION_BOUND``).
 """
 from __future__ import annotations
 
+import errno
 import os
 import pathlib
 import stat

@@ -22,6 +22,15 @@ and refuses (naming the cell) a directory holding a run of another
 configuration. A failed or killed cell is reported with the end of its log
 (``OUTPUT/<cell>/cell.log``) and tried again up to ``retries`` times.
 
+A grid makes at most :data:`MAX_CELLS` cells (10,000: the product of its axes'
+lengths, and each variant's, counted before any cell is made), and a sweep runs
+at most :data:`MAX_JOBS` cells at once with at most :data:`MAX_THREADS` threads each.
+
+Files of the sweep's folder are opened without following links and refused
+unless regular (a ``cell.log`` or ``.sweep-token`` planted as a link to a
+victim file, a FIFO or /dev/zero); a Ray worker without the driver's folder
+runs its cells in a private folder of its own (mode 0700, the user's).
+
 Executors (:data:`EXECUTORS`): ``local`` (processes on this machine, OpenMP and
 BLAS threads per job so that jobs × threads ≤ cores), ``ray`` (a Ray task per
 cell; Ray is an optional extra, imported only there) and ``inline`` (this
@@ -34,14 +43,18 @@ import contextlib
 import ctypes
 import dataclasses
 import difflib
+import errno
+import fcntl
 import hashlib
 import itertools
 import json
+import math
 import os
 import pathlib
 import re
 import secrets
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -51,17 +64,17 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from .checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
 from .config import COMMON_OPTIONS, ExperimentConfig, _unknown_message, method_options
 from .evaluation import RunResult
-from .files import atomic_write
+from .files import atomic_write, open_regular, read_bounded
 from .methods import METHODS
 from .options import ConfigError, Option, load_config_file
 from .registry import Registry
 from .rundir import run_directory
-from .table import (CELL_NAME, MANIFEST, MANIFEST_FORMAT, MANIFEST_VERSION, REPEAT_KEYS, TableError, _text,
-                    read_results)
+from .table import (CELL_NAME, MANIFEST, MANIFEST_FORMAT, MANIFEST_VERSION, MAX_RESULTS_BYTES, REPEAT_KEYS,
+                    TableError, _text, read_results)
 from .training import TRAINING_OPTIONS
 
-__all__ = ["Cell", "CellOutcome", "EXECUTORS", "Grid", "InlineExecutor", "LocalExecutor", "RayExecutor", "SweepError",
-           "SweepReport", "cell_state", "compare", "run_sweep"]
+__all__ = ["Cell", "CellOutcome", "EXECUTORS", "Grid", "InlineExecutor", "LocalExecutor", "MAX_CELLS", "MAX_JOBS",
+           "MAX_THREADS", "RayExecutor", "SweepError", "SweepReport", "cell_state", "compare", "run_sweep"]
 
 #: the keys of a grid file
 GRID_KEYS = ("base", "grid", "variants")
@@ -75,9 +88,17 @@ CELL_CONFIG, CELL_LOG = "cell.json", "cell.log"
 RETURNED_FILES = ("results.json", "results.csv", "accuracy.png", CELL_LOG)
 #: lines of a failed cell's log shown in the report
 ERROR_LINES = 12
+#: bytes of the end of a failed cell's log read for its report
+LOG_TAIL_BYTES = 16 << 10
+#: most cells a grid may make (base x axes, and each variant's): a paper's grid has tens to hundreds
+MAX_CELLS = 10_000
+#: most cells run at once (--jobs) and threads per cell (--threads)
+MAX_JOBS = MAX_THREADS = 1024
 #: seconds between two writes of sweep.json while cells finish (it is written at the end too)
 MANIFEST_EVERY = 2.0
 _TOKEN = ".sweep-token"
+#: what a sweep's token is: secrets.token_hex(8)
+_TOKEN_TEXT = re.compile(r"^[0-9a-f]{16}$")
 
 
 class SweepError(ValueError):
@@ -205,13 +226,32 @@ class Grid:
         for name, values in self.axes.items():
             if not isinstance(values, list) or not values:
                 raise SweepError(f"{where}: grid axis {name!r} must be a non-empty list of values, got {values!r}")
+        count = self.count()
+        if count > MAX_CELLS:
+            sizes = " x ".join(str(len(v)) for v in self.axes.values()) or "1"
+            raise SweepError(f"{where} makes {count} cells (axes of {sizes} values"
+                             + (f", {len(self.variants)} variant(s)" if self.variants else "")
+                             + f"), more than the {MAX_CELLS} a sweep may have: split it into several grid files "
+                               "(each with its own --output-dir) or remove values")
+        for name, values in self.axes.items():
             if known[name].sequence and not all(isinstance(v, list) for v in values):
                 raise SweepError(f"{where}: grid axis {name!r} takes lists ({name} is a list option): write "
                                  f"{name}: [{json.dumps(known[name].default or [1])}, ...]")
-            texts = [json.dumps(v, sort_keys=True) for v in values]
-            twice = sorted({t for t in texts if texts.count(t) > 1})
+            counts = collections.Counter(json.dumps(v, sort_keys=True) for v in values)
+            twice = sorted(t for t, n in counts.items() if n > 1)
             if twice:
                 raise SweepError(f"{where}: grid axis {name!r} lists {', '.join(twice)} more than once")
+
+    def count(self) -> int:
+        """How many cells the grid makes, counted without making them: the
+        product of the axes' lengths (when the grid's own cells exist), and for
+        each variant the product of the lengths of the axes it does not set."""
+        total = 0
+        if ROW_AXIS in self.axes or not self.variants:
+            total += math.prod(len(v) for v in self.axes.values())
+        for fixed in self.variants.values():
+            total += math.prod(len(v) for k, v in self.axes.items() if k not in fixed)
+        return total
 
     def cells(self, output_dir=None) -> List[Cell]:
         """Every cell, validated; the first invalid one raises :class:`SweepError`
@@ -442,7 +482,11 @@ def _spawn(spec: dict, threads: int) -> _Process:
     if spec["state"] == "resume":
         args = ["run", "--resume", str(directory)]
     else:
-        atomic_write(directory / CELL_CONFIG, json.dumps(spec["config"], indent=1).encode())
+        try:
+            atomic_write(directory / CELL_CONFIG, json.dumps(spec["config"], indent=1).encode())
+        except OSError as e:
+            raise SweepError(f"cannot write the cell's configuration {directory / CELL_CONFIG}: "
+                             f"{e.strerror or e}") from None
         args = ["run", "--config", str(directory / CELL_CONFIG)] + (["--overwrite"] if spec["overwrite"] else [])
     command = [sys.executable, "-m", "aidge_incremental.cli", *args, "--no-progress"]
     env = {**os.environ, **_thread_env(threads)}
@@ -450,7 +494,7 @@ def _spawn(spec: dict, threads: int) -> _Process:
     package_root = str(pathlib.Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join([package_root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     log_path = directory / CELL_LOG
-    with open(log_path, "ab") as log:
+    with _open_log(log_path) as log:
         offset = log.tell()
         log.write(f"--- attempt {spec['attempt']} of {spec['attempts']}, {time.strftime('%Y-%m-%d %H:%M:%S')}, "
                   f"{threads} thread(s): {' '.join(command)}\n".encode())
@@ -483,14 +527,70 @@ def _reap(process: _Process, block: bool = False) -> Optional[CellOutcome]:
                        usage.ru_utime + usage.ru_stime)
 
 
-def _log_tail(path: pathlib.Path, offset: int, lines: int = ERROR_LINES) -> str:
+def _not_a_link(path: pathlib.Path, what: str) -> pathlib.Path:
+    """``path``, refused (:class:`SweepError` naming it) if it is a symbolic link;
+    the readers of :mod:`.files` then open it with ``O_NOFOLLOW`` (a link swapped
+    in after this check is refused there too)."""
+    if os.path.islink(path):
+        raise SweepError(f"{what} {path} is a symbolic link: not followed")
+    return path
+
+
+def _open_log(path: pathlib.Path):
+    """A cell's log, opened to append (created if need be) without following a
+    link and refused unless a regular file: a ``cell.log`` planted as a link to
+    a victim file, a FIFO (opened without blocking) or a device raises
+    :class:`SweepError` naming it."""
+    flags = (os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+             | getattr(os, "O_CLOEXEC", 0))
+    fix = "remove it (a cell's log is a file of its own)"
     try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            text = f.read()[-16384:].decode("utf-8", errors="replace")
+        fd = os.open(path, flags, 0o666)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise SweepError(f"cell log {path} is a symbolic link: not written through; {fix}") from None
+        if e.errno == errno.ENXIO:  # a FIFO nobody reads
+            raise SweepError(f"cell log {path} is not a regular file (a FIFO): not written; {fix}") from None
+        raise SweepError(f"cannot write cell log {path}: {e.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((n for test, n in ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"),
+                                           (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"),
+                                           (stat.S_ISDIR, "directory")) if test(mode)), "special file")
+            raise SweepError(f"cell log {path} is not a regular file (a {kind}): not written; {fix}")
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        os.lseek(fd, 0, os.SEEK_END)
+        return os.fdopen(fd, "ab")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _log_tail(path: pathlib.Path, offset: int, lines: int = ERROR_LINES) -> str:
+    """The last ``lines`` lines of what an attempt wrote to its log (from
+    ``offset``), read from at most its last :data:`LOG_TAIL_BYTES` bytes; a log
+    that is no longer a regular file of its own is not read (the reason is told)."""
+    try:
+        fd = open_regular(_not_a_link(path, "cell log"), "cell log", SweepError, follow_links=False)
+    except SweepError as e:
+        return f"(its log is not read: {e})"
+    try:
+        size = os.fstat(fd).st_size
+        os.lseek(fd, max(offset, size - LOG_TAIL_BYTES), os.SEEK_SET)
+        chunks, left = [], LOG_TAIL_BYTES
+        while left > 0:
+            block = os.read(fd, left)
+            if not block:
+                break
+            chunks.append(block)
+            left -= len(block)
     except OSError:
         return ""
-    kept = [line for line in text.splitlines()[1:] if line.strip()]  # the attempt's header left out
+    finally:
+        os.close(fd)
+    text = b"".join(chunks).decode("utf-8", errors="replace")
+    kept = [line for line in text.splitlines()[1:] if line.strip()]  # the attempt's header (or a cut line) left out
     return "\n".join(kept[-lines:])
 
 
@@ -592,39 +692,102 @@ class InlineExecutor:
         pass
 
 
+def _private_folder(path: pathlib.Path) -> pathlib.Path:
+    """``path``, a folder only this user can enter: made with mode 0700, or, if
+    it exists, checked to be a folder (not a link) of this user's that no one
+    else may read or write; :class:`SweepError` naming it otherwise."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise SweepError(f"cannot make the sweep's scratch folder {path}: {e.strerror}") from None
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode):
+        raise SweepError(f"the sweep's scratch folder {path} is not a folder (a link or a file): not used; "
+                         "remove it")
+    if info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise SweepError(f"the sweep's scratch folder {path} belongs to user {info.st_uid} with mode "
+                         f"{stat.S_IMODE(info.st_mode):o}: it must be this user's ({os.getuid()}) with mode 700 "
+                         "(others could plant links in it); remove it, or set TMPDIR to a folder of your own")
+    return path
+
+
+def _scratch_directory(token, name) -> pathlib.Path:
+    """Where a worker without the driver's folder runs cell ``name`` of sweep
+    ``token``: ``<temp>/aidge-incremental-sweeps-<uid>/<token>/<name>``, every
+    folder private (mode 0700), kept between tasks (a cell tried again on that
+    node resumes there)."""
+    if not isinstance(token, str) or not _TOKEN_TEXT.match(token):
+        raise SweepError(f"sweep token {token!r} is not a sweep's token (16 hex digits)")
+    if not isinstance(name, str) or not CELL_NAME.match(name):
+        raise SweepError(f"cell name {name!r} is not one path component")
+    root = _private_folder(pathlib.Path(tempfile.gettempdir()) / f"aidge-incremental-sweeps-{os.getuid()}")
+    return _private_folder(_private_folder(root / token) / name)
+
+
 def _ray_cell(spec: dict) -> dict:
     """A cell run by a Ray worker: the same process as a local job. Where the
     worker does not see the driver's sweep folder (no shared filesystem), the
-    cell runs in a folder of the worker's temporary directory, kept between
-    tasks (a cell tried again on that node resumes), and its result files come
-    back with the task's value."""
+    cell runs in a private folder of the worker's temporary directory (see
+    :func:`_scratch_directory`), and its result files come back with the task's value."""
+    def failed(error: str) -> dict:
+        return {"outcome": dataclasses.asdict(CellOutcome(spec["name"], spec["attempt"], False, error=error)),
+                "files": {}}
+
     directory = pathlib.Path(spec["directory"])
     shared = _read_token(directory.parent) == spec["token"]
     if not shared:
-        directory = pathlib.Path(tempfile.gettempdir()) / "aidge-incremental-sweeps" / spec["token"] / spec["name"]
+        try:
+            directory = _scratch_directory(spec["token"], spec["name"])
+        except SweepError as e:
+            return failed(str(e))
         spec = {**spec, "directory": str(directory), "config": {**spec["config"], "output_dir": str(directory)}}
         try:
             spec["state"] = cell_state(directory, spec["config"], spec["name"], spec["overwrite"])[0]
         except SweepError as e:
-            return {"outcome": dataclasses.asdict(CellOutcome(spec["name"], spec["attempt"], False, error=str(e))),
-                    "files": {}}
+            return failed(str(e))
     if spec["state"] == "done":
         outcome = CellOutcome(spec["name"], spec["attempt"], True)
     else:
-        outcome = _reap(_spawn(spec, spec["threads"]), block=True)
+        try:
+            process = _spawn(spec, spec["threads"])
+        except SweepError as e:
+            return failed(str(e))
+        outcome = _reap(process, block=True)
     files = {}
     if not shared:
-        for name in RETURNED_FILES:
-            with contextlib.suppress(OSError):
-                files[name] = (directory / name).read_bytes()
+        for name in RETURNED_FILES:  # the cell's own files: no link followed, nothing but a regular file
+            if os.path.lexists(directory / name):
+                with contextlib.suppress(SweepError):
+                    files[name] = read_bounded(_not_a_link(directory / name, "cell file"), "cell file",
+                                               limit=MAX_RESULTS_BYTES, error=SweepError, follow_links=False)
     return {"outcome": dataclasses.asdict(outcome), "files": files, "node": os.uname().nodename}
 
 
-def _read_token(folder: pathlib.Path) -> Optional[str]:
+def _read_token(folder: pathlib.Path, strict: bool = False) -> Optional[str]:
+    """The sweep's token in ``folder`` (16 hex digits), None where there is none.
+
+    Read bounded, refusing a link, FIFO or device: ``strict`` (the driver, in
+    its own folder) raises :class:`SweepError` naming the file; otherwise (a
+    Ray worker looking for the driver's folder) such a file is no token."""
+    path = pathlib.Path(folder) / _TOKEN
     try:
-        return (folder / _TOKEN).read_text().strip()
-    except (OSError, UnicodeDecodeError):
+        os.lstat(path)
+    except OSError:
         return None
+    try:
+        raw = read_bounded(_not_a_link(path, "sweep token"), "sweep token", limit=64, error=SweepError,
+                           follow_links=False)
+        text = raw.decode("ascii").strip()
+        if not _TOKEN_TEXT.match(text):
+            raise SweepError(f"sweep token {path} holds {raw[:40]!r}, not a sweep's token (16 hex digits)")
+    except (SweepError, UnicodeDecodeError) as e:
+        if not strict:
+            return None
+        why = str(e) if isinstance(e, SweepError) else f"sweep token {path} is not ASCII text"
+        raise SweepError(f"{why}; remove {path} (the sweep writes a new one)") from None
+    return text
 
 
 class RayExecutor:
@@ -771,9 +934,12 @@ def run_sweep(grid: Grid, output_dir=None, executor: str = "local", jobs: Option
     say = log or (lambda *_: None)
     if not isinstance(retries, int) or retries < 0:
         raise SweepError(f"retries must be an integer >= 0, got {retries!r}")
-    for name, value in (("jobs", jobs), ("threads", threads)):
-        if value is not None and (not isinstance(value, int) or value < 1):
+    for name, value, most, what in (("jobs", jobs, MAX_JOBS, "cells run at once"),
+                                    ("threads", threads, MAX_THREADS, "threads per cell")):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             raise SweepError(f"{name} must be an integer >= 1, got {value!r}")
+        if value is not None and value > most:
+            raise SweepError(f"--{name} {value}: at most {most} {what}; give a smaller --{name}")
     try:
         executor_class = EXECUTORS[executor]
     except KeyError as e:
@@ -792,7 +958,7 @@ def run_sweep(grid: Grid, output_dir=None, executor: str = "local", jobs: Option
     output_dir = pathlib.Path(output_dir) if output_dir is not None else None
     with run_directory(output_dir, resuming=True) if output_dir is not None else contextlib.nullcontext():
         if output_dir is not None:
-            if _read_token(output_dir) is None:
+            if _read_token(output_dir, strict=True) is None:
                 atomic_write(output_dir / _TOKEN, secrets.token_hex(8).encode())
             _write_manifest(output_dir, grid, cells, report)
         todo = [c for c in cells if states[c.name][0] != "done"]
@@ -838,7 +1004,7 @@ def _drive(runner, todo: List[Cell], report: SweepReport, retries: int, overwrit
     """Start cells as slots free up, collect their outcomes, retry failures."""
     pending = collections.deque(todo)
     running: Dict[Any, Cell] = {}
-    token = _read_token(output_dir) if output_dir is not None else None
+    token = _read_token(output_dir, strict=True) if output_dir is not None else None
     total, finished = len(todo), 0
     written = time.monotonic()
     try:
@@ -858,7 +1024,12 @@ def _drive(runner, todo: List[Cell], report: SweepReport, retries: int, overwrit
                 spec = {"name": cell.name, "directory": str(cell.directory) if cell.directory else None,
                         "config": cell.config.to_dict(), "state": state, "overwrite": overwrite and attempt == 1,
                         "attempt": attempt, "attempts": retries + 1, "token": token}
-                running[runner.start(spec)] = cell
+                try:
+                    running[runner.start(spec)] = cell
+                except SweepError as e:  # its log is a link or a FIFO...: the cell cannot start, the others run
+                    attempts.append(CellOutcome(cell.name, attempt, False, error=str(e)))
+                    finished += 1
+                    say(f"[{finished}/{total}] {cell.name}: failed: {e}")
             for handle, outcome in runner.wait(list(running), timeout=0.5):
                 cell = running.pop(handle)
                 attempts = report.outcomes[cell.name]

@@ -19,7 +19,13 @@ The metrics are recomputed from each run's accuracy matrix (never read from
 the file's summary): average incremental accuracy (Rebuffi et al. 2017),
 accuracy after the last step, average forgetting (Chaudhry et al. 2018).
 
-Result files and manifests are untrusted: read bounded, every field checked.
+Result files and manifests are untrusted: read bounded, every field checked
+(a manifest's row or protocol holding a control character is refused). Names
+and settings reach the three formats neutralised: in CSV a text starting with
+``=``, ``+``, ``-``, ``@``, a tab or a carriage return (a formula to a
+spreadsheet) gets a ``'`` first, numbers excepted; in Markdown ``|``, ``\\``
+and ``<`` are escaped; in LaTeX the special characters are; and in all three
+a control character (a newline) becomes a space.
 """
 from __future__ import annotations
 
@@ -56,6 +62,11 @@ PLACE_KEYS = ("output_dir", "export_dir", "export_target", "data_dir")
 MAX_RESULTS_BYTES = 64 << 20
 #: a cell's name: one path component, no dot first
 CELL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=,-]{0,199}$")
+#: characters no name or setting of a table holds (newlines would break a Markdown row or a LaTeX comment)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: first characters that make a spreadsheet read a CSV cell as a formula (OWASP's CSV injection)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
 class TableError(ValueError):
@@ -168,6 +179,9 @@ def read_manifest(directory) -> dict:
                 or not isinstance(cell.get("protocol"), dict) or not isinstance(cell.get("config"), dict):
             raise TableError(f"sweep manifest {path}: cell {i} must have a name (one path component), "
                              "a row, a protocol and a config")
+        if _CONTROL.search(cell["row"]) or _CONTROL.search(protocol_label(cell["protocol"])):
+            raise TableError(f"sweep manifest {path}: cell {cell['name']}: its row or protocol holds a control "
+                             "character (a newline?); rows and protocols are one line of text")
         if cell["name"] in names:
             raise TableError(f"sweep manifest {path}: cell {cell['name']!r} is listed twice")
         names.add(cell["name"])
@@ -372,12 +386,12 @@ class ResultTable:
         return [f"{p} {title}" if p else title for p in self.protocols for _, title in METRICS]
 
     def markdown(self) -> str:
-        lines = ["| method | " + " | ".join(self._headers()) + " |",
+        lines = ["| method | " + " | ".join(_markdown(h) for h in self._headers()) + " |",
                  "|---|" + "---|" * (len(self.protocols) * len(METRICS))]
         for row in self.rows:
             entries = [self._entry(self.cells.get((row, p)), m) for p in self.protocols for m, _ in METRICS]
-            lines.append(f"| {row} | " + " | ".join(entries) + " |")
-        return "\n".join(lines) + "\n\n" + self.note() + "\n"
+            lines.append(f"| {_markdown(row)} | " + " | ".join(entries) + " |")
+        return "\n".join(lines) + "\n\n" + _one_line(self.note()) + "\n"
 
     def csv(self) -> str:
         """One line per row and protocol, in %, with full precision."""
@@ -391,7 +405,8 @@ class ResultTable:
                     continue
                 seeds = " ".join(str(r.result.config.get("seed")) for r in s.runs)
                 stats = [v for m, _ in METRICS for v in (100 * s.mean(m), 100 * s.sd(m))]
-                writer.writerow([row, p, s.n, seeds] + ["" if math.isnan(v) else repr(v) for v in stats])
+                writer.writerow([_csv(row), _csv(p), s.n, _csv(seeds)]
+                                + ["" if math.isnan(v) else repr(v) for v in stats])
         return out.getvalue()
 
     def latex(self) -> str:
@@ -410,7 +425,7 @@ class ResultTable:
             entries = [self._entry(self.cells.get((row, p)), m, latex=True) for p in self.protocols
                        for m, _ in METRICS]
             lines.append(_latex(row) + " & " + " & ".join(entries) + r" \\")
-        lines += [r"\bottomrule", r"\end{tabular}", "% " + self.note().replace("%", r"\%")]
+        lines += [r"\bottomrule", r"\end{tabular}", "% " + _one_line(self.note()).replace("%", r"\%")]
         return "\n".join(lines) + "\n"
 
     def format(self, fmt: str) -> str:
@@ -464,8 +479,30 @@ class ResultTable:
 
 
 _LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-          "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+          "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+          "[": "{[}", "]": "{]}"}  # a [ after \\ would be its optional argument
+
+
+def _one_line(text: str) -> str:
+    """``text`` with its control characters (newlines, tabs, escapes) as spaces."""
+    return _CONTROL.sub(" ", text)
 
 
 def _latex(text: str) -> str:
-    return "".join(_LATEX.get(c, c) for c in text)
+    return "".join(_LATEX.get(c, c) for c in _one_line(text))
+
+
+def _markdown(text: str) -> str:
+    """A table cell of one line: ``|`` (which would end the cell), ``\\`` and ``<`` (raw HTML) escaped."""
+    return re.sub(r"([\\|<])", r"\\\1", _one_line(text))
+
+
+def _csv(text: str) -> str:
+    """A CSV cell no spreadsheet reads as a formula, on one line: text starting
+    (after any spaces) with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return
+    gets a ``'`` first (OWASP's advice), unless it is a plain number; control
+    characters then become spaces (the csv module leaves a lone ``\\r`` unquoted)."""
+    if (text.startswith(_FORMULA_START) or text.lstrip().startswith(_FORMULA_START)) \
+            and not _NUMBER.match(text.strip()):
+        text = "'" + text
+    return _one_line(text)

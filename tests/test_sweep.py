@@ -16,7 +16,8 @@ import pytest
 
 from aidge_incremental.checkpoint import checkpoint_path
 from aidge_incremental.cli import main
-from aidge_incremental.sweep import Grid, SweepError, _ray_cell, cell_state, compare, run_sweep
+from aidge_incremental.sweep import (MAX_CELLS, Grid, SweepError, _log_tail, _ray_cell, cell_state, compare,
+                                     run_sweep)
 from aidge_incremental.table import ResultTable, collect_runs
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -451,7 +452,10 @@ def test_a_ray_task_without_the_shared_folder_runs_in_its_own_and_returns_the_fi
     value = _ray_cell(spec)
     assert value["outcome"]["ok"], value["outcome"]["error"]
     assert not (tmp_path / "driver").exists(), "nothing written where the driver's folder would be"
-    ran = tmp_path / "worker-tmp" / "aidge-incremental-sweeps" / "feedfacefeedface" / "finetune"
+    root = tmp_path / "worker-tmp" / f"aidge-incremental-sweeps-{os.getuid()}"
+    ran = root / "feedfacefeedface" / "finetune"
+    for folder in (root, root / "feedfacefeedface", ran):  # no other user may plant links there
+        assert folder.stat().st_mode & 0o777 == 0o700 and not folder.is_symlink()
     assert (ran / "results.json").read_bytes() == value["files"]["results.json"]
     assert set(value["files"]) == {"results.json", "results.csv", "accuracy.png", "cell.log"}
     assert json.loads(value["files"]["results.json"])["config"]["output_dir"] == str(ran)
@@ -524,3 +528,184 @@ def test_compare_returns_the_trained_methods(tmp_path):
     assert results["lwf"].trained_method.model.n_classes == 10
     with pytest.raises(SweepError, match="apply to none of the compared methods"):
         compare(["joint"], {"temperature": 2.0})
+
+
+# -- hostile files and sizes (what an attack on the sweep tried) -------------------------------
+
+@pytest.fixture
+def deadline():
+    """Fails the test, rather than hanging it, if a call blocks (a FIFO opened or read)."""
+    def expired(signum, frame):
+        raise TimeoutError("blocked: a FIFO was opened or read as a file")
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+ONE_CELL = "base: {method: finetune, epochs: 1, hidden: [8]}\n"
+
+
+def test_a_cell_log_planted_as_a_link_is_not_written_through(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (tmp_path / "sw" / "finetune").mkdir(parents=True)
+    (tmp_path / "sw" / "finetune" / "cell.log").symlink_to(victim)
+    lines = []
+    report = run_sweep(grid_of(ONE_CELL, tmp_path), tmp_path / "sw", retries=0, log=lines.append)
+    assert victim.read_text() == "precious\n", "nothing appended to the link's target"
+    assert report.failed == ["finetune"]
+    error = report.outcomes["finetune"][-1].error
+    assert f"cell log {tmp_path / 'sw' / 'finetune' / 'cell.log'} is a symbolic link" in error
+    assert "remove it" in error and any("finetune: failed" in line for line in lines)
+
+
+def test_a_cell_log_that_is_a_fifo_is_refused_without_blocking(tmp_path, deadline):
+    cell = tmp_path / "sw" / "finetune"
+    cell.mkdir(parents=True)
+    os.mkfifo(cell / "cell.log")
+    report = run_sweep(grid_of(ONE_CELL, tmp_path), tmp_path / "sw", retries=0)
+    assert "is not a regular file (a FIFO)" in report.outcomes["finetune"][-1].error
+    reader = os.open(cell / "cell.log", os.O_RDONLY | os.O_NONBLOCK)  # a FIFO someone reads opens: still refused
+    try:
+        report = run_sweep(grid_of(ONE_CELL, tmp_path), tmp_path / "sw", retries=0)
+        assert "is not a regular file (a FIFO)" in report.outcomes["finetune"][-1].error
+        assert os.read(reader, 100) == b"", "nothing written to the FIFO"
+    finally:
+        os.close(reader)
+
+
+def test_the_tail_of_a_failed_cells_log_is_read_bounded_from_a_file_of_its_own(tmp_path, deadline):
+    import tracemalloc
+    victim = tmp_path / "secret.txt"
+    victim.write_text("--- header\nthe secret\n")
+    (tmp_path / "link.log").symlink_to(victim)
+    tail = _log_tail(tmp_path / "link.log", 0)
+    assert "secret" not in tail and "is a symbolic link" in tail and "not read" in tail
+    os.mkfifo(tmp_path / "fifo.log")
+    assert "not a regular file (a FIFO)" in _log_tail(tmp_path / "fifo.log", 0)
+    # a log of 64 MiB: its last lines, read from its last bytes only
+    big = tmp_path / "big.log"
+    with open(big, "wb") as f:
+        f.write(b"--- attempt 1 of 1\n")
+        f.truncate(64 << 20)
+        f.seek(0, os.SEEK_END)
+        f.write(b"\n" + b"".join(b"line %d\n" % i for i in range(20)) + b"Error: the last line\n")
+    tracemalloc.start()
+    try:
+        tail = _log_tail(big, 0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert tail.splitlines()[-1] == "Error: the last line" and len(tail.splitlines()) == 12
+    assert peak < 1 << 20, f"{peak} bytes allocated to read the end of a log"
+
+
+@pytest.mark.parametrize("plant,message", [
+    ("link", "sweep token {path} is a symbolic link: not followed; remove {path}"),
+    ("fifo", "sweep token {path} is not a regular file (a FIFO)"),
+    ("large", "sweep token {path} holds 100000 bytes, more than the 64"),
+    ("path", "sweep token {path} holds b'../../etc\\n', not a sweep's token (16 hex digits)"),
+])
+def test_a_planted_sweep_token_is_refused_naming_it(tmp_path, deadline, plant, message):
+    out = tmp_path / "sw"
+    out.mkdir()
+    path = out / ".sweep-token"
+    if plant == "link":
+        (tmp_path / "victim").write_text("0123456789abcdef")
+        path.symlink_to(tmp_path / "victim")
+    elif plant == "fifo":
+        os.mkfifo(path)
+    elif plant == "large":
+        path.write_text("a" * 100000)
+    else:
+        path.write_text("../../etc\n")
+    with pytest.raises(SweepError) as e:
+        run_sweep(grid_of(ONE_CELL, tmp_path), out, executor="inline")
+    assert message.format(path=path) in str(e.value)
+    assert f"remove {path}" in str(e.value)
+    assert not (out / "finetune").exists(), "refused before any cell ran"
+
+
+def test_the_sweep_token_is_written_once_and_kept(tmp_path):
+    grid = grid_of(ONE_CELL, tmp_path)
+    run_sweep(grid, tmp_path / "sw", executor="inline")
+    token = (tmp_path / "sw" / ".sweep-token").read_text()
+    assert len(token) == 16 and int(token, 16) >= 0
+    run_sweep(grid, tmp_path / "sw", executor="inline")
+    assert (tmp_path / "sw" / ".sweep-token").read_text() == token
+
+
+def _ray_spec(tmp_path, token="feedfacefeedface"):
+    (cell,) = grid_of(ONE_CELL, tmp_path).cells(tmp_path / "driver")
+    return {"name": cell.name, "directory": str(cell.directory), "config": cell.config.to_dict(), "state": "new",
+            "overwrite": False, "attempt": 1, "attempts": 1, "token": token, "threads": 1}
+
+
+@pytest.mark.parametrize("plant", ["open to all", "a link", "a bad token", "a link in the cell's folder"])
+def test_a_ray_workers_scratch_folder_must_be_private(tmp_path, monkeypatch, plant):
+    """Where the driver's folder is not shared, the cell runs in the worker's
+    temporary directory: a folder there that others could write, a link, or a
+    token that is not one is refused, and nothing is written through a link."""
+    import tempfile
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "worker-tmp"))
+    (tmp_path / "worker-tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    root = tmp_path / "worker-tmp" / f"aidge-incremental-sweeps-{os.getuid()}"
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "cell.log").write_text("precious\n")
+    spec = _ray_spec(tmp_path)
+    if plant == "open to all":
+        root.mkdir()
+        root.chmod(0o777)
+        message = f"the sweep's scratch folder {root} belongs to user {os.getuid()} with mode 777"
+    elif plant == "a link":
+        root.symlink_to(victim)
+        message = f"the sweep's scratch folder {root} is not a folder (a link or a file)"
+    elif plant == "a bad token":
+        spec["token"] = "../../victim"
+        message = "sweep token '../../victim' is not a sweep's token"
+    else:
+        (root / "feedfacefeedface" / "finetune").mkdir(parents=True, mode=0o700)
+        root.chmod(0o700)
+        (root / "feedfacefeedface").chmod(0o700)
+        (root / "feedfacefeedface" / "finetune" / "cell.log").symlink_to(victim / "cell.log")
+        message = "cell.log is a symbolic link: not written through"
+    value = _ray_cell(spec)
+    assert not value["outcome"]["ok"] and message in value["outcome"]["error"], value["outcome"]["error"]
+    assert [p.name for p in victim.iterdir()] == ["cell.log"] and (victim / "cell.log").read_text() == "precious\n"
+
+
+def test_a_grid_of_too_many_cells_is_refused_before_any_is_made(tmp_path, capsys):
+    axes = ", ".join(f"{k}: [{', '.join(str(v) for v in values)}]" for k, values in (
+        ("seed", range(40)), ("epochs", range(1, 41)), ("lr", [round(0.001 * i, 3) for i in range(1, 41)]),
+        ("momentum", [round(0.01 * i, 2) for i in range(40)]), ("memory", range(1, 41))))
+    text = f"base: {{method: icarl}}\ngrid: {{{axes}}}\n"
+    assert len(text) < 2048, "a small file"
+    with pytest.raises(SweepError, match=rf"grid file .*grid.yaml makes 102400000 cells \(axes of 40 x 40 x 40 x 40 "
+                                         rf"x 40 values\), more than the {MAX_CELLS} a sweep may have: split it"):
+        grid_of(text, tmp_path)
+    assert main(["sweep", str(tmp_path / "grid.yaml"), "--output-dir", str(tmp_path / "sw"), "--dry-run"]) == 2
+    assert "more than the 10000 a sweep may have" in capsys.readouterr().err
+    # the variants count too: 100 x 100 cells are allowed, one variant more is not
+    square = "grid: {method: [icarl], seed: [%s], epochs: [%s]}\n" % (
+        ", ".join(str(i) for i in range(100)), ", ".join(str(i) for i in range(1, 101)))
+    assert grid_of(square, tmp_path, "square.yaml").count() == MAX_CELLS
+    with pytest.raises(SweepError, match=r"makes 20000 cells \(axes of 1 x 100 x 100 values, 1 variant\(s\)\)"):
+        grid_of(square + "variants: {again: {memory: 10}}\n", tmp_path, "more.yaml")
+
+
+@pytest.mark.parametrize("option,value,message", [
+    ("--jobs", "5000", "--jobs 5000: at most 1024 cells run at once"),
+    ("--threads", "100000", "--threads 100000: at most 1024 threads per cell"),
+])
+def test_jobs_and_threads_are_bounded(tmp_path, capsys, option, value, message):
+    (tmp_path / "grid.yaml").write_text(ONE_CELL)
+    assert main(["sweep", str(tmp_path / "grid.yaml"), "--output-dir", str(tmp_path / "sw"), option, value,
+                 "--dry-run"]) == 2
+    assert message in capsys.readouterr().err
+    with pytest.raises(SweepError, match=message):
+        run_sweep(Grid.from_file(tmp_path / "grid.yaml"), tmp_path / "sw", dry_run=True,
+                  **{option[2:]: int(value)})

