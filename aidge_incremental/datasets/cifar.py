@@ -7,9 +7,15 @@ ints. Unpickling runs whatever callable a file names, so a crafted batch would
 run code: the batches are read with a restricted unpickler that resolves only
 the globals NumPy's own array pickles use (``_reconstruct``, ``ndarray``,
 ``dtype``, ``_codecs.encode`` for strings re-pickled by Python 3 at protocol
-2, and for protocol 5 ``_frombuffer``, admitted as a checked equivalent of
-our own), refusing any other before it is called. What it returns is then
-checked field by field: nothing but the documented structure is accepted.
+2, and for protocol 5 ``_frombuffer``), each replaced by a checked equivalent
+of our own, refusing any other before it is called. An array is built only
+from data the pickle holds: ``_reconstruct`` makes nothing but NumPy's empty
+placeholder (``ndarray`` may be named as its type, never called), whose
+``__setstate__`` must bring exactly the bytes its shape and dtype need, and
+``_frombuffer``'s buffer must be exactly that size; all that unpickling
+allocates (arrays, re-encoded strings) is bounded by the ratio limit of
+:mod:`aidge_incremental.files` relative to the file's size. What it returns is
+then checked field by field: nothing but the documented structure is accepted.
 
 Archives are read as a stream (``.tar``, ``.tar.gz``, ``.tar.bz2``,
 ``.tar.xz``), their decompression bounded by the ratio limit of
@@ -19,7 +25,6 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import importlib
 import io
 import lzma
 import math
@@ -31,7 +36,8 @@ import zlib
 
 import numpy as np
 
-from ..files import MAX_FILE_BYTES, BoundedStream, open_regular, read_bounded, read_bounded_stream
+from ..files import (MAX_EXPANSION_RATIO, MAX_FILE_BYTES, BoundedStream, expansion_bound, open_regular,
+                     read_bounded, read_bounded_stream)
 from .base import Dataset, DatasetError, DatasetSource, from_arrays, register_dataset
 from .transforms import Augmentation, Normalization
 
@@ -40,59 +46,141 @@ __all__ = ["CIFAR_URL", "load_cifar", "read_cifar_batch"]
 CIFAR_URL = "the CIFAR page (www.cs.toronto.edu/~kriz/cifar.html), 'python version'"
 
 
-def _numpy_reconstruct():
-    for module in ("numpy._core.multiarray", "numpy.core.multiarray"):
-        try:
-            return importlib.import_module(module)._reconstruct
-        except (ImportError, AttributeError):
-            continue
-    raise ImportError("numpy's array unpickling helper (_reconstruct) was not found")
+class _Allocations:
+    """What one unpickling allocates (array data, re-encoded strings), bounded by
+    the ratio limit relative to the pickle's size: data shared through the pickle's
+    memo cannot be multiplied without bound."""
+
+    def __init__(self, size: int):
+        self.size, self.bound, self.total = size, expansion_bound(size), 0
+
+    def charge(self, nbytes: int, what: str) -> None:
+        self.total += nbytes
+        if self.total > self.bound:
+            raise pickle.UnpicklingError(
+                f"unpickling {what} would allocate {self.total} bytes in all, more than {self.bound} "
+                f"({MAX_EXPANSION_RATIO}x the file's {self.size} bytes, the decompression ratio limit)")
 
 
-def _latin1_encode(text, encoding="latin1"):
-    """``_codecs.encode`` as Python 3 pickles bytes at protocol 2: latin-1 only."""
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise pickle.UnpicklingError("_codecs.encode is admitted only to rebuild latin-1 bytes")
-    return text.encode("latin1")
-
-
-def _frombuffer(buffer, dtype, shape, order="C"):
-    """NumPy's protocol-5 array reconstruction (``numpy._core.numeric._frombuffer``),
-    with its arguments checked: bytes of a plain dtype, exactly the size the shape says."""
-    if not isinstance(buffer, (bytes, bytearray)):
-        raise pickle.UnpicklingError(f"an array's buffer must be bytes, got {type(buffer).__name__}")
-    if not isinstance(dtype, np.dtype) or dtype.hasobject:
+def _plain_dtype(dtype) -> np.dtype:
+    if not isinstance(dtype, np.dtype) or dtype.hasobject or dtype.subdtype is not None or dtype.itemsize == 0:
         raise pickle.UnpicklingError(f"an array's dtype must be a plain NumPy dtype, got {dtype!r}")
+    return dtype
+
+
+def _shape(shape) -> tuple:
     if not isinstance(shape, tuple) or not all(type(d) is int and d >= 0 for d in shape):
         raise pickle.UnpicklingError(f"an array's shape must be a tuple of sizes, got {shape!r}")
-    if order not in ("C", "F"):
-        raise pickle.UnpicklingError(f"an array's order must be 'C' or 'F', got {order!r}")
-    if len(buffer) != math.prod(shape) * dtype.itemsize:
-        raise pickle.UnpicklingError(f"an array of shape {shape} and dtype {dtype} needs "
-                                     f"{math.prod(shape) * dtype.itemsize} bytes, its buffer holds {len(buffer)}")
-    return np.frombuffer(buffer, dtype).reshape(shape, order=order)
+    return shape
+
+
+def _backed(buffer, shape: tuple, dtype: np.dtype) -> int:
+    """The byte count of an array of ``shape`` and ``dtype``, which ``buffer`` (bytes
+    from the pickle) must hold exactly."""
+    if not isinstance(buffer, (bytes, bytearray)):
+        raise pickle.UnpicklingError(f"an array's data must be bytes, got {type(buffer).__name__}")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if len(buffer) != nbytes:
+        raise pickle.UnpicklingError(f"an array of shape {shape} and dtype {dtype} needs {nbytes} bytes, "
+                                     f"its data holds {len(buffer)}")
+    return nbytes
+
+
+class _NdarrayName:
+    """What ``numpy.ndarray`` resolves to: the type NumPy's pickles hand to
+    ``_reconstruct``, which cannot be called (``ndarray(shape, dtype)`` would
+    allocate any size, uninitialised, from a few bytes of pickle)."""
+
+    def __new__(cls, *args, **kwargs):
+        raise pickle.UnpicklingError("numpy.ndarray may be named only as _reconstruct's type, not called")
+
+
+class _UnpickledArray(np.ndarray):
+    """An array as the unpickler builds it: its state (``__setstate__``, the BUILD
+    opcode) is checked first -- a plain dtype, and data bytes from the pickle that
+    are exactly what the shape and dtype need -- and what it allocates is charged
+    to the unpickling. Handed on as a plain ndarray (``np.asarray``)."""
+
+    def __setstate__(self, state):
+        allocations = getattr(self, "_allocations", None)
+        if allocations is None:
+            raise pickle.UnpicklingError("an array's state can be set only while it is unpickled")
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise pickle.UnpicklingError("an array's state must be (version, shape, dtype, fortran order, data)")
+        if len(state) == 5 and type(state[0]) is not int:
+            raise pickle.UnpicklingError(f"an array's state has version {state[0]!r}")
+        shape, dtype, fortran, data = state[-4:]
+        shape, dtype = _shape(shape), _plain_dtype(dtype)
+        if not isinstance(fortran, bool):
+            raise pickle.UnpicklingError(f"an array's Fortran order must be a bool, got {fortran!r}")
+        allocations.charge(_backed(data, shape, dtype), "an array")
+        super().__setstate__(state)
+
+
+def _reconstruct(allocations: _Allocations):
+    """``numpy._core.multiarray._reconstruct`` as NumPy's pickles call it: an empty
+    placeholder (type ``numpy.ndarray``, shape (0,), dtype 'b'), to be given its
+    shape, dtype and data by ``__setstate__``; anything else is refused."""
+    def reconstruct(subtype, shape, dtype):
+        if subtype is not _NdarrayName or shape != (0,) or dtype not in (b"b", "b"):
+            raise pickle.UnpicklingError(f"_reconstruct is admitted only as NumPy's pickles call it "
+                                         f"(numpy.ndarray, (0,), b'b'), got ({getattr(subtype, '__name__', subtype)!r}"
+                                         f", {shape!r}, {dtype!r})")
+        placeholder = np.ndarray.__new__(_UnpickledArray, (0,), np.uint8)
+        placeholder._allocations = allocations
+        return placeholder
+    return reconstruct
+
+
+def _latin1_encode(allocations: _Allocations):
+    """``_codecs.encode`` as Python 3 pickles bytes at protocol 2: latin-1 only."""
+    def encode(text, encoding="latin1"):
+        if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+            raise pickle.UnpicklingError("_codecs.encode is admitted only to rebuild latin-1 bytes")
+        allocations.charge(len(text), "a string")
+        return text.encode("latin1")
+    return encode
+
+
+def _frombuffer(allocations: _Allocations):
+    """NumPy's protocol-5 array reconstruction (``numpy._core.numeric._frombuffer``),
+    with its arguments checked: bytes of a plain dtype, exactly the size the shape says."""
+    def frombuffer(buffer, dtype, shape, order="C"):
+        dtype, shape = _plain_dtype(dtype), _shape(shape)
+        if order not in ("C", "F"):
+            raise pickle.UnpicklingError(f"an array's order must be 'C' or 'F', got {order!r}")
+        allocations.charge(_backed(buffer, shape, dtype), "an array")
+        array = np.frombuffer(buffer, dtype).reshape(shape, order=order).view(_UnpickledArray)
+        array._allocations = allocations  # a later BUILD on it is checked as _reconstruct's are
+        return array
+    return frombuffer
 
 
 _ALLOWED = {
-    ("numpy.core.numeric", "_frombuffer"): lambda: _frombuffer,
-    ("numpy._core.numeric", "_frombuffer"): lambda: _frombuffer,
-    ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct,
-    ("numpy", "ndarray"): lambda: np.ndarray,
-    ("numpy", "dtype"): lambda: np.dtype,
-    ("_codecs", "encode"): lambda: _latin1_encode,
+    ("numpy.core.numeric", "_frombuffer"): _frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _frombuffer,
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy", "ndarray"): lambda allocations: _NdarrayName,
+    ("numpy", "dtype"): lambda allocations: np.dtype,
+    ("_codecs", "encode"): _latin1_encode,
 }
 
 
 class _CifarUnpickler(pickle.Unpickler):
     """Resolves only the globals listed in ``_ALLOWED``; anything else is refused
-    before it can be called (no import, no attribute lookup of the named object)."""
+    before it can be called (no import, no attribute lookup of the named object).
+    What unpickling allocates is bounded relative to the pickle's ``size``."""
+
+    def __init__(self, file, size: int, **kwargs):
+        super().__init__(file, **kwargs)
+        self._allocations = _Allocations(size)
 
     def find_class(self, module, name):
         factory = _ALLOWED.get((module, name))
         if factory is None:
             raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed in a CIFAR batch")
-        return factory()
+        return factory(self._allocations)
 
     def persistent_load(self, pid):
         raise pickle.UnpicklingError("persistent references are not allowed in a CIFAR batch")
@@ -109,7 +197,7 @@ def read_cifar_batch(data: bytes, source, label_key: str):
     """``(images [N, 3, 32, 32] uint8, labels [N] int64)`` of one pickled batch,
     read without running any code the file names."""
     try:
-        batch = _CifarUnpickler(io.BytesIO(data), encoding="bytes").load()
+        batch = _CifarUnpickler(io.BytesIO(data), len(data), encoding="bytes").load()
     except Exception as e:  # pickle raises many types on a damaged or hostile file
         raise DatasetError(f"CIFAR file {source} is not a readable CIFAR pickle: {e}") from None
     try:
@@ -118,6 +206,9 @@ def read_cifar_batch(data: bytes, source, label_key: str):
         x, labels = _key(batch, "data"), _key(batch, label_key)
         if not isinstance(x, np.ndarray):
             raise DatasetError(f"'data' must be a NumPy array, got {type(x).__name__}")
+        x = np.asarray(x)  # a plain ndarray, not the unpickler's _UnpickledArray
+        if isinstance(labels, np.ndarray):
+            labels = np.asarray(labels)
         if x.dtype != np.uint8:
             # The format stores 0..255 bytes; a cast would destroy other data
             # (floats in [0, 1] would become 0 or 1).

@@ -5,9 +5,9 @@ import io
 import pathlib
 import zipfile
 
-import numpy as np
 
 from ..files import MAX_EXPANSION_RATIO, MAX_FILE_BYTES, expansion_bound, read_bounded
+from ..npyfile import read_npz
 from .base import Dataset, DatasetError, DatasetSource, from_arrays, register_dataset
 
 __all__ = ["NPZ_LAYOUT", "load_npz"]
@@ -44,8 +44,7 @@ def load_npz(path) -> Dataset:
             raise DatasetError(f"{path}: its arrays expand to {total} bytes, more than {bound}"
                                + (f" ({MAX_EXPANSION_RATIO}x the file's size, the decompression ratio limit: save "
                                   "it with np.savez, uncompressed)" if bound < MAX_FILE_BYTES else ""))
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+        arrays = read_npz(data, path, error=DatasetError)  # each header checked before allocating
     except DatasetError:
         raise
     except Exception as e:  # zipfile and numpy raise many types on a damaged file

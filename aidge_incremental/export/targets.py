@@ -27,7 +27,6 @@ it (``trust_binary``, see :mod:`.trust`).
 from __future__ import annotations
 
 import importlib.util
-import io
 import pathlib
 import shutil
 from dataclasses import dataclass
@@ -138,17 +137,15 @@ def predict_export(path, x_raw: np.ndarray, nme: bool = False, trust_binary: boo
 
 def read_samples(path) -> np.ndarray:
     """Raw samples from a ``.npy`` file handed to ``predict``: a regular file of
-    bounded size, read without pickle."""
+    bounded size, read without pickle, its header checked against its size before
+    anything is allocated (:func:`aidge_incremental.npyfile.load_npy`)."""
     from ..files import read_bounded
+    from ..npyfile import load_npy
     data = read_bounded(path, "sample file")
-    try:
-        x = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:80]
-        raise ValueError(f"{path} is not a plain numeric .npy array ({first}): save the samples with "
-                         "np.save(path, array)") from None
-    if not isinstance(x, np.ndarray):
+    if data[:4] == b"PK\x03\x04":
         raise ValueError(f"{path} holds several arrays (a .npz); give one .npy array of samples")
+    x = load_npy(data, path, ValueError, what="a plain numeric .npy array",
+                 hint=": save the samples with np.save(path, array)")
     if x.ndim == 0 or len(x) == 0:
         raise ValueError(f"{path} holds no sample")
     return x

@@ -42,3 +42,21 @@ def test_a_stated_layout_overrides_the_rule(rng):
         from_arrays(x[:, 0], y, layout="nhwc")
     with pytest.raises(DatasetError, match="layout must be one of auto, nchw, nhwc"):
         from_arrays(x, y, layout="chw")
+
+
+def test_an_npz_member_declaring_more_than_it_holds_is_refused_before_allocating(tmp_path):
+    """Before: np.load allocated the shape a member's .npy header declared (a 1e10-row
+    x_train in a file of a few hundred bytes)."""
+    import io
+    import zipfile
+    from numpy.lib import format as npy_format
+    header = io.BytesIO()
+    npy_format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (10 ** 10, 8, 8)})
+    path = tmp_path / "lying.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("x_train.npy", header.getvalue() + b"\0" * 64)
+        buf = io.BytesIO()
+        np.save(buf, np.zeros(3, np.int64))
+        z.writestr("y_train.npy", buf.getvalue())
+    with pytest.raises(DatasetError, match="lying.npz"):
+        load_npz(path)

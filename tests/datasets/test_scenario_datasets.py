@@ -387,6 +387,65 @@ class _Frombuffer:
         return frombuffer, (pickle.PickleBuffer(self.buffer), np.dtype(np.uint8), self.shape, "C")
 
 
+class _Reduces:
+    """Pickles as ``func(*args)``, then ``__setstate__(state)`` if a state is given."""
+
+    def __init__(self, func, args, state=None):
+        self.func, self.args, self.state = func, args, state
+
+    def __reduce__(self):
+        return (self.func, self.args) if self.state is None else (self.func, self.args, self.state)
+
+
+_RECONSTRUCT = np.arange(2).__reduce__()[0]      # numpy._core.multiarray._reconstruct
+_FROMBUFFER = np.arange(2).__reduce_ex__(5)[0]   # numpy._core.numeric._frombuffer
+_U1 = np.dtype(np.uint8)
+
+
+def _placeholder(state):
+    """An array pickled as NumPy pickles one: _reconstruct(ndarray, (0,), b'b'), then its state."""
+    return _Reduces(_RECONSTRUCT, (np.ndarray, (0,), b"b"), state)
+
+
+@pytest.mark.parametrize("case", ["ndarray called", "_reconstruct of a shape", "object state",
+                                  "state of a _frombuffer array", "short data"])
+def test_cifar_arrays_must_be_backed_by_the_pickles_bytes(tmp_path, rng, case):
+    """Before: numpy.ndarray(shape, dtype) and _reconstruct(ndarray, shape, dtype) were callable
+    from a pickle: a 600 kB file gave a 921 MB array of uninitialised memory as images (an
+    object-dtype state with fewer items than its shape even crashed NumPy)."""
+    folder, batches = cifar_folder(tmp_path, rng, n=4)
+    data, labels = batches["test_batch"]
+    n = 100
+    array = {"ndarray called": _Reduces(np.ndarray, ((n, 3072), _U1)),
+             "_reconstruct of a shape": _Reduces(_RECONSTRUCT, (np.ndarray, (n, 3072), _U1)),
+             "object state": _placeholder((1, (2, 3072), np.dtype(object), False, [0] * (2 * 3072))),
+             "state of a _frombuffer array": _Reduces(_FROMBUFFER, (b"", _U1, (0,), "C"),
+                                                      (1, (1, 3072), np.dtype(object), False, [0] * 3072)),
+             "short data": _placeholder((1, (n, 3072), _U1, False, bytes(10)))}[case]
+    for protocol in (2, 5):
+        (folder / "test_batch").write_bytes(pickle.dumps({b"data": array, b"labels": [0] * n}, protocol))
+        with pytest.raises(DatasetError, match="test_batch is not a readable CIFAR pickle"):
+            load_cifar(tmp_path, 10)
+    # the same construction with the data the shape needs loads (protocol 2, as the archives are)
+    (folder / "test_batch").write_bytes(pickle.dumps(
+        {b"data": _placeholder((1, data.shape, _U1, False, data.tobytes())), b"labels": labels}, 2))
+    np.testing.assert_array_equal(load_cifar(tmp_path, 10).x_test.reshape(len(data), -1), data)
+
+
+def test_cifar_unpickling_allocation_is_bounded_by_the_ratio_limit(tmp_path, rng, monkeypatch):
+    """Before: one byte string in the pickle's memo backed any number of arrays."""
+    from aidge_incremental import files
+    monkeypatch.setattr(files, "MIN_EXPANSION_BOUND", 1 << 20)
+    folder, _ = cifar_folder(tmp_path, rng, n=4)
+    raw = bytes(3072 * 20)  # pickled once, referenced by every array through the memo
+    arrays = [_placeholder((1, (20, 3072), _U1, False, raw)) for _ in range(120)]
+    payload = pickle.dumps({b"data": arrays, b"labels": [0] * 20}, 2)
+    assert len(payload) < 2 * len(raw) and 120 * len(raw) > files.MAX_EXPANSION_RATIO * len(payload)
+    (folder / "test_batch").write_bytes(payload)
+    with pytest.raises(DatasetError, match=r"test_batch is not a readable CIFAR pickle.*decompression ratio"):
+        load_cifar(tmp_path, 10)
+
+
 @pytest.mark.parametrize("cut", [10, 200, 0.5, 0.9])
 def test_a_truncated_cifar_archive_is_a_dataset_error(tmp_path, rng, cut):
     """Before: a truncated .tar.gz gave a bare EOFError traceback."""
