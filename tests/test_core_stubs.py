@@ -31,25 +31,10 @@ MODULES = {"": (_core, STUBS / "__init__.pyi"), "loss": (_core.loss, STUBS / "lo
 # ------------------------------------------------------------------ (a) staleness
 
 def split_top_level(text):
-    """Split a parameter list on the commas outside brackets and quotes."""
-    parts, depth, quote, current = [], 0, None, ""
-    for ch in text:
-        if quote:
-            quote = None if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append(current)
-            current = ""
-            continue
-        current += ch
-    if current.strip():
-        parts.append(current)
-    return parts
+    """Split a parameter list on the commas outside brackets and quotes (the
+    splitter the package's argument messages use)."""
+    from aidge_incremental._arguments import _split_top_level
+    return _split_top_level(text)
 
 
 def runtime_parameters(obj, name):
