@@ -318,8 +318,9 @@ def _run(run: _Prepared, progress, log) -> RunResult:
             groups = [scenario.step_classes(j) for j in range(step.index + 1)]
             with phase("evaluation"):
                 x_test = dataset.to_input(step.x_test)
+                evaluated = method.evaluate_all(x_test)
                 for name, history in histories.items():
-                    predicted, scores = method.evaluate(x_test, name)
+                    predicted, scores = evaluated[name]
                     history.record(step.y_test, predicted, groups, scores)
             if log is not None:
                 log(f"step {step.index}: classes {scenario.original_labels(step.classes).tolist()}, "

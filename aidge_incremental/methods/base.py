@@ -237,6 +237,11 @@ class IncrementalMethod(BatchHooks):
             return None
         return self.model.logits(x)[:, :self.n_known]  # a head with outputs for classes to come (DER++'s)
 
+    def evaluate_all(self, x: np.ndarray) -> Dict[str, Tuple[np.ndarray, Optional[np.ndarray]]]:
+        """:meth:`evaluate` of every classifier, ``{name: (predictions, scores)}``;
+        a method whose classifiers share one pass of the model overrides it."""
+        return {name: self.evaluate(x, name) for name in self.classifiers}
+
     def evaluate(self, x: np.ndarray, classifier: str = "head") -> Tuple[np.ndarray, Optional[np.ndarray]]:
         """``(predict(x, classifier), scores(x, classifier))`` from one pass of the
         model where the classifier allows it (a run evaluates every step so)."""

@@ -77,6 +77,14 @@ class ICaRL(IncrementalMethod):
             return self.nme.scores(self.model.features(x), self.model.n_classes)
         return super().scores(x, classifier)
 
+    def evaluate_all(self, x):
+        if set(self.classifiers) != {"nme", "head"} or self.model.n_classes != self.n_known:
+            return super().evaluate_all(x)
+        features, logits = self.model.features_and_logits(x)  # both classifiers from one pass
+        evaluated = {"nme": (self.nme.predict(features), self.nme.scores(features, self.model.n_classes)),
+                     "head": (logits.argmax(axis=1), logits)}
+        return {name: evaluated[name] for name in self.classifiers}
+
     def evaluate(self, x, classifier="nme"):
         if classifier == "nme":
             features = self.model.features(x)
