@@ -55,6 +55,16 @@ def _check_divisor(divisor: float) -> float:
     return divisor
 
 
+def _prepend(graph, entry, op, constant_name: str, value):
+    """``op(x, constant)`` added to ``graph`` in front of ``entry``; returns ``op``."""
+    constant = aidge_core.Producer(aidge_core.Tensor(value), constant_name, constant=True)
+    constant.add_child(op, 0, 1)
+    op.add_child(entry, 0, 0)
+    graph.add(op)
+    graph.add(constant)
+    return op
+
+
 def input_affine(divisor: float, normalization=None, channels: int = 1):
     """``(scale, shift)`` such that the model's input is ``raw · scale + shift``:
     ``1 / divisor`` and None without normalisation; per channel ``1 / (divisor·std)`` and
@@ -96,22 +106,9 @@ def _deployable(model: IncrementalModel, divisor: float, with_head: bool, scale:
     if scale:
         channels = model.input_shape[0] if len(model.input_shape) == 3 else 1
         factor_value, shift_value = input_affine(divisor, normalization, channels)
-        entry = first
-        if shift_value is not None:
-            add = aidge_core.Add(name="input_normalize")
-            shift = aidge_core.Producer(aidge_core.Tensor(shift_value), "input_normalize_shift", constant=True)
-            shift.add_child(add, 0, 1)
-            add.add_child(entry, 0, 0)
-            graph.add(add)
-            graph.add(shift)
-            entry = add
-        mul = aidge_core.Mul(name="input_scale")
-        factor = aidge_core.Producer(aidge_core.Tensor(factor_value), "input_scale_factor", constant=True)
-        factor.add_child(mul, 0, 1)
-        mul.add_child(entry, 0, 0)
-        graph.add(mul)
-        graph.add(factor)
-        first = mul
+        first = first if shift_value is None else \
+            _prepend(graph, first, aidge_core.Add(name="input_normalize"), "input_normalize_shift", shift_value)
+        first = _prepend(graph, first, aidge_core.Mul(name="input_scale"), "input_scale_factor", factor_value)
     elif normalization is not None:
         raise ValueError("an export without its input scaling (int8) cannot carry a normalisation")
     graph.set_ordered_inputs([(first, 0)])
